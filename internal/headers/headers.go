@@ -1,0 +1,115 @@
+// Package headers names the Kafka record headers hookline writes and reads,
+// and formats their values. Every header is a UTF-8 string prefixed
+// "hookline-" so any Kafka tool (kcat, kafka-console-consumer) can read it.
+package headers
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Headers on every record.
+const (
+	EventID        = "hookline-event-id"
+	ReceiptID      = "hookline-receipt-id"
+	Source         = "hookline-source"
+	ReceivedAt     = "hookline-received-at"
+	ContentType    = "hookline-content-type"
+	ConversationID = "hookline-conversation-id"
+)
+
+// Headers added on retry and DLQ records.
+const (
+	Attempt           = "hookline-attempt"
+	OriginalTopic     = "hookline-original-topic"
+	OriginalPartition = "hookline-original-partition"
+	OriginalOffset    = "hookline-original-offset"
+	OriginalTimestamp = "hookline-original-timestamp"
+	FirstFailedAt     = "hookline-first-failed-at"
+	FailedAt          = "hookline-failed-at"
+	Error             = "hookline-error"
+	ErrorClass        = "hookline-error-class"
+	ConsumerGroup     = "hookline-consumer-group"
+	DueAt             = "hookline-due-at" // retry records only
+)
+
+// Headers on replayed records.
+const (
+	ReplayedFrom = "hookline-replayed-from"
+	ReplayCount  = "hookline-replay-count"
+)
+
+// Values of ErrorClass.
+const (
+	ClassRetryable = "retryable"
+	ClassPermanent = "permanent"
+	ClassExhausted = "exhausted"
+	ClassMalformed = "malformed"
+)
+
+// MaxErrorLen bounds the Error header: the last error, cut to 1 KiB.
+const MaxErrorLen = 1024
+
+// TimeLayout is RFC 3339 with milliseconds, in UTC.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// FormatTime formats t as TimeLayout in UTC.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// ParseTime parses a time written by FormatTime (any RFC 3339 time works).
+func ParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
+// Get returns the value of the last header named key, and whether it exists.
+func Get(hs []kgo.RecordHeader, key string) (string, bool) {
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].Key == key {
+			return string(hs[i].Value), true
+		}
+	}
+	return "", false
+}
+
+// Value returns the value of the last header named key, or "".
+func Value(hs []kgo.RecordHeader, key string) string {
+	v, _ := Get(hs, key)
+	return v
+}
+
+// Int returns the header as an int, or def when it is missing or not a number.
+func Int(hs []kgo.RecordHeader, key string, def int) int {
+	v, ok := Get(hs, key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return def
+	}
+	return n
+}
+
+// Set replaces every header named key with one holding value, appending it
+// when absent. It returns the new slice.
+func Set(hs []kgo.RecordHeader, key, value string) []kgo.RecordHeader {
+	out := hs[:0:0]
+	for _, h := range hs {
+		if h.Key != key {
+			out = append(out, h)
+		}
+	}
+	return append(out, kgo.RecordHeader{Key: key, Value: []byte(value)})
+}
+
+// Cut shortens s to at most n bytes without splitting a UTF-8 sequence.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && s[i]&0xC0 == 0x80 {
+		i--
+	}
+	return s[:i]
+}

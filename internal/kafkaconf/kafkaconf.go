@@ -1,0 +1,196 @@
+// Package kafkaconf is the one place that turns hookline's Kafka settings
+// (seeds, client id, TLS, SASL) into franz-go client options.
+package kafkaconf
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Environment variables read for credentials, so they never appear in a
+// process list or shell history.
+const (
+	EnvSASLUsername = "HOOKLINE_SASL_USERNAME"
+	EnvSASLPassword = "HOOKLINE_SASL_PASSWORD"
+)
+
+// DefaultClientID is the client id sent to the brokers.
+const DefaultClientID = "hookline"
+
+// Config holds the connection settings of every Kafka client hookline makes.
+type Config struct {
+	Brokers  []string // seed brokers, host:port
+	ClientID string   // default DefaultClientID
+
+	TLS        bool   // enable TLS (implied by any TLS file or server name)
+	CAFile     string // PEM bundle to trust instead of the system roots
+	CertFile   string // client certificate (mTLS), with KeyFile
+	KeyFile    string
+	ServerName string // override the name checked in the broker's certificate
+
+	// SASLMechanism is "", "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	// Credentials come from SASLUsername/SASLPassword, which the CLI fills
+	// from HOOKLINE_SASL_USERNAME / HOOKLINE_SASL_PASSWORD.
+	SASLMechanism string
+	SASLUsername  string
+	SASLPassword  string
+
+	// DialTimeout bounds one connection attempt; default 10s.
+	DialTimeout time.Duration
+}
+
+// ParseBrokers splits a comma-separated seed list, dropping blanks.
+func ParseBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// FillFromEnv sets the SASL credentials from the environment where they are
+// empty.
+func (c *Config) FillFromEnv() {
+	if c.SASLUsername == "" {
+		c.SASLUsername = os.Getenv(EnvSASLUsername)
+	}
+	if c.SASLPassword == "" {
+		c.SASLPassword = os.Getenv(EnvSASLPassword)
+	}
+}
+
+// Opts returns the client options for c. Callers append their own options
+// (producer or consumer settings) after these.
+func (c Config) Opts() ([]kgo.Opt, error) {
+	if len(c.Brokers) == 0 {
+		return nil, errors.New("no Kafka brokers configured: set --brokers or HOOKLINE_BROKERS (host:port,host:port)")
+	}
+	id := c.ClientID
+	if id == "" {
+		id = DefaultClientID
+	}
+	dial := c.DialTimeout
+	if dial == 0 {
+		dial = 10 * time.Second
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(id),
+		kgo.DialTimeout(dial),
+	}
+	if c.TLS || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != "" {
+		tc, err := c.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if c.SASLMechanism != "" {
+		m, err := c.saslMechanism()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, nil
+}
+
+func (c Config) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read TLS CA file (--tls-ca): %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TLS CA file %s holds no PEM certificate", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return nil, errors.New("TLS client certificate needs both --tls-cert and --tls-key")
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func (c Config) saslMechanism() (sasl.Mechanism, error) {
+	if c.SASLUsername == "" || c.SASLPassword == "" {
+		return nil, fmt.Errorf("SASL %s needs a username and password: set %s and %s", c.SASLMechanism, EnvSASLUsername, EnvSASLPassword)
+	}
+	switch strings.ToUpper(c.SASLMechanism) {
+	case "PLAIN":
+		return plain.Auth{User: c.SASLUsername, Pass: c.SASLPassword}.AsMechanism(), nil
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: c.SASLUsername, Pass: c.SASLPassword}.AsSha256Mechanism(), nil
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: c.SASLUsername, Pass: c.SASLPassword}.AsSha512Mechanism(), nil
+	default:
+		return nil, fmt.Errorf("unknown SASL mechanism %q: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism)
+	}
+}
+
+// String describes c without secrets, for logs.
+func (c Config) String() string {
+	s := "brokers=" + strings.Join(c.Brokers, ",")
+	if c.TLS || c.CAFile != "" || c.CertFile != "" || c.ServerName != "" {
+		s += " tls=on"
+	}
+	if c.SASLMechanism != "" {
+		s += " sasl=" + c.SASLMechanism + " user=" + c.SASLUsername
+	}
+	return s
+}
+
+// NewClient builds a client from c plus extra options and checks that a
+// broker answers within ctx, so a wrong address or password fails at startup
+// with a message that says what to fix.
+func NewClient(ctx context.Context, c Config, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := c.Opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, c.explain(err)
+	}
+	return cl, nil
+}
+
+// explain wraps a connection error with the likely fix.
+func (c Config) explain(err error) error {
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed):
+		return fmt.Errorf("kafka at %s refused the SASL %s credentials of user %q: check %s and %s: %w",
+			strings.Join(c.Brokers, ","), c.SASLMechanism, c.SASLUsername, EnvSASLUsername, EnvSASLPassword, err)
+	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
+		return fmt.Errorf("kafka at %s does not accept SASL %s: check --sasl-mechanism: %w", strings.Join(c.Brokers, ","), c.SASLMechanism, err)
+	default:
+		return fmt.Errorf("cannot reach Kafka at %s (is it running? are --brokers, TLS and SASL settings right?): %w", strings.Join(c.Brokers, ","), err)
+	}
+}

@@ -1,0 +1,156 @@
+package topics
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Defaults of a pipeline plan.
+var (
+	// DefaultRetryDelays are the delays of retry tiers 1..3.
+	DefaultRetryDelays = []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute}
+)
+
+const (
+	// DefaultPartitions is the partition count of every pipeline topic.
+	DefaultPartitions = 12
+	// DefaultRetention keeps main and retry records for 7 days.
+	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultDLQRetention keeps dead letters for 30 days: they wait for a person.
+	DefaultDLQRetention = 30 * 24 * time.Hour
+	// DefaultDedupWindow is how long a processed event id is remembered:
+	// Genesys re-sends to EventBridge for up to four days.
+	DefaultDedupWindow = 96 * time.Hour
+)
+
+// Config describes a pipeline's topics. The zero value of each field means
+// its default.
+type Config struct {
+	Base              string          // default DefaultBase
+	Partitions        int32           // default DefaultPartitions
+	ReplicationFactor int16           // default -1: the broker's default.replication.factor
+	RetryDelays       []time.Duration // default DefaultRetryDelays; its length is the tier count
+	DedupWindow       time.Duration   // default DefaultDedupWindow
+	Retention         time.Duration   // main and retry topics; default DefaultRetention
+	DLQRetention      time.Duration   // default DefaultDLQRetention
+}
+
+// Spec is one topic of a plan.
+type Spec struct {
+	Name    string
+	Role    Role
+	Tier    int // retry tier (1-based); 0 for other roles
+	Configs map[string]string
+}
+
+// Plan is the full set of topics of one pipeline, with the settings they need.
+type Plan struct {
+	Names             Names
+	Partitions        int32
+	ReplicationFactor int16 // -1: broker default
+	RetryDelays       []time.Duration
+	DedupWindow       time.Duration
+	Topics            []Spec // in Names.All order
+}
+
+// NewPlan validates c, fills in defaults and returns the plan.
+func NewPlan(c Config) (Plan, error) {
+	if c.Base == "" {
+		c.Base = DefaultBase
+	}
+	if err := ValidateBase(c.Base); err != nil {
+		return Plan{}, err
+	}
+	if c.Partitions == 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.Partitions < 1 {
+		return Plan{}, fmt.Errorf("partitions must be at least 1, got %d", c.Partitions)
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = -1
+	}
+	if c.ReplicationFactor < -1 {
+		return Plan{}, fmt.Errorf("replication factor must be positive or -1 (broker default), got %d", c.ReplicationFactor)
+	}
+	if c.RetryDelays == nil {
+		c.RetryDelays = DefaultRetryDelays
+	}
+	if len(c.RetryDelays) > 99 {
+		return Plan{}, fmt.Errorf("at most 99 retry tiers, got %d", len(c.RetryDelays))
+	}
+	for i, d := range c.RetryDelays {
+		if d <= 0 {
+			return Plan{}, fmt.Errorf("retry delay %d is %s: every delay must be positive", i+1, d)
+		}
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
+	if c.DedupWindow < 0 {
+		return Plan{}, fmt.Errorf("dedup window must be positive, got %s", c.DedupWindow)
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.DLQRetention == 0 {
+		c.DLQRetention = DefaultDLQRetention
+	}
+	// A retry record must outlive its delay by a wide margin, or it could be
+	// deleted while it waits (for example while the consumer is down).
+	maxDelay := slices.Max(append([]time.Duration{0}, c.RetryDelays...))
+	retryRetention := max(c.Retention, 2*maxDelay+24*time.Hour)
+
+	n := For(c.Base, len(c.RetryDelays))
+	p := Plan{
+		Names:             n,
+		Partitions:        c.Partitions,
+		ReplicationFactor: c.ReplicationFactor,
+		RetryDelays:       slices.Clone(c.RetryDelays),
+		DedupWindow:       c.DedupWindow,
+	}
+	p.Topics = append(p.Topics, Spec{Name: n.Base, Role: RoleMain, Configs: deleteConfigs(c.Retention)})
+	for k, name := range n.Retries {
+		p.Topics = append(p.Topics, Spec{Name: name, Role: RoleRetry, Tier: k + 1, Configs: deleteConfigs(retryRetention)})
+	}
+	p.Topics = append(p.Topics, Spec{Name: n.DLQ, Role: RoleDLQ, Configs: deleteConfigs(c.DLQRetention)})
+	p.Topics = append(p.Topics, Spec{Name: n.Dedup, Role: RoleDedup, Configs: dedupConfigs(c.DedupWindow)})
+	return p, nil
+}
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+func deleteConfigs(retention time.Duration) map[string]string {
+	return map[string]string{
+		"cleanup.policy": "delete",
+		"retention.ms":   ms(retention),
+	}
+}
+
+// dedupConfigs makes compaction actually run on a topic that is written
+// slowly: the log cleaner never touches the active segment, so segments roll
+// hourly; a low dirty ratio lets the cleaner start early; and tombstones stay
+// for a day so a member restoring state sees the delete before it vanishes.
+func dedupConfigs(window time.Duration) map[string]string {
+	return map[string]string{
+		"cleanup.policy":            "compact",
+		"segment.ms":                ms(time.Hour),
+		"min.cleanable.dirty.ratio": "0.1",
+		"delete.retention.ms":       ms(24 * time.Hour),
+		// Bound how long a dirty entry may wait for the cleaner, so the
+		// topic stays near one record per live event id.
+		"max.compaction.lag.ms": ms(max(window/4, time.Hour)),
+	}
+}
+
+// Spec returns the spec of the named topic, or false.
+func (p Plan) Spec(name string) (Spec, bool) {
+	for _, s := range p.Topics {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
