@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -187,6 +188,11 @@ func (c Config) explain(err error) error {
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return fmt.Errorf("kafka at %s refused the SASL %s credentials of user %q: check %s and %s: %w",
+			strings.Join(c.Brokers, ","), c.SASLMechanism, c.SASLUsername, EnvSASLUsername, EnvSASLPassword, err)
+	case c.SASLMechanism != "" && errors.Is(err, io.EOF):
+		// Some brokers (and kfake) close the connection on a failed login
+		// instead of answering SaslAuthenticationFailed.
+		return fmt.Errorf("kafka at %s closed the connection during SASL %s login of user %q: the credentials were probably refused (check %s and %s), or TLS is needed (--tls): %w",
 			strings.Join(c.Brokers, ","), c.SASLMechanism, c.SASLUsername, EnvSASLUsername, EnvSASLPassword, err)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
 		return fmt.Errorf("kafka at %s does not accept SASL %s: check --sasl-mechanism: %w", strings.Join(c.Brokers, ","), c.SASLMechanism, err)

@@ -1,0 +1,147 @@
+package kafkaconf
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// writeCA makes a CA and a server certificate for 127.0.0.1; it returns the
+// server TLS config and the path of the CA PEM.
+func writeCA(t *testing.T) (*tls.Config, string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hookline test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kafka.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"kafka.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}}, path
+}
+
+func TestTLSAndSCRAMConnect(t *testing.T) {
+	srvTLS, caPath := writeCA(t)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(srvTLS), kfake.EnableSASL(),
+		kfake.Superuser("SCRAM-SHA-256", "hookline", "right-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	good := Config{Brokers: c.ListenAddrs(), CAFile: caPath, SASLMechanism: "SCRAM-SHA-256",
+		SASLUsername: "hookline", SASLPassword: "right-password"}
+	cl, err := NewClient(ctx, good)
+	if err != nil {
+		t.Fatalf("TLS + SCRAM-SHA-256 with the right password: %v", err)
+	}
+	cl.Close()
+
+	bad := good
+	bad.SASLPassword = "wrong-password"
+	_, err = NewClient(ctx, bad)
+	if err == nil {
+		t.Fatal("wrong password connected")
+	}
+	for _, want := range []string{"SASL SCRAM-SHA-256", `user "hookline"`, EnvSASLPassword} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "wrong-password") {
+		t.Error("error leaks the password")
+	}
+
+	noCA := good
+	noCA.CAFile = ""
+	noCA.TLS = true
+	if _, err := NewClient(ctx, noCA); err == nil {
+		t.Fatal("connected without trusting the test CA")
+	}
+}
+
+func TestSCRAM512AndPlain(t *testing.T) {
+	for _, mech := range []string{"SCRAM-SHA-512", "PLAIN"} {
+		t.Run(mech, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser(mech, "u", "p"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cl, err := NewClient(ctx, Config{Brokers: c.ListenAddrs(), SASLMechanism: mech, SASLUsername: "u", SASLPassword: "p"})
+			if err != nil {
+				t.Fatalf("%s: %v", mech, err)
+			}
+			cl.Close()
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]struct {
+		c    Config
+		want string
+	}{
+		"no brokers":     {Config{}, "--brokers"},
+		"sasl no creds":  {Config{Brokers: []string{"x:1"}, SASLMechanism: "PLAIN"}, EnvSASLUsername},
+		"bad mechanism":  {Config{Brokers: []string{"x:1"}, SASLMechanism: "GSSAPI", SASLUsername: "u", SASLPassword: "p"}, "unknown SASL mechanism"},
+		"missing CA":     {Config{Brokers: []string{"x:1"}, CAFile: "/nonexistent/ca.pem"}, "--tls-ca"},
+		"cert needs key": {Config{Brokers: []string{"x:1"}, CertFile: "c.pem"}, "--tls-key"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := tc.c.Opts()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Opts() error = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseBrokersAndString(t *testing.T) {
+	got := ParseBrokers(" a:1, ,b:2,")
+	if len(got) != 2 || got[0] != "a:1" || got[1] != "b:2" {
+		t.Fatalf("ParseBrokers = %v", got)
+	}
+	s := Config{Brokers: got, SASLMechanism: "PLAIN", SASLUsername: "u", SASLPassword: "secret"}.String()
+	if strings.Contains(s, "secret") {
+		t.Fatalf("String leaks the password: %s", s)
+	}
+}

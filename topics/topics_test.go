@@ -1,0 +1,151 @@
+package topics
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestForDerivesEveryName(t *testing.T) {
+	n := For("genesys.conversations", 3)
+	want := []string{
+		"genesys.conversations",
+		"genesys.conversations.retry-1", "genesys.conversations.retry-2", "genesys.conversations.retry-3",
+		"genesys.conversations.dlq", "genesys.conversations.dedup",
+	}
+	if got := n.All(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("All() = %v, want %v", got, want)
+	}
+	if got := n.Consumed(); len(got) != 4 || got[3] != "genesys.conversations.retry-3" {
+		t.Fatalf("Consumed() = %v", got)
+	}
+	for _, tc := range []struct {
+		topic string
+		role  Role
+		tier  int
+		ok    bool
+	}{
+		{"genesys.conversations", RoleMain, 0, true},
+		{"genesys.conversations.retry-2", RoleRetry, 2, true},
+		{"genesys.conversations.retry-4", "", 0, false},
+		{"genesys.conversations.retry-x", "", 0, false},
+		{"genesys.conversations.dlq", RoleDLQ, 0, true},
+		{"genesys.conversations.dedup", RoleDedup, 0, true},
+		{"other", "", 0, false},
+	} {
+		role, tier, ok := n.RoleOf(tc.topic)
+		if role != tc.role || tier != tc.tier || ok != tc.ok {
+			t.Errorf("RoleOf(%q) = %q,%d,%v; want %q,%d,%v", tc.topic, role, tier, ok, tc.role, tc.tier, tc.ok)
+		}
+	}
+}
+
+func TestValidateBase(t *testing.T) {
+	for _, bad := range []string{"", ".", "..", "has space", "slash/x", strings.Repeat("a", 245)} {
+		if ValidateBase(bad) == nil {
+			t.Errorf("ValidateBase(%q) accepted", bad)
+		}
+	}
+	for _, good := range []string{"hookline.events", "a_b-c.D9"} {
+		if err := ValidateBase(good); err != nil {
+			t.Errorf("ValidateBase(%q) = %v", good, err)
+		}
+	}
+}
+
+func TestPlanDefaultsAndConfigs(t *testing.T) {
+	p, err := NewPlan(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Names.Base != DefaultBase || p.Partitions != 12 || p.ReplicationFactor != -1 || len(p.Names.Retries) != 3 || p.DedupWindow != 96*time.Hour {
+		t.Fatalf("defaults: %+v", p)
+	}
+	dedup, _ := p.Spec(p.Names.Dedup)
+	if dedup.Configs["cleanup.policy"] != "compact" || dedup.Configs["segment.ms"] == "" {
+		t.Fatalf("dedup configs %v", dedup.Configs)
+	}
+	for _, name := range append(p.Names.Consumed(), p.Names.DLQ) {
+		s, _ := p.Spec(name)
+		if s.Configs["cleanup.policy"] != "delete" {
+			t.Errorf("%s cleanup.policy = %q", name, s.Configs["cleanup.policy"])
+		}
+	}
+	if _, err := NewPlan(Config{RetryDelays: []time.Duration{time.Second, -1}}); err == nil {
+		t.Error("negative delay accepted")
+	}
+	if _, err := NewPlan(Config{Partitions: -3}); err == nil {
+		t.Error("negative partitions accepted")
+	}
+}
+
+func newAdmin(t *testing.T) (*kadm.Client, *kfake.Cluster) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl), c
+}
+
+func TestCreateIsIdempotentAndInspectFindsProblems(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, _ := newAdmin(t)
+	p, err := NewPlan(Config{Base: "t.events", Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Create(ctx, adm, p)
+	if err != nil || len(res) != 6 || !res[0].Created {
+		t.Fatalf("first create: %v %+v", err, res)
+	}
+	res, err = Create(ctx, adm, p)
+	if err != nil || len(res) != 6 || res[0].Created {
+		t.Fatalf("second create must succeed and create nothing: %v %+v", err, res)
+	}
+	rep, err := Inspect(ctx, adm, p, 3)
+	if err != nil || !rep.OK() {
+		t.Fatalf("fresh pipeline not OK: %v %v", err, rep.Err())
+	}
+	if got := rep.Topics[5].Actual["cleanup.policy"]; got != "compact" {
+		t.Fatalf("dedup cleanup.policy as reported = %q", got)
+	}
+
+	// A retry topic with more partitions breaks co-partitioning.
+	if _, err := adm.CreatePartitions(ctx, 2, "t.events.retry-1"); err != nil {
+		t.Fatal(err)
+	}
+	// The DLQ turned compacted by mistake.
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, "t.events.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	// A deleted topic.
+	if _, err := adm.DeleteTopics(ctx, "t.events.retry-3"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Inspect(ctx, adm, p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := rep.Err().Error()
+	for _, want := range []string{
+		"t.events.retry-1: has 5 partitions but the rest of the pipeline has 3",
+		"t.events.retry-3: missing",
+		`t.events.dlq: cleanup.policy is "compact", expected "delete"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("report lacks %q:\n%s", want, msg)
+		}
+	}
+}
