@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/hookline/hookline/internal/embedded"
+	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/producer"
+	"github.com/hookline/hookline/topics"
+)
+
+// newRegistry is the metrics registry of one process: Go runtime and process
+// metrics plus whatever the components register.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// startEmbedded starts the in-process broker and points s.kafka at it.
+func startEmbedded(env *environment, log *slog.Logger, s *settings, addr, dataDir string) (*embedded.Broker, error) {
+	b, err := embedded.Start(embedded.Config{Addr: addr, DataDir: dataDir})
+	if err != nil {
+		return nil, err
+	}
+	s.kafka.Brokers = []string{b.Addr()}
+	fmt.Fprintf(env.stderr, "embedded Kafka broker on %s (data in %s): for development and single-host use only; pass --brokers for a real cluster\n", b.Addr(), dataDir)
+	fmt.Fprintf(env.stdout, "bootstrap: %s   (e.g. kcat -b %s -L)\n", b.Addr(), b.Addr())
+	log.Info("embedded broker started", "addr", b.Addr(), "data_dir", dataDir)
+	return b, nil
+}
+
+// prepareTopics creates missing topics (when asked) and refuses pipelines
+// whose topics are missing or not co-partitioned.
+func prepareTopics(ctx context.Context, log *slog.Logger, kc kafkaconf.Config, s settings, create bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cl, err := kafkaconf.NewClient(ctx, kc)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, p := range s.pipelines {
+		if create {
+			res, err := topics.Create(ctx, adm, p.plan)
+			if err != nil {
+				return err
+			}
+			for _, r := range res {
+				if r.Created {
+					log.Info("created topic", "topic", r.Topic, "partitions", p.plan.Partitions)
+				}
+			}
+		}
+		rep, err := topics.Inspect(ctx, adm, p.plan, 0)
+		if err != nil {
+			return err
+		}
+		if err := rep.Err(); err != nil {
+			return fmt.Errorf("pipeline %s: %w", p.plan.Names.Base, err)
+		}
+	}
+	return nil
+}
+
+// newReceiver builds the receiver from settings.
+func newReceiver(a *appFlags, s settings, log *slog.Logger, reg *prometheus.Registry, ready func() (bool, string)) (*producer.Receiver, error) {
+	return producer.New(producer.Config{
+		Kafka:        s.kafka,
+		Sources:      s.sources,
+		Listen:       s.listen,
+		MaxBodyBytes: a.maxBody,
+		AckTimeout:   a.ackTimeout,
+		MaxInFlight:  a.maxInFlight,
+		Ready:        ready,
+		Logger:       log,
+		Registry:     reg,
+	})
+}
+
+// runAll runs every component until ctx is cancelled or one of them fails,
+// then cancels the rest and waits for all of them.
+func runAll(ctx context.Context, comps map[string]func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for name, run := range comps {
+		wg.Go(func() {
+			err := run(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("%s: %w", name, err)
+				}
+				mu.Unlock()
+			}
+			cancel()
+		})
+	}
+	wg.Wait()
+	return first
+}

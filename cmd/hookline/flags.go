@@ -1,0 +1,169 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/topics"
+)
+
+// flagSet is a flag.FlagSet whose flags also read HOOKLINE_<NAME> from the
+// environment. Flags given on the command line win over the environment,
+// which wins over the YAML file (applied later by the command).
+type flagSet struct {
+	*flag.FlagSet
+	env      *environment
+	explicit map[string]bool // set on the command line or from the environment
+}
+
+// envName is the environment variable that sets flag name.
+func envName(name string) string {
+	return "HOOKLINE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// newFlagSet makes the flag set of one subcommand. usage is the one-line
+// synopsis and description; examples are printed after the flags.
+func newFlagSet(env *environment, name, usage, examples string) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), env: env, explicit: map[string]bool{}}
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		w := env.stdout
+		fmt.Fprintf(w, "Usage: hookline %s\n\nFlags (each also read from HOOKLINE_<FLAG>):\n", usage)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(w, "  --%s\n        %s%s [%s]\n", f.Name, f.Usage, def, envName(f.Name))
+		})
+		fmt.Fprintf(w, "\nExamples:\n%s\n", examples)
+	}
+	return fs
+}
+
+// parse parses args, then fills every flag not given on the command line from
+// its environment variable.
+func (fs *flagSet) parse(args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	fs.Visit(func(f *flag.Flag) { fs.explicit[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if fs.explicit[f.Name] || err != nil {
+			return
+		}
+		if v := fs.env.getenv(envName(f.Name)); v != "" {
+			if e := f.Value.Set(v); e != nil {
+				err = usagef("%s=%q: %v", envName(f.Name), v, e)
+				return
+			}
+			fs.explicit[f.Name] = true
+		}
+	})
+	return err
+}
+
+// set reports whether the flag was given on the command line or environment.
+func (fs *flagSet) set(name string) bool { return fs.explicit[name] }
+
+// durations is a comma-separated list of durations, e.g. "10s,1m,10m".
+type durations []time.Duration
+
+func (d *durations) String() string {
+	parts := make([]string, len(*d))
+	for i, v := range *d {
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (d *durations) Set(s string) error {
+	var out durations
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		v, err := time.ParseDuration(p)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (use e.g. 10s,1m,10m)", p)
+		}
+		out = append(out, v)
+	}
+	*d = out
+	return nil
+}
+
+// kafkaFlags are the connection flags shared by every command that talks to
+// Kafka.
+type kafkaFlags struct {
+	brokers string
+	cfg     kafkaconf.Config
+}
+
+func addKafkaFlags(fs *flagSet) *kafkaFlags {
+	k := &kafkaFlags{}
+	fs.StringVar(&k.brokers, "brokers", "", "comma-separated Kafka seed brokers host:port")
+	fs.StringVar(&k.cfg.ClientID, "client-id", kafkaconf.DefaultClientID, "Kafka client id")
+	fs.BoolVar(&k.cfg.TLS, "tls", false, "connect to Kafka with TLS (system roots unless --tls-ca)")
+	fs.StringVar(&k.cfg.CAFile, "tls-ca", "", "PEM file of CA certificates to trust for Kafka")
+	fs.StringVar(&k.cfg.CertFile, "tls-cert", "", "PEM client certificate for mutual TLS")
+	fs.StringVar(&k.cfg.KeyFile, "tls-key", "", "PEM client key for mutual TLS")
+	fs.StringVar(&k.cfg.ServerName, "tls-server-name", "", "server name to verify in the broker certificate")
+	fs.StringVar(&k.cfg.SASLMechanism, "sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; credentials from HOOKLINE_SASL_USERNAME and HOOKLINE_SASL_PASSWORD")
+	return k
+}
+
+// config returns the Kafka settings, with brokers from fileBrokers when none
+// were given by flag or environment.
+func (k *kafkaFlags) config(env *environment, fileBrokers []string) kafkaconf.Config {
+	c := k.cfg
+	c.Brokers = kafkaconf.ParseBrokers(k.brokers)
+	if len(c.Brokers) == 0 {
+		c.Brokers = fileBrokers
+	}
+	if c.SASLUsername == "" {
+		c.SASLUsername = env.getenv(kafkaconf.EnvSASLUsername)
+	}
+	if c.SASLPassword == "" {
+		c.SASLPassword = env.getenv(kafkaconf.EnvSASLPassword)
+	}
+	return c
+}
+
+// pipelineFlags describe one pipeline's topics.
+type pipelineFlags struct {
+	base        string
+	partitions  int
+	rf          int
+	retryDelays durations
+	dedupWindow time.Duration
+}
+
+func addPipelineFlags(fs *flagSet) *pipelineFlags {
+	p := &pipelineFlags{retryDelays: durations(topics.DefaultRetryDelays)}
+	fs.StringVar(&p.base, "base", topics.DefaultBase, "base topic name of the pipeline")
+	fs.IntVar(&p.partitions, "partitions", topics.DefaultPartitions, "partitions of every pipeline topic")
+	fs.IntVar(&p.rf, "replication-factor", -1, "replication factor of new topics (-1: broker default)")
+	fs.Var(&p.retryDelays, "retry-delays", "delays of the retry tiers, one per tier")
+	fs.DurationVar(&p.dedupWindow, "dedup-window", topics.DefaultDedupWindow, "how long a processed event id is remembered")
+	return p
+}
+
+func (p *pipelineFlags) topicsConfig() topics.Config {
+	return topics.Config{
+		Base:              p.base,
+		Partitions:        int32(p.partitions),
+		ReplicationFactor: int16(p.rf),
+		RetryDelays:       []time.Duration(p.retryDelays),
+		DedupWindow:       p.dedupWindow,
+	}
+}

@@ -1,0 +1,128 @@
+// Command hookline runs and operates a hookline pipeline: a webhook receiver
+// that makes every acknowledged event durable in Kafka, and a consumer group
+// that hands events to the team's code with retries, dead letters and dedup.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one subcommand. Run gets the arguments after its name.
+type command struct {
+	summary string
+	run     func(ctx context.Context, env *environment, args []string) error
+}
+
+// environment is what a subcommand may touch of the process: no globals.
+type environment struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+	getenv         func(string) string
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"run":     {"receiver + consumer in one process (embedded broker when no --brokers)", runRun},
+		"serve":   {"the webhook receiver only", runServe},
+		"consume": {"the consumer group only", runConsume},
+		"topics":  {"create, check or describe a pipeline's topics", runTopics},
+		"send":    {"post a sample or a file to a receiver (smoke test)", runSend},
+		"version": {"print the version", runVersion},
+	}
+}
+
+const mainUsage = `hookline: durable webhook intake for Genesys Cloud and friends, with Kafka in the middle.
+
+Usage:
+  hookline <command> [flags]
+
+Commands:
+%s
+Every command has --help with examples. Flags can also be set as HOOKLINE_<FLAG>
+environment variables (--retry-delays → HOOKLINE_RETRY_DELAYS); flags win.
+
+Quick start (embedded broker, no Kafka needed):
+  hookline run --secret s3cret --handler-url http://127.0.0.1:3000/process
+  hookline send --url http://127.0.0.1:8080/webhooks/genesys --secret s3cret --sample customer.start
+`
+
+func usage(w io.Writer) {
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var list string
+	for _, n := range names {
+		list += fmt.Sprintf("  %-9s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintf(w, mainUsage, list)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
+	os.Exit(dispatch(ctx, env, os.Args[1:]))
+}
+
+// dispatch runs the subcommand named by args[0] and returns the exit code.
+func dispatch(ctx context.Context, env *environment, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		fmt.Fprintf(env.stderr, "hookline: unknown command %q\n\n", args[0])
+		usage(env.stderr)
+		return 2
+	}
+	err := cmd.run(ctx, env, args[1:])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(env.stderr, "hookline %s: %v\n", args[0], err)
+		return 2
+	default:
+		var ec exitCode
+		if errors.As(err, &ec) {
+			if ec.msg != "" {
+				fmt.Fprintf(env.stderr, "hookline %s: %s\n", args[0], ec.msg)
+			}
+			return ec.code
+		}
+		fmt.Fprintf(env.stderr, "hookline %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// usageError is a mistake in the command line (exit 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// exitCode ends the command with a specific code after printing msg.
+type exitCode struct {
+	code int
+	msg  string
+}
+
+func (e exitCode) Error() string { return e.msg }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/hookline/hookline/internal/embedded"
+)
+
+const runExamples = `  # everything on this machine: embedded broker, receiver on :8080, consumer
+  # forwarding to the team's service
+  hookline run --secret "$HOOKLINE_SECRET" --handler-url http://127.0.0.1:3000/process
+
+  # receiver only (events wait in Kafka until a consumer runs), local testing
+  hookline run --insecure-no-auth --data-dir /tmp/hookline
+
+  # against an existing cluster
+  hookline run --brokers kafka-1:9092 --config hookline.yaml`
+
+func runRun(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "run", "run [flags]", runExamples)
+	a := addAppFlags(fs, true, true)
+	embeddedAddr := fs.String("embedded-addr", embedded.DefaultAddr, "address of the embedded broker (used when no --brokers)")
+	dataDir := fs.String("data-dir", embedded.DefaultDataDir, "data directory of the embedded broker")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	log, err := a.logger(env)
+	if err != nil {
+		return err
+	}
+	s, err := a.resolve(env, true)
+	if err != nil {
+		return err
+	}
+	warnInsecure(env, log, s)
+	if len(s.kafka.Brokers) == 0 {
+		b, err := startEmbedded(env, log, &s, *embeddedAddr, *dataDir)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+	}
+	if err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
+		return err
+	}
+	reg := newRegistry()
+	comps := map[string]func(context.Context) error{}
+	var ready func() (bool, string)
+	if s.pipelines[0].handlerURL != "" {
+		comps, ready, err = newConsumers(a, s, log, reg)
+		if err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(env.stderr, "no --handler-url: running the receiver only; events wait in Kafka until a consumer runs")
+	}
+	rcv, err := newReceiver(a, s, log, reg, ready)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return fmt.Errorf("receiver cannot listen on %s (choose another with --listen): %w", s.listen, err)
+	}
+	comps["receiver"] = func(ctx context.Context) error { return rcv.Serve(ctx, ln) }
+	for _, n := range s.sourceNotes {
+		fmt.Fprintln(env.stdout, n)
+	}
+	fmt.Fprintf(env.stdout, "receiver listening on %s\n", ln.Addr())
+	return runAll(ctx, comps)
+}

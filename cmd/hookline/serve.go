@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+)
+
+const serveExamples = `  # receive Genesys webhooks on :8080, checking X-Hookline-Secret
+  HOOKLINE_SECRET=s3cret hookline serve --brokers kafka-1:9092,kafka-2:9092
+
+  # several sources and pipelines from a file
+  hookline serve --config hookline.yaml
+
+  # then, from the sender's side
+  hookline send --url http://127.0.0.1:8080/webhooks/genesys --secret s3cret --sample customer.start`
+
+func runServe(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "serve", "serve [flags]", serveExamples)
+	a := addAppFlags(fs, true, false)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	log, err := a.logger(env)
+	if err != nil {
+		return err
+	}
+	s, err := a.resolve(env, true)
+	if err != nil {
+		return err
+	}
+	if len(s.kafka.Brokers) == 0 {
+		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
+	}
+	warnInsecure(env, log, s)
+	if err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
+		return err
+	}
+	rcv, err := newReceiver(a, s, log, newRegistry(), nil)
+	if err != nil {
+		return err
+	}
+	for _, n := range s.sourceNotes {
+		fmt.Fprintln(env.stdout, n)
+	}
+	ln, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return fmt.Errorf("receiver cannot listen on %s (choose another with --listen): %w", s.listen, err)
+	}
+	fmt.Fprintf(env.stdout, "receiver listening on %s\n", ln.Addr())
+	return rcv.Serve(ctx, ln)
+}

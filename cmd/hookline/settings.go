@@ -1,0 +1,257 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hookline/hookline/internal/config"
+	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/internal/verify"
+	"github.com/hookline/hookline/producer"
+	"github.com/hookline/hookline/topics"
+)
+
+// DefaultSecretHeader is the header the quick-path source checks --secret in.
+const DefaultSecretHeader = "X-Hookline-Secret"
+
+// appFlags are the flags of run, serve and consume: one place so the three
+// agree on names, defaults and precedence (flag > HOOKLINE_* > YAML file).
+type appFlags struct {
+	fs       *flagSet
+	kafka    *kafkaFlags
+	pipeline *pipelineFlags
+
+	configPath string
+	logLevel   string
+	logFormat  string
+
+	// receiver
+	listen         string
+	secret         string
+	secretHeader   string
+	insecureNoAuth bool
+	ackTimeout     time.Duration
+	maxBody        int64
+	maxInFlight    int
+
+	// consumer
+	handlerURL     string
+	handlerTimeout time.Duration
+	group          string
+	concurrency    int
+	perPartition   int
+
+	createTopics bool
+}
+
+func addAppFlags(fs *flagSet, receiver, consumer bool) *appFlags {
+	a := &appFlags{fs: fs, kafka: addKafkaFlags(fs), pipeline: addPipelineFlags(fs)}
+	fs.StringVar(&a.configPath, "config", "", "YAML file with sources and pipelines (see hookline.example.yaml)")
+	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&a.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&a.createTopics, "create-topics", true, "create missing pipeline topics at startup (then check them)")
+	if receiver {
+		fs.StringVar(&a.listen, "listen", producer.DefaultListen, "HTTP listen address of the receiver")
+		fs.StringVar(&a.secret, "secret", "", "shared secret of the default source \"genesys\" (prefer HOOKLINE_SECRET)")
+		fs.StringVar(&a.secretHeader, "secret-header", DefaultSecretHeader, "header that carries --secret")
+		fs.BoolVar(&a.insecureNoAuth, "insecure-no-auth", false, "accept unauthenticated webhooks on the default source (local testing only)")
+		fs.DurationVar(&a.ackTimeout, "ack-timeout", producer.DefaultAckTimeout, "answer 503 when Kafka has not acknowledged within this budget")
+		fs.Int64Var(&a.maxBody, "max-body", producer.DefaultMaxBodyBytes, "largest accepted body in bytes (larger: 413)")
+		fs.IntVar(&a.maxInFlight, "max-in-flight", producer.DefaultMaxInFlight, "concurrent webhooks before answering 429")
+	}
+	if consumer {
+		fs.StringVar(&a.handlerURL, "handler-url", "", "URL the consumer POSTs each event to (the team's service)")
+		fs.DurationVar(&a.handlerTimeout, "handler-timeout", 30*time.Second, "per-attempt handler timeout; overrun = retryable failure")
+		fs.StringVar(&a.group, "group", "", "consumer group id (default hookline-<base>)")
+		fs.IntVar(&a.concurrency, "concurrency", 0, "events handled at once per process (0: consumer default)")
+		fs.IntVar(&a.perPartition, "partition-concurrency", 0, "events handled at once per partition (0: consumer default)")
+	}
+	return a
+}
+
+// pipelineSettings is one resolved pipeline.
+type pipelineSettings struct {
+	plan           topics.Plan
+	handlerURL     string
+	handlerTimeout time.Duration
+}
+
+// settings is everything run/serve/consume need, resolved from flags,
+// environment and file.
+type settings struct {
+	kafka     kafkaconf.Config
+	listen    string
+	pipelines []pipelineSettings
+	sources   []producer.Source
+	// sourceNotes describe each source's verifier, without secrets.
+	sourceNotes []string
+	insecure    bool
+}
+
+func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return nil, usagef("--log-level %q: use debug, info, warn or error", a.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch a.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(env.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(env.stderr, opts)), nil
+	default:
+		return nil, usagef("--log-format %q: use text or json", a.logFormat)
+	}
+}
+
+// resolve merges flags, environment and the YAML file. wantSources is false
+// for consume, which needs no verifier.
+func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error) {
+	var file config.File
+	if a.configPath != "" {
+		f, err := config.Load(a.configPath, env.getenv)
+		if err != nil {
+			return settings{}, err
+		}
+		file = f
+	}
+	s := settings{kafka: a.kafka.config(env, file.Brokers), listen: a.listen}
+	if !a.fs.set("listen") && file.Listen != "" {
+		s.listen = file.Listen
+	}
+
+	// Pipelines: from the file, or one from the flags.
+	pipelineFlagNames := []string{"partitions", "replication-factor", "retry-delays", "dedup-window", "handler-url", "handler-timeout"}
+	if len(file.Pipelines) == 0 {
+		file.Pipelines = []config.Pipeline{{Base: a.pipeline.base}}
+	} else if len(file.Pipelines) > 1 {
+		for _, n := range append(pipelineFlagNames, "base") {
+			if a.fs.set(n) {
+				return settings{}, usagef("--%s is ambiguous with %d pipelines in %s: set it per pipeline in the file", n, len(file.Pipelines), a.configPath)
+			}
+		}
+	}
+	for _, fp := range file.Pipelines {
+		tc := topics.Config{
+			Base:              fp.Base,
+			Partitions:        fp.Partitions,
+			ReplicationFactor: fp.ReplicationFactor,
+			DedupWindow:       time.Duration(fp.DedupWindow),
+		}
+		for _, d := range fp.RetryDelays {
+			tc.RetryDelays = append(tc.RetryDelays, time.Duration(d))
+		}
+		flagTC := a.pipeline.topicsConfig()
+		// Flags and environment win over the file; unset flags fill gaps.
+		if a.fs.set("base") || tc.Base == "" {
+			tc.Base = flagTC.Base
+		}
+		if a.fs.set("partitions") || tc.Partitions == 0 {
+			tc.Partitions = flagTC.Partitions
+		}
+		if a.fs.set("replication-factor") || tc.ReplicationFactor == 0 {
+			tc.ReplicationFactor = flagTC.ReplicationFactor
+		}
+		if a.fs.set("retry-delays") || tc.RetryDelays == nil {
+			tc.RetryDelays = flagTC.RetryDelays
+		}
+		if a.fs.set("dedup-window") || tc.DedupWindow == 0 {
+			tc.DedupWindow = flagTC.DedupWindow
+		}
+		plan, err := topics.NewPlan(tc)
+		if err != nil {
+			return settings{}, fmt.Errorf("pipeline %s: %w", tc.Base, err)
+		}
+		ps := pipelineSettings{plan: plan, handlerURL: fp.Handler.URL, handlerTimeout: time.Duration(fp.Handler.Timeout)}
+		if a.fs.set("handler-url") || ps.handlerURL == "" {
+			ps.handlerURL = a.handlerURL
+		}
+		if a.fs.set("handler-timeout") || ps.handlerTimeout == 0 {
+			ps.handlerTimeout = a.handlerTimeout
+		}
+		s.pipelines = append(s.pipelines, ps)
+	}
+	if !wantSources {
+		return s, nil
+	}
+	return s, a.resolveSources(&s, file)
+}
+
+func (s *settings) pipeline(base string) (topics.Names, bool) {
+	if base == "" {
+		return s.pipelines[0].plan.Names, true
+	}
+	for _, p := range s.pipelines {
+		if p.plan.Names.Base == base {
+			return p.plan.Names, true
+		}
+	}
+	return topics.Names{}, false
+}
+
+func (a *appFlags) resolveSources(s *settings, file config.File) error {
+	srcs := file.Sources
+	if len(srcs) == 0 {
+		// The quick path: one Genesys source checking a shared secret.
+		v := config.Verify{Type: "shared-secret", Header: a.secretHeader, Secret: a.secret}
+		if a.secret == "" {
+			if !a.insecureNoAuth {
+				return usagef("no secret for the default source \"genesys\": set --secret or HOOKLINE_SECRET, configure sources in --config, or pass --insecure-no-auth for local testing")
+			}
+			v = config.Verify{Type: "none"}
+		}
+		srcs = []config.Source{{Name: "genesys", Kind: string(extract.KindGenesys), Verify: v}}
+	} else if a.fs.set("secret") {
+		// The secret flag (or HOOKLINE_SECRET) wins for a file source named genesys.
+		for i := range srcs {
+			if srcs[i].Name == "genesys" && srcs[i].Verify.Type == "shared-secret" {
+				srcs[i].Verify.Secret, srcs[i].Verify.SecretFile = a.secret, ""
+			}
+		}
+	}
+	for _, fs := range srcs {
+		names, ok := s.pipeline(fs.Pipeline)
+		if !ok {
+			return fmt.Errorf("source %q: pipeline %q is not configured", fs.Name, fs.Pipeline)
+		}
+		kind := extract.Kind(fs.Kind)
+		if kind == "" {
+			kind = extract.KindGenesys
+		}
+		vc, err := fs.Verify.ReadSecrets()
+		if err != nil {
+			return fmt.Errorf("source %q: %w", fs.Name, err)
+		}
+		cfg := verify.Config{
+			Type: vc.Type, Header: vc.Header, Secret: vc.Secret, PreviousSecret: vc.PreviousSecret,
+			Username: vc.Username, Prefix: vc.Prefix, Encoding: vc.Encoding,
+		}
+		ver, err := verify.New(cfg)
+		if err != nil {
+			return fmt.Errorf("source %q: verifier: %w", fs.Name, err)
+		}
+		if cfg.Type == "none" {
+			s.insecure = true
+		}
+		rules := extract.Rules{Kind: kind, EventID: fs.EventID, Key: fs.Key}
+		if err := rules.Validate(); err != nil {
+			return fmt.Errorf("source %q: %w", fs.Name, err)
+		}
+		s.sources = append(s.sources, producer.Source{Name: fs.Name, Topics: names, Rules: rules, Verifier: ver})
+		s.sourceNotes = append(s.sourceNotes, fmt.Sprintf("POST /webhooks/%s → %s (%s, verify %s)", fs.Name, names.Base, kind, cfg))
+	}
+	return nil
+}
+
+// warnInsecure says loudly, on every start, that a source takes anything.
+func warnInsecure(env *environment, log *slog.Logger, s settings) {
+	if !s.insecure {
+		return
+	}
+	msg := "INSECURE: a source accepts unauthenticated webhooks (verify type none); anyone who can reach this port can inject events"
+	log.Warn(msg)
+	fmt.Fprintln(env.stderr, strings.Repeat("!", 20)+" "+msg)
+}

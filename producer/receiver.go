@@ -1,0 +1,331 @@
+// Package producer is hookline's webhook receiver: it verifies the sender,
+// finds the event and conversation ids, produces the raw body to Kafka keyed
+// by conversation id through an idempotent producer with acks=all, and answers
+// 200 only after the broker acknowledged the record.
+//
+// Routes: POST /webhooks/:source, GET /healthz, GET /readyz, GET /metrics.
+package producer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/internal/ratelog"
+	"github.com/hookline/hookline/internal/verify"
+	"github.com/hookline/hookline/topics"
+)
+
+// Defaults of Config.
+const (
+	DefaultListen       = ":8080"
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultAckTimeout   = 1500 * time.Millisecond
+	DefaultMaxInFlight  = 1024
+	// DefaultRetryAfter is what 429 and 503 answers tell the sender to wait.
+	DefaultRetryAfter = 2 * time.Second
+)
+
+// Source is one sender, served at POST /webhooks/<Name>.
+type Source struct {
+	Name     string
+	Topics   topics.Names    // the pipeline its events go to
+	Rules    extract.Rules   // how to find ids in its bodies
+	Verifier verify.Verifier // required; verify.New(Config{Type: "none"}) to opt out
+}
+
+// Config configures a Receiver. Zero values mean the documented defaults.
+type Config struct {
+	Kafka   kafkaconf.Config
+	Sources []Source
+	Listen  string // default DefaultListen
+
+	MaxBodyBytes int64         // default DefaultMaxBodyBytes (1 MiB); larger bodies get 413
+	AckTimeout   time.Duration // default DefaultAckTimeout (1.5 s); no ack within it → 503
+	MaxInFlight  int           // default DefaultMaxInFlight; more concurrent webhooks get 429
+	RetryAfter   time.Duration // default DefaultRetryAfter
+
+	// Ready, when set, is asked by /readyz besides the receiver's own checks
+	// (for example, the consumer of the same process restoring state).
+	Ready func() (ok bool, reason string)
+
+	Logger   *slog.Logger         // default slog.Default()
+	Registry *prometheus.Registry // metrics are registered here and served on /metrics; default: a new registry
+
+	// ExtraProducerOpts are appended to the producer client's options
+	// (tests use them to shorten timeouts).
+	ExtraProducerOpts []kgo.Opt
+}
+
+// Receiver is the HTTP webhook receiver. Create it with New, serve it with Run
+// (or mount Handler in your own server), and stop it by cancelling Run's
+// context.
+type Receiver struct {
+	cfg     Config
+	log     *slog.Logger
+	errs    *ratelog.Limiter
+	client  *kgo.Client
+	adm     *kadm.Client
+	sources map[string]*Source
+	metrics *metrics
+	router  *httprouter.Router
+	sem     chan struct{}
+	bufs    sync.Pool // *bytes.Buffer for request bodies
+
+	closing  atomic.Bool
+	inflight sync.WaitGroup
+	ready    atomic.Pointer[readiness]
+	now      func() time.Time
+}
+
+type readiness struct {
+	ok     bool
+	reason string
+}
+
+// New validates cfg and creates the producer client. It does not contact the
+// broker: /readyz says when the broker is reachable.
+func New(cfg Config) (*Receiver, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = DefaultRetryAfter
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if len(cfg.Sources) == 0 {
+		return nil, errors.New("receiver: no sources configured")
+	}
+	r := &Receiver{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		errs:    ratelog.New(cfg.Logger, 10*time.Second),
+		sources: map[string]*Source{},
+		sem:     make(chan struct{}, cfg.MaxInFlight),
+		now:     time.Now,
+	}
+	r.bufs.New = func() any { return new(bytes.Buffer) }
+	for i := range cfg.Sources {
+		s := &cfg.Sources[i]
+		if s.Name == "" {
+			return nil, errors.New("receiver: a source has no name")
+		}
+		if s.Verifier == nil {
+			return nil, fmt.Errorf("receiver: source %q has no verifier: configure one, or type none explicitly", s.Name)
+		}
+		if err := s.Rules.Validate(); err != nil {
+			return nil, fmt.Errorf("receiver: source %q: %w", s.Name, err)
+		}
+		if _, dup := r.sources[s.Name]; dup {
+			return nil, fmt.Errorf("receiver: source %q configured twice", s.Name)
+		}
+		r.sources[s.Name] = s
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	r.metrics = m
+
+	opts, err := cfg.Kafka.Opts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		// Idempotence is on by default in franz-go and requires acks=all;
+		// both are spelled out because the 200 depends on them.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// Records wait for the next batch at most this long: webhooks
+		// arrive one by one and each waits for its ack.
+		kgo.ProducerLinger(0),
+		// The ack budget bounds each request; the client must not keep
+		// retrying a record forever after its sender got a 503.
+		kgo.RecordDeliveryTimeout(max(cfg.AckTimeout*4, 10*time.Second)),
+		kgo.MaxBufferedRecords(cfg.MaxInFlight*2),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+	opts = append(opts, cfg.ExtraProducerOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("receiver: kafka producer: %w", err)
+	}
+	r.client = cl
+	r.adm = kadm.NewClient(cl)
+	r.ready.Store(&readiness{false, "not checked the broker yet"})
+
+	rt := httprouter.New()
+	rt.POST("/webhooks/:source", r.webhook)
+	rt.GET("/healthz", r.healthz)
+	rt.GET("/readyz", r.readyz)
+	rt.Handler(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "no such route: webhooks go to POST /webhooks/<source>")
+	})
+	r.router = rt
+	return r, nil
+}
+
+// Handler returns the receiver's routes, for mounting in another server.
+func (r *Receiver) Handler() http.Handler { return r.router }
+
+// Client is the producer client (for tests and the CLI's readiness output).
+func (r *Receiver) Client() *kgo.Client { return r.client }
+
+// Run listens on cfg.Listen and serves until ctx is cancelled; see Serve.
+func (r *Receiver) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", r.cfg.Listen)
+	if err != nil {
+		r.client.Close()
+		return fmt.Errorf("receiver: listen on %s (choose another with --listen): %w", r.cfg.Listen, err)
+	}
+	return r.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is cancelled, then shuts down gracefully:
+// /readyz turns 503 and new webhooks get 503 at once, in-flight webhooks
+// finish within the ack budget, the producer is flushed and closed.
+func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           r.router,
+		ReadHeaderTimeout: 5 * time.Second,
+		// A sender that trickles its body must not hold a slot forever.
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: r.cfg.AckTimeout + 10*time.Second,
+		IdleTimeout:  90 * time.Second,
+	}
+	checkCtx, stopCheck := context.WithCancel(context.WithoutCancel(ctx))
+	var checker sync.WaitGroup
+	checker.Go(func() { r.checkLoop(checkCtx) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("receiver: serve: %w", err)
+	}
+	r.closing.Store(true)
+	// In-flight webhooks finish within their ack budget; give a little more.
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout+2*time.Second)
+	defer cancel()
+	if e := srv.Shutdown(shutCtx); e != nil && err == nil {
+		err = fmt.Errorf("receiver: shutdown: %w", e)
+	}
+	r.inflight.Wait()
+	stopCheck()
+	checker.Wait()
+	if e := r.client.Flush(shutCtx); e != nil {
+		r.log.Warn("receiver: flush on shutdown did not finish", "err", e)
+	}
+	r.client.Close()
+	return err
+}
+
+// checkLoop refreshes the broker part of readiness every few seconds, so
+// /readyz answers from memory and never blocks on the broker.
+func (r *Receiver) checkLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		r.checkBroker(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Receiver) checkBroker(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	want := map[string]bool{}
+	for _, s := range r.sources {
+		want[s.Topics.Base], want[s.Topics.DLQ] = true, true
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	details, err := r.adm.ListTopics(ctx, names...)
+	if err != nil {
+		r.ready.Store(&readiness{false, "kafka unreachable: " + err.Error()})
+		return
+	}
+	for _, n := range names {
+		if d, ok := details[n]; !ok || d.Err != nil {
+			r.ready.Store(&readiness{false, "topic " + n + " missing: run hookline topics create"})
+			return
+		}
+	}
+	r.ready.Store(&readiness{true, ""})
+}
+
+// Ready reports what /readyz reports.
+func (r *Receiver) Ready() (bool, string) {
+	if r.closing.Load() {
+		return false, "shutting down"
+	}
+	if rd := r.ready.Load(); !rd.ok {
+		return false, rd.reason
+	}
+	if r.cfg.Ready != nil {
+		return r.cfg.Ready()
+	}
+	return true, ""
+}
+
+func (r *Receiver) healthz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+func (r *Receiver) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	ok, reason := r.Ready()
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, reason)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ready"}` + "\n"))
+}
+
+// contentHash is the event id of a body that could not be parsed: the same
+// bytes redelivered get the same id.
+func contentHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,173 @@
+package producer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/segmentio/ksuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/headers"
+)
+
+// webhook handles POST /webhooks/:source. Order of work: source (404) →
+// shutdown (503) → in-flight bound (429) → body limit (413) → verify (401) →
+// extract ids (malformed: DLQ, 202) → produce within the ack budget (503) → 200.
+func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	start := r.now()
+	name := ps.ByName("source")
+	src, ok := r.sources[name]
+	if !ok {
+		r.metrics.requests.WithLabelValues("unknown", "404").Inc()
+		writeError(w, http.StatusNotFound, "unknown source "+strconv.Quote(name)+": configure it under sources, or post to one of the configured /webhooks/<source> paths")
+		return
+	}
+	code := r.handle(w, req, src, start)
+	r.metrics.requests.WithLabelValues(src.Name, strconv.Itoa(code)).Inc()
+}
+
+func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source, start time.Time) int {
+	if r.closing.Load() {
+		return r.unavailable(w, "shutting down: retry against another instance")
+	}
+	select {
+	case r.sem <- struct{}{}:
+	default:
+		w.Header().Set("Retry-After", retryAfter(r.cfg.RetryAfter))
+		writeError(w, http.StatusTooManyRequests, "too many webhooks in flight; retry later")
+		return http.StatusTooManyRequests
+	}
+	r.inflight.Add(1)
+	r.metrics.inFlight.Inc()
+	defer func() {
+		<-r.sem
+		r.inflight.Done()
+		r.metrics.inFlight.Dec()
+	}()
+
+	if req.ContentLength > r.cfg.MaxBodyBytes {
+		return r.tooLarge(w)
+	}
+	// Body buffers are reused only after the broker acknowledged the record:
+	// a record that timed out may still sit in the client's buffer, and its
+	// bytes must stay untouched until it is sent or failed.
+	buf := r.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	acked := false
+	defer func() {
+		if acked && buf.Cap() <= 64<<10 {
+			r.bufs.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return r.tooLarge(w)
+		}
+		writeError(w, http.StatusBadRequest, "could not read the request body")
+		return http.StatusBadRequest
+	}
+	body := buf.Bytes()
+
+	if err := src.Verifier.Verify(req.Header, body); err != nil {
+		r.errs.Log(req.Context(), slog.LevelWarn, "unauthorized/"+src.Name, "webhook rejected: verification failed",
+			"source", src.Name, "remote", req.RemoteAddr, "reason", err.Error())
+		writeError(w, http.StatusUnauthorized, "verification failed")
+		return http.StatusUnauthorized
+	}
+
+	receipt := ksuid.New().String()
+	now := r.now()
+	contentType := req.Header.Get("Content-Type")
+	ids, xerr := extract.Extract(body, src.Rules)
+	rec := &kgo.Record{Value: body}
+	var hs []kgo.RecordHeader
+	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
+	malformed := xerr != nil
+	if malformed {
+		ids = extract.IDs{EventID: contentHash(body)}
+		rec.Topic = src.Topics.DLQ
+	} else {
+		rec.Topic = src.Topics.Base
+	}
+	rec.Key = []byte(ids.Key())
+	add(headers.EventID, ids.EventID)
+	add(headers.ReceiptID, receipt)
+	add(headers.Source, src.Name)
+	add(headers.ReceivedAt, headers.FormatTime(now))
+	add(headers.ContentType, contentType)
+	if ids.ConversationID != "" {
+		add(headers.ConversationID, ids.ConversationID)
+	}
+	if malformed {
+		ts := headers.FormatTime(now)
+		add(headers.Attempt, "0")
+		add(headers.FirstFailedAt, ts)
+		add(headers.FailedAt, ts)
+		add(headers.Error, headers.Cut(xerr.Error(), headers.MaxErrorLen))
+		add(headers.ErrorClass, headers.ClassMalformed)
+	}
+	rec.Headers = hs
+
+	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.AckTimeout-r.now().Sub(start))
+	err := r.client.ProduceSync(ctx, rec).FirstErr()
+	cancel()
+	r.metrics.ackLatency.WithLabelValues(src.Name).Observe(r.now().Sub(start).Seconds())
+	if err != nil {
+		r.metrics.produceErrors.WithLabelValues(src.Name).Inc()
+		r.errs.Log(req.Context(), slog.LevelError, "produce/"+src.Name, "webhook not acknowledged by Kafka; answered 503 so the sender retries",
+			"source", src.Name, "topic", rec.Topic, "err", err.Error())
+		return r.unavailable(w, "not acknowledged by Kafka within the ack budget; retry")
+	}
+
+	acked = true
+	w.Header().Set("X-Hookline-Receipt", receipt)
+	status := http.StatusOK
+	if malformed {
+		r.metrics.malformed.WithLabelValues(src.Name).Inc()
+		r.errs.Log(req.Context(), slog.LevelWarn, "malformed/"+src.Name, "malformed webhook stored in the dead-letter topic",
+			"source", src.Name, "topic", rec.Topic, "event_id", ids.EventID, "reason", xerr.Error())
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, receiptBody{Receipt: receipt, EventID: ids.EventID, DeadLettered: malformed})
+	return status
+}
+
+type receiptBody struct {
+	Receipt      string `json:"receipt"`
+	EventID      string `json:"event_id"`
+	DeadLettered bool   `json:"dead_lettered,omitempty"`
+}
+
+func (r *Receiver) unavailable(w http.ResponseWriter, msg string) int {
+	w.Header().Set("Retry-After", retryAfter(r.cfg.RetryAfter))
+	writeError(w, http.StatusServiceUnavailable, msg)
+	return http.StatusServiceUnavailable
+}
+
+func (r *Receiver) tooLarge(w http.ResponseWriter) int {
+	writeError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(r.cfg.MaxBodyBytes, 10)+" bytes")
+	return http.StatusRequestEntityTooLarge
+}
+
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
