@@ -117,9 +117,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	}
 	rec.Headers = hs
 
-	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.AckTimeout-r.now().Sub(start))
-	err := r.client.ProduceSync(ctx, rec).FirstErr()
-	cancel()
+	err := r.produce(req.Context(), rec, r.cfg.AckTimeout-r.now().Sub(start))
 	r.metrics.ackLatency.WithLabelValues(src.Name).Observe(r.now().Sub(start).Seconds())
 	if err != nil {
 		r.metrics.produceErrors.WithLabelValues(src.Name).Inc()
@@ -170,4 +168,29 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// errAckTimeout is the answer when the broker did not confirm in time.
+var errAckTimeout = errors.New("no acknowledgement within the ack budget")
+
+// produce hands rec to the idempotent producer and waits for the broker's
+// acknowledgement at most budget. ProduceSync cannot be used: once a record
+// is in flight, franz-go keeps it until the broker answers (so the sequence
+// numbers of the idempotent producer stay right), whatever its context says.
+// On timeout the record may still be written later; the sender retries
+// because it got a 503, and dedup absorbs the copy.
+func (r *Receiver) produce(ctx context.Context, rec *kgo.Record, budget time.Duration) error {
+	if budget <= 0 {
+		return errAckTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	done := make(chan error, 1)
+	r.client.Produce(ctx, rec, func(_ *kgo.Record, err error) { done <- err })
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return errAckTimeout
+	}
 }

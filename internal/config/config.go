@@ -110,7 +110,7 @@ func Parse(raw []byte, getenv func(string) string) (File, error) {
 	}
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
-	dec.KnownFields(true) // a typo in a key is an error, not a silent default
+	dec.KnownFields(true)                                             // a typo in a key is an error, not a silent default
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) { // empty file: empty config
 		return File{}, fmt.Errorf("parse YAML: %w", err)
 	}

@@ -113,3 +113,15 @@ func Cut(s string, n int) string {
 	}
 	return s[:i]
 }
+
+// Del removes every header named key. It returns the new slice and never
+// modifies hs in place.
+func Del(hs []kgo.RecordHeader, key string) []kgo.RecordHeader {
+	out := hs[:0:0]
+	for _, h := range hs {
+		if h.Key != key {
+			out = append(out, h)
+		}
+	}
+	return out
+}

@@ -1,0 +1,1087 @@
+// Package consumer reads a hookline pipeline's main and retry topics as one
+// consumer group, hands each event to a [Handler] (by default the HTTP
+// forward sink, [NewHTTPSink]) and routes failures through the delayed retry
+// tiers to the DLQ.
+//
+// Guarantees (see DESIGN.md):
+//
+//   - Co-partitioned assignment ([CoPartitionBalancer]): partition p of every
+//     pipeline topic goes to one member. Run refuses a pipeline whose topics
+//     disagree on partition count.
+//   - Key-ordered concurrency: within a partition, records with different
+//     keys run concurrently (bounded per partition and in total); records of
+//     one key, and records with one event id, run one at a time in offset
+//     order. A later record starts only after the earlier one finished or
+//     was moved to a retry topic.
+//   - A source offset is committed only after every record it caused (retry,
+//     DLQ, dedup) was acknowledged by the broker, and only up to the lowest
+//     unfinished offset of the partition.
+//   - Retry records are never handled before their hookline-due-at; waiting
+//     pauses the partition and arms a timer.
+//   - Dedup: an event id that was processed or dead-lettered within the plan's
+//     dedup window is not handed to the handler again, across restarts and
+//     rebalances (state in <base>.dedup).
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/topics"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultHandlerTimeout bounds one handler attempt.
+	DefaultHandlerTimeout = 30 * time.Second
+	// DefaultMaxInFlightPerPartition bounds concurrent records of one
+	// partition. With a 3 s handler, 64 per partition gives ~21 events/s per
+	// partition and, over 12 partitions, more than the 100 events/s target.
+	DefaultMaxInFlightPerPartition = 64
+	// DefaultMaxInFlight bounds concurrent records per consumer: ~170
+	// events/s with a 3 s handler.
+	DefaultMaxInFlight = 512
+	// DefaultShutdownGrace is how long shutdown (and a rebalance revoking
+	// partitions) waits for in-flight records before abandoning them; an
+	// abandoned record is redelivered, never lost.
+	DefaultShutdownGrace = 10 * time.Second
+	// DefaultCommitInterval is how often finished offsets are committed.
+	DefaultCommitInterval = time.Second
+)
+
+// holdPerPartitionFactor × MaxInFlightPerPartition records may wait in one
+// partition (fetched, not started) before its fetching is paused.
+const holdPerPartitionFactor = 4
+
+// handlerSlack is how long a handler that ignores its context's deadline is
+// waited for before its attempt counts as timed out anyway.
+const handlerSlack = time.Second
+
+// Config configures a [Consumer]. Zero values mean the documented default.
+type Config struct {
+	// Kafka holds the connection settings.
+	Kafka kafkaconf.Config
+	// Plan names the pipeline's topics and holds its retry delays and dedup
+	// window (build it with topics.NewPlan). Required.
+	Plan topics.Plan
+	// Group is the consumer group; default "hookline-" + Plan.Names.Base.
+	Group string
+	// Handler does the work. Required; see NewHTTPSink for the default one.
+	Handler Handler
+	// HandlerTimeout bounds one attempt; default 30s. An overrun is a
+	// retryable failure.
+	HandlerTimeout time.Duration
+	// MaxInFlightPerPartition bounds concurrent records per partition;
+	// default 64.
+	MaxInFlightPerPartition int
+	// MaxInFlight bounds concurrent records per consumer; default 512.
+	MaxInFlight int
+	// ShutdownGrace is how long shutdown and a revoking rebalance wait for
+	// in-flight records before abandoning them (they are redelivered);
+	// default 10s. The group's rebalance timeout is ShutdownGrace+50s.
+	ShutdownGrace time.Duration
+	// CommitInterval is how often finished offsets are committed; default 1s.
+	// Offsets are also committed on revoke and on shutdown.
+	CommitInterval time.Duration
+	// Logger receives the consumer's logs; default slog.Default(). The
+	// happy path is quiet; repeated errors are rate-limited.
+	Logger *slog.Logger
+	// Registerer receives the hookline_consumer_* metrics. Default: a
+	// private registry (metrics are not exported). Nothing is registered
+	// on the global registry.
+	Registerer prometheus.Registerer
+}
+
+// Consumer is a pipeline's consumer-group member. Create it with [New] and
+// start it with [Consumer.Run].
+type Consumer struct {
+	cfg    Config
+	names  topics.Names
+	group  string
+	maxPer int
+	maxAll int
+	hold   int
+	log    *slog.Logger
+	rl     *rateLimitedLog
+	m      *metrics
+
+	cl   *kgo.Client // group consumer
+	prod *kgo.Client // retry, DLQ and dedup producer (ManualPartitioner)
+
+	// base is the parent of every lane context; it outlives Run's ctx so
+	// in-flight work can finish during the shutdown grace.
+	base       context.Context
+	cancelBase context.CancelFunc
+
+	mu       sync.Mutex
+	lanes    map[tp]*lane
+	inFlight int
+	starved  bool          // a lane could not start work because of MaxInFlight
+	stopping bool          // no new work starts
+	idle     chan struct{} // closed when stopping and inFlight reaches 0
+	busyKeys map[string]struct{}
+	busyIDs  map[string]struct{}
+
+	dedup *dedupState
+
+	commitMu sync.Mutex
+	phase    atomic.Int32
+	started  atomic.Bool
+}
+
+const (
+	phaseNew int32 = iota
+	phaseStarting
+	phaseRunning
+	phaseStopping
+	phaseStopped
+)
+
+// tp is a topic partition.
+type tp struct {
+	topic string
+	part  int32
+}
+
+type itemState uint8
+
+const (
+	stateWaiting itemState = iota
+	stateRunning
+	stateDone
+)
+
+// item is one fetched record that is not finished yet.
+type item struct {
+	rec   *kgo.Record
+	key   string
+	id    string
+	due   time.Time // retry records: hookline-due-at; zero on main
+	state itemState
+}
+
+// lane is the state of one assigned topic partition.
+type lane struct {
+	tp
+	role topics.Role
+	tier int // retry tier, 0 on main
+
+	items    []*item // unfinished records in offset order (done ones are popped from the front)
+	waiting  int     // items not started
+	inFlight int
+	next     int64 // next offset expected from fetches
+	hw       int64 // last high watermark seen
+
+	commitAt int64 // offset to commit (one past the last finished prefix); -1 unknown
+	epoch    int32
+	dirty    bool // commitAt moved since the last commit
+
+	paused    bool
+	timer     *time.Timer
+	timerAt   time.Time
+	revoked   bool
+	abandoned bool
+	drained   chan struct{} // closed when revoked and inFlight is 0
+
+	ctx    context.Context // canceled when the lane's work is abandoned
+	cancel context.CancelFunc
+}
+
+// New validates cfg and returns a Consumer. It does not contact Kafka; Run
+// does.
+func New(cfg Config) (*Consumer, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("consumer: no Handler configured (use NewHTTPSink for the HTTP forward sink)")
+	}
+	if cfg.Plan.Names.Base == "" {
+		return nil, errors.New("consumer: Plan is empty: build it with topics.NewPlan")
+	}
+	if len(cfg.Plan.RetryDelays) != len(cfg.Plan.Names.Retries) {
+		return nil, fmt.Errorf("consumer: plan has %d retry delays for %d retry topics", len(cfg.Plan.RetryDelays), len(cfg.Plan.Names.Retries))
+	}
+	if _, err := cfg.Kafka.Opts(); err != nil {
+		return nil, err
+	}
+	if cfg.Group == "" {
+		cfg.Group = "hookline-" + cfg.Plan.Names.Base
+	}
+	if cfg.Plan.DedupWindow <= 0 {
+		cfg.Plan.DedupWindow = topics.DefaultDedupWindow
+	}
+	if cfg.HandlerTimeout < 0 || cfg.MaxInFlight < 0 || cfg.MaxInFlightPerPartition < 0 || cfg.ShutdownGrace < 0 || cfg.CommitInterval < 0 {
+		return nil, errors.New("consumer: timeouts and limits must not be negative")
+	}
+	if cfg.HandlerTimeout == 0 {
+		cfg.HandlerTimeout = DefaultHandlerTimeout
+	}
+	if cfg.MaxInFlightPerPartition == 0 {
+		cfg.MaxInFlightPerPartition = DefaultMaxInFlightPerPartition
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = DefaultShutdownGrace
+	}
+	if cfg.CommitInterval == 0 {
+		cfg.CommitInterval = DefaultCommitInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("component", "consumer", "group", cfg.Group)
+	c := &Consumer{
+		cfg:      cfg,
+		names:    cfg.Plan.Names,
+		group:    cfg.Group,
+		maxPer:   cfg.MaxInFlightPerPartition,
+		maxAll:   cfg.MaxInFlight,
+		hold:     holdPerPartitionFactor * cfg.MaxInFlightPerPartition,
+		log:      log,
+		rl:       newRateLimitedLog(log, 10*time.Second),
+		m:        m,
+		lanes:    map[tp]*lane{},
+		busyKeys: map[string]struct{}{},
+		busyIDs:  map[string]struct{}{},
+	}
+	c.base, c.cancelBase = context.WithCancel(context.Background())
+	c.dedup = newDedupState(c)
+	return c, nil
+}
+
+// Ready reports whether the consumer is handling events, with the reason
+// when it is not (for /readyz): "starting", "restoring dedup state",
+// "shutting down", "stopped".
+func (c *Consumer) Ready() (bool, string) {
+	switch c.phase.Load() {
+	case phaseNew:
+		return false, "not started"
+	case phaseStarting:
+		return false, "starting: checking topics and joining the consumer group"
+	case phaseStopping:
+		return false, "shutting down"
+	case phaseStopped:
+		return false, "stopped"
+	}
+	if n := c.dedup.restoring(); n > 0 {
+		return false, fmt.Sprintf("restoring dedup state (%d partition(s))", n)
+	}
+	return true, ""
+}
+
+// Run checks the pipeline's topics, joins the group and handles events until
+// ctx is done (then it shuts down gracefully and returns nil) or a fatal error
+// occurs. Run may be called once.
+func (c *Consumer) Run(ctx context.Context) (err error) {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("consumer: Run called twice")
+	}
+	c.phase.Store(phaseStarting)
+	defer func() {
+		c.phase.Store(phaseStopped)
+		c.cancelBase()
+	}()
+
+	if err := c.checkTopics(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+
+	c.prod, err = kafkaconf.NewClient(ctx, c.cfg.Kafka,
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(15*time.Second),
+		kgo.ProducerLinger(0),
+	)
+	if err != nil {
+		return err
+	}
+	defer c.prod.Close()
+
+	c.cl, err = kafkaconf.NewClient(ctx, c.cfg.Kafka,
+		kgo.ConsumerGroup(c.group),
+		kgo.ConsumeTopics(c.names.Consumed()...),
+		kgo.Balancers(CoPartitionBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(c.onAssigned),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RebalanceTimeout(c.cfg.ShutdownGrace+50*time.Second),
+		// A resumed retry partition waits for the broker's in-flight fetch
+		// to return; keep that short so due records start promptly.
+		kgo.FetchMaxWait(time.Second),
+	)
+	if err != nil {
+		return err
+	}
+	c.phase.Store(phaseRunning)
+	c.log.Info("consumer started", "topics", c.names.Consumed(), "max_in_flight", c.maxAll,
+		"max_in_flight_per_partition", c.maxPer, "handler_timeout", c.cfg.HandlerTimeout)
+
+	tickDone := make(chan struct{})
+	tickCtx, stopTick := context.WithCancel(context.Background())
+	go func() {
+		defer close(tickDone)
+		c.tick(tickCtx)
+	}()
+
+	fatal := c.poll(ctx)
+
+	c.phase.Store(phaseStopping)
+	stopTick()
+	<-tickDone
+	c.shutdown()
+	if fatal != nil {
+		return fatal
+	}
+	return nil
+}
+
+// checkTopics refuses a pipeline with missing topics or topics that disagree
+// on partition count; other differences from the plan are logged.
+func (c *Consumer) checkTopics(ctx context.Context) error {
+	cl, err := kafkaconf.NewClient(ctx, c.cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rep, err := topics.Inspect(ctx, kadm.NewClient(cl), c.cfg.Plan, 0)
+	if err != nil {
+		return fmt.Errorf("consumer: check pipeline topics: %w", err)
+	}
+	if err := pipelineError(rep); err != nil {
+		return err
+	}
+	for _, p := range rep.Problems {
+		c.log.Warn("pipeline topic differs from its plan", "problem", p.String())
+	}
+	return nil
+}
+
+// pipelineError returns an error when the pipeline cannot be consumed:
+// a topic is missing or the partition counts differ.
+func pipelineError(rep topics.Report) error {
+	counts := map[int32]bool{}
+	missing := false
+	for _, st := range rep.Topics {
+		if !st.Exists {
+			missing = true
+			continue
+		}
+		counts[st.Partitions] = true
+	}
+	if !missing && len(counts) <= 1 {
+		return nil
+	}
+	msg := "consumer refuses to start"
+	if len(counts) > 1 {
+		msg += ": the pipeline's topics are not co-partitioned (partition counts differ), so partition p of every topic cannot go to one member"
+	} else {
+		msg += ": pipeline topics are missing"
+	}
+	return fmt.Errorf("%s (run `hookline topics check`): %w", msg, rep.Err())
+}
+
+// poll fetches until ctx is done or a fatal error.
+func (c *Consumer) poll(ctx context.Context) error {
+	for {
+		fs := c.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			c.cl.AllowRebalance()
+			return nil
+		}
+		var fatal error
+		fs.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			if isFatal(err) {
+				fatal = fmt.Errorf("consumer: fetch %s[%d]: %w", t, p, err)
+				return
+			}
+			c.rl.Log(slog.LevelWarn, "fetch:"+t, "fetch failed; the client retries", "topic", t, "partition", p, "err", err)
+		})
+		c.mu.Lock()
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			c.add(fp)
+		})
+		c.mu.Unlock()
+		c.cl.AllowRebalance()
+		if fatal != nil {
+			c.log.Error("fatal consumer error", "err", fatal)
+			return fatal
+		}
+	}
+}
+
+func isFatal(err error) bool {
+	return errors.Is(err, kerr.GroupAuthorizationFailed) ||
+		errors.Is(err, kerr.TopicAuthorizationFailed) ||
+		errors.Is(err, kerr.SaslAuthenticationFailed)
+}
+
+// add appends fetched records to their lane and schedules it. c.mu is held.
+func (c *Consumer) add(fp kgo.FetchTopicPartition) {
+	l := c.lanes[tp{fp.Topic, fp.Partition}]
+	if l == nil || l.revoked || l.abandoned {
+		return // the next owner fetches them from the committed offset
+	}
+	if fp.HighWatermark > l.hw {
+		l.hw = fp.HighWatermark
+	}
+	for _, r := range fp.Records {
+		if r.Offset < l.next {
+			continue
+		}
+		l.next = r.Offset + 1
+		it := &item{rec: r, key: string(r.Key), id: headers.Value(r.Headers, headers.EventID)}
+		if l.role == topics.RoleRetry {
+			it.due = c.dueOf(r)
+		}
+		l.items = append(l.items, it)
+		l.waiting++
+	}
+	c.schedule(l)
+}
+
+// dueOf reads hookline-due-at; a missing or unparseable header means now.
+func (c *Consumer) dueOf(r *kgo.Record) time.Time {
+	v, ok := headers.Get(r.Headers, headers.DueAt)
+	if !ok {
+		return time.Time{}
+	}
+	t, err := headers.ParseTime(v)
+	if err != nil {
+		c.rl.Log(slog.LevelWarn, "due:"+r.Topic, "retry record has an unparseable due time; handling it now",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		return time.Time{}
+	}
+	return t
+}
+
+// schedule starts every record of l that may start, arms the due timer and
+// pauses or resumes fetching. c.mu is held.
+func (c *Consumer) schedule(l *lane) {
+	if l.revoked || l.abandoned || c.stopping {
+		return
+	}
+	if !c.dedup.ready(l.part) {
+		c.setPaused(l, l.waiting >= c.hold)
+		return
+	}
+	now := time.Now()
+	clear(c.busyKeys)
+	clear(c.busyIDs)
+	var nextDue time.Time
+	full := false
+	for _, it := range l.items {
+		if it.state == stateDone {
+			continue
+		}
+		_, kb := c.busyKeys[it.key]
+		ib := false
+		if it.id != "" {
+			_, ib = c.busyIDs[it.id]
+			c.busyIDs[it.id] = struct{}{}
+		}
+		c.busyKeys[it.key] = struct{}{}
+		if it.state == stateRunning || kb || ib {
+			continue
+		}
+		if !it.due.IsZero() && now.Before(it.due) {
+			if nextDue.IsZero() || it.due.Before(nextDue) {
+				nextDue = it.due
+			}
+			continue
+		}
+		if l.inFlight >= c.maxPer {
+			full = true
+			break
+		}
+		if c.inFlight >= c.maxAll {
+			c.starved = true
+			full = true
+			break
+		}
+		c.start(l, it)
+	}
+	if !full || !nextDue.IsZero() {
+		c.armTimer(l, nextDue)
+	}
+	// A retry partition holding a record that is not due yet stops
+	// fetching until the timer fires; any partition stops when it holds
+	// too many records.
+	c.setPaused(l, l.waiting >= c.hold || !nextDue.IsZero())
+}
+
+// setPaused pauses or resumes fetching of l. c.mu is held.
+func (c *Consumer) setPaused(l *lane, pause bool) {
+	if pause == l.paused {
+		return
+	}
+	l.paused = pause
+	m := map[string][]int32{l.topic: {l.part}}
+	if pause {
+		c.cl.PauseFetchPartitions(m)
+	} else {
+		c.cl.ResumeFetchPartitions(m)
+	}
+}
+
+// armTimer makes sure l is scheduled again at due (zero: no timer).
+func (c *Consumer) armTimer(l *lane, due time.Time) {
+	if due.IsZero() {
+		if l.timer != nil {
+			l.timer.Stop()
+			l.timer, l.timerAt = nil, time.Time{}
+		}
+		return
+	}
+	if l.timer != nil {
+		if l.timerAt.Equal(due) {
+			return
+		}
+		l.timer.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(due)+time.Millisecond, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if l.timer != t {
+			return
+		}
+		l.timer, l.timerAt = nil, time.Time{}
+		c.schedule(l)
+	})
+	l.timer, l.timerAt = t, due
+}
+
+// start runs it. c.mu is held.
+func (c *Consumer) start(l *lane, it *item) {
+	it.state = stateRunning
+	l.waiting--
+	l.inFlight++
+	c.inFlight++
+	c.m.inFlight.Inc()
+	go c.process(l, it)
+}
+
+// finish records the end of it; done says it is finished for good (handled,
+// skipped or moved to another topic and acknowledged).
+func (c *Consumer) finish(l *lane, it *item, done bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l.inFlight--
+	c.inFlight--
+	c.m.inFlight.Dec()
+	if done && !l.abandoned {
+		it.state = stateDone
+		for len(l.items) > 0 && l.items[0].state == stateDone {
+			r := l.items[0].rec
+			l.commitAt, l.epoch, l.dirty = r.Offset+1, r.LeaderEpoch, true
+			l.items[0] = nil
+			l.items = l.items[1:]
+		}
+	}
+	if l.inFlight == 0 && l.drained != nil {
+		close(l.drained)
+		l.drained = nil
+	}
+	if c.stopping && c.inFlight == 0 && c.idle != nil {
+		close(c.idle)
+		c.idle = nil
+	}
+	c.schedule(l)
+	if c.starved && c.inFlight < c.maxAll {
+		c.starved = false
+		for _, o := range c.lanes {
+			if o != l && o.waiting > 0 {
+				c.schedule(o)
+			}
+			if c.inFlight >= c.maxAll {
+				break
+			}
+		}
+	}
+}
+
+// process handles one record and routes it on failure.
+func (c *Consumer) process(l *lane, it *item) {
+	done := false
+	defer func() { c.finish(l, it, done) }()
+	ctx := l.ctx
+	r := it.rec
+	ev := eventOf(r, l.role == topics.RoleMain)
+
+	dup, err := c.dedup.seen(ctx, r.Partition, ev)
+	if err != nil {
+		return // abandoned
+	}
+	if dup {
+		c.m.events.WithLabelValues(r.Topic, OutcomeDuplicate).Inc()
+		c.m.duplicates.Inc()
+		done = true
+		return
+	}
+
+	start := time.Now()
+	herr := c.call(ctx, ev)
+	c.m.latency.WithLabelValues(r.Topic).Observe(time.Since(start).Seconds())
+	if ctx.Err() != nil {
+		return // abandoned: the partition's next owner gets it again
+	}
+	if herr == nil {
+		if err := c.dedup.record(ctx, r.Partition, ev.EventID, outcomeProcessed); err != nil {
+			return
+		}
+		c.m.events.WithLabelValues(r.Topic, OutcomeProcessed).Inc()
+		done = true
+		return
+	}
+
+	fwd, outcome := c.forward(l, r, ev, herr, time.Now())
+	if err := c.produce(ctx, fwd); err != nil {
+		return
+	}
+	if outcome == OutcomeDeadLettered {
+		if err := c.dedup.record(ctx, r.Partition, ev.EventID, outcomeDeadLettered); err != nil {
+			return
+		}
+		c.rl.Log(slog.LevelWarn, "dlq:"+headers.Value(fwd.Headers, headers.ErrorClass), "event dead-lettered",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
+			"class", headers.Value(fwd.Headers, headers.ErrorClass), "err", herr)
+	} else {
+		c.log.Debug("event sent to retry", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+			"event_id", ev.EventID, "to", fwd.Topic, "err", herr)
+	}
+	c.m.events.WithLabelValues(r.Topic, outcome).Inc()
+	done = true
+}
+
+// call runs the handler with the per-attempt timeout, turning a panic or an
+// overrun into a retryable error.
+func (c *Consumer) call(ctx context.Context, ev Event) error {
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				c.rl.Log(slog.LevelError, "panic", "handler panicked; the event is retried",
+					"topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset, "panic", fmt.Sprint(p),
+					"stack", string(debug.Stack()))
+				res <- fmt.Errorf("handler panicked: %v", p)
+			}
+		}()
+		res <- c.cfg.Handler.Handle(hctx, ev)
+	}()
+	var err error
+	select {
+	case err = <-res:
+	case <-hctx.Done():
+		select {
+		case err = <-res:
+		case <-time.After(handlerSlack):
+			err = fmt.Errorf("handler ignored its context and did not return within %s", handlerSlack)
+		}
+	}
+	if err != nil && ctx.Err() == nil && errors.Is(hctx.Err(), context.DeadlineExceeded) {
+		// An overrun is retryable, whatever the handler made of it.
+		return fmt.Errorf("handler timed out after %s: %v", c.cfg.HandlerTimeout, err)
+	}
+	return err
+}
+
+// forward builds the retry or DLQ record for a failed attempt.
+func (c *Consumer) forward(l *lane, r *kgo.Record, ev Event, herr error, now time.Time) (*kgo.Record, string) {
+	hs := slices.Clone(r.Headers)
+	fromMain := l.role == topics.RoleMain
+	if _, ok := headers.Get(hs, headers.OriginalTopic); fromMain || !ok {
+		hs = headers.Set(hs, headers.OriginalTopic, r.Topic)
+		hs = headers.Set(hs, headers.OriginalPartition, strconv.Itoa(int(r.Partition)))
+		hs = headers.Set(hs, headers.OriginalOffset, strconv.FormatInt(r.Offset, 10))
+		hs = headers.Set(hs, headers.OriginalTimestamp, headers.FormatTime(r.Timestamp))
+	}
+	if _, ok := headers.Get(hs, headers.FirstFailedAt); fromMain || !ok {
+		hs = headers.Set(hs, headers.FirstFailedAt, headers.FormatTime(now))
+	}
+	hs = headers.Set(hs, headers.Attempt, strconv.Itoa(ev.Attempt+1))
+	hs = headers.Set(hs, headers.FailedAt, headers.FormatTime(now))
+	hs = headers.Set(hs, headers.Error, headers.Cut(herr.Error(), headers.MaxErrorLen))
+	hs = headers.Set(hs, headers.ConsumerGroup, c.group)
+
+	out := &kgo.Record{Partition: r.Partition, Key: r.Key, Value: r.Value}
+	nextTier := l.tier + 1
+	var class, outcome string
+	switch {
+	case IsPermanent(herr):
+		out.Topic, class, outcome = c.names.DLQ, headers.ClassPermanent, OutcomeDeadLettered
+	case nextTier > len(c.names.Retries):
+		out.Topic, class, outcome = c.names.DLQ, headers.ClassExhausted, OutcomeDeadLettered
+	default:
+		out.Topic, class, outcome = c.names.Retry(nextTier), headers.ClassRetryable, OutcomeRetried
+		hs = headers.Set(hs, headers.DueAt, headers.FormatTime(now.Add(c.cfg.Plan.RetryDelays[nextTier-1])))
+	}
+	if outcome == OutcomeDeadLettered {
+		hs = headers.Del(hs, headers.DueAt)
+	}
+	hs = headers.Set(hs, headers.ErrorClass, class)
+	out.Headers = hs
+	return out, outcome
+}
+
+// produce writes rec and waits for the broker's acknowledgement, retrying
+// with backoff until it succeeds or ctx (the lane) is done.
+func (c *Consumer) produce(ctx context.Context, rec *kgo.Record) error {
+	backoff := 100 * time.Millisecond
+	for {
+		r := &kgo.Record{Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value, Headers: rec.Headers}
+		err := c.prod.ProduceSync(ctx, r).FirstErr()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.m.produceErrors.WithLabelValues(rec.Topic).Inc()
+		c.rl.Log(slog.LevelWarn, "produce:"+rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
+			"topic", rec.Topic, "partition", rec.Partition, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// onAssigned creates lanes for new partitions and starts restoring their
+// dedup state.
+func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	c.mu.Lock()
+	parts := map[int32]bool{}
+	for t, ps := range assigned {
+		role, tier, ok := c.names.RoleOf(t)
+		if !ok {
+			continue
+		}
+		for _, p := range ps {
+			k := tp{t, p}
+			if old := c.lanes[k]; old != nil {
+				c.dropLane(old)
+			}
+			ctx, cancel := context.WithCancel(c.base)
+			c.lanes[k] = &lane{tp: k, role: role, tier: tier, commitAt: -1, epoch: -1, ctx: ctx, cancel: cancel}
+			parts[p] = true
+		}
+	}
+	c.mu.Unlock()
+	// A partition paused by an earlier assignment must not stay paused.
+	cl.ResumeFetchPartitions(assigned)
+	c.dedup.assigned(parts)
+	c.log.Debug("partitions assigned", "partitions", assigned)
+}
+
+// onRevoked stops new work on the revoked partitions, waits for their
+// in-flight records up to ShutdownGrace (then abandons them), commits what
+// finished and forgets the partitions.
+func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	ls, drained := c.markRevoked(revoked)
+	if len(ls) > 0 {
+		deadline := time.NewTimer(c.cfg.ShutdownGrace)
+		defer deadline.Stop()
+	wait:
+		for _, ch := range drained {
+			select {
+			case <-ch:
+			case <-deadline.C:
+				c.log.Warn("revoke grace expired; abandoning in-flight events of revoked partitions, they will be redelivered")
+				break wait
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c.commit(cctx, ls)
+		cancel()
+	}
+	c.mu.Lock()
+	for _, l := range ls {
+		c.dropLane(l)
+	}
+	c.mu.Unlock()
+	cl.ResumeFetchPartitions(revoked)
+	c.dedup.revoked(c.ownedParts())
+	c.log.Debug("partitions revoked", "partitions", revoked)
+}
+
+// onLost abandons lost partitions at once: another member may own them
+// already, so nothing is committed.
+func (c *Consumer) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	ls, _ := c.markRevoked(lost)
+	c.mu.Lock()
+	for _, l := range ls {
+		c.dropLane(l)
+	}
+	c.mu.Unlock()
+	cl.ResumeFetchPartitions(lost)
+	c.dedup.revoked(c.ownedParts())
+	c.log.Warn("partitions lost; their in-flight work is abandoned and will be redelivered", "partitions", lost)
+}
+
+// markRevoked stops new work on the given partitions and returns their lanes
+// and, for lanes with work in flight, channels closed when it is done.
+func (c *Consumer) markRevoked(m map[string][]int32) ([]*lane, []chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ls []*lane
+	var drained []chan struct{}
+	for t, ps := range m {
+		for _, p := range ps {
+			l := c.lanes[tp{t, p}]
+			if l == nil {
+				continue
+			}
+			l.revoked = true
+			if l.timer != nil {
+				l.timer.Stop()
+				l.timer = nil
+			}
+			if l.inFlight > 0 {
+				if l.drained == nil {
+					l.drained = make(chan struct{})
+				}
+				drained = append(drained, l.drained)
+			}
+			ls = append(ls, l)
+		}
+	}
+	return ls, drained
+}
+
+// dropLane abandons l's remaining work and forgets it. c.mu is held.
+func (c *Consumer) dropLane(l *lane) {
+	l.revoked, l.abandoned = true, true
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	l.cancel()
+	if c.lanes[l.tp] == l {
+		delete(c.lanes, l.tp)
+	}
+}
+
+// ownedParts returns the partition numbers this member owns on any topic.
+func (c *Consumer) ownedParts() map[int32]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[int32]bool{}
+	for k := range c.lanes {
+		out[k.part] = true
+	}
+	return out
+}
+
+// commit commits the finished offsets of the given lanes, or of every live
+// lane when ls is nil.
+func (c *Consumer) commit(ctx context.Context, ls []*lane) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	c.mu.Lock()
+	if ls == nil {
+		for _, l := range c.lanes {
+			if !l.revoked {
+				ls = append(ls, l)
+			}
+		}
+	}
+	offs := map[string]map[int32]kgo.EpochOffset{}
+	var sent []*lane
+	for _, l := range ls {
+		if !l.dirty || l.commitAt < 0 {
+			continue
+		}
+		if offs[l.topic] == nil {
+			offs[l.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offs[l.topic][l.part] = kgo.EpochOffset{Epoch: l.epoch, Offset: l.commitAt}
+		l.dirty = false
+		sent = append(sent, l)
+	}
+	c.mu.Unlock()
+	if len(sent) == 0 {
+		return
+	}
+	var cerr error
+	c.cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil && cerr == nil {
+					cerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, e)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		c.m.commitErrors.Inc()
+		c.rl.Log(slog.LevelWarn, "commit", "offset commit failed; the next commit covers it", "err", cerr)
+		c.mu.Lock()
+		for _, l := range sent {
+			l.dirty = true
+		}
+		c.mu.Unlock()
+	}
+}
+
+// tick commits periodically and refreshes the gauges.
+func (c *Consumer) tick(ctx context.Context) {
+	t := time.NewTicker(c.cfg.CommitInterval)
+	defer t.Stop()
+	gauges := time.NewTicker(5 * time.Second)
+	defer gauges.Stop()
+	c.updateGauges()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			c.commit(cctx, nil)
+			cancel()
+		case <-gauges.C:
+			c.updateGauges()
+		}
+		c.dedup.maintain(ctx)
+	}
+}
+
+// updateGauges refreshes lag and the retry-tier waiting gauges.
+func (c *Consumer) updateGauges() {
+	lag := map[string]int64{}
+	waiting := make([]int, len(c.names.Retries)+1)
+	oldest := make([]time.Time, len(c.names.Retries)+1)
+	c.mu.Lock()
+	for _, l := range c.lanes {
+		pos := l.next
+		if len(l.items) > 0 {
+			pos = l.items[0].rec.Offset
+		} else if l.commitAt >= 0 {
+			pos = l.commitAt
+		}
+		if l.hw > pos {
+			lag[l.topic] += l.hw - pos
+		}
+		if l.role == topics.RoleRetry {
+			for _, it := range l.items {
+				if it.state != stateWaiting {
+					continue
+				}
+				waiting[l.tier]++
+				if !it.due.IsZero() && (oldest[l.tier].IsZero() || it.due.Before(oldest[l.tier])) {
+					oldest[l.tier] = it.due
+				}
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, t := range c.names.Consumed() {
+		c.m.lag.WithLabelValues(t).Set(float64(lag[t]))
+	}
+	for k := 1; k <= len(c.names.Retries); k++ {
+		tier := strconv.Itoa(k)
+		c.m.waiting.WithLabelValues(tier).Set(float64(waiting[k]))
+		v := 0.0
+		if !oldest[k].IsZero() {
+			v = float64(oldest[k].UnixMilli()) / 1000
+		}
+		c.m.oldestDue.WithLabelValues(tier).Set(v)
+	}
+	c.m.dedupEntries.Set(float64(c.dedup.entries()))
+}
+
+// shutdown stops new work, waits up to ShutdownGrace for in-flight records,
+// commits what finished and leaves the group.
+func (c *Consumer) shutdown() {
+	c.mu.Lock()
+	c.stopping = true
+	for _, l := range c.lanes {
+		if l.timer != nil {
+			l.timer.Stop()
+			l.timer = nil
+		}
+	}
+	var idle chan struct{}
+	if c.inFlight > 0 {
+		idle = make(chan struct{})
+		c.idle = idle
+	}
+	inFlight := c.inFlight
+	c.mu.Unlock()
+
+	if idle != nil {
+		c.log.Info("shutting down: waiting for in-flight events", "in_flight", inFlight, "grace", c.cfg.ShutdownGrace)
+		t := time.NewTimer(c.cfg.ShutdownGrace)
+		select {
+		case <-idle:
+			t.Stop()
+		case <-t.C:
+			c.mu.Lock()
+			n := c.inFlight
+			c.mu.Unlock()
+			c.log.Warn("shutdown grace expired; abandoning in-flight events, they will be redelivered", "in_flight", n)
+		}
+	}
+	c.mu.Lock()
+	for _, l := range c.lanes {
+		l.revoked = true
+	}
+	ls := make([]*lane, 0, len(c.lanes))
+	for _, l := range c.lanes {
+		ls = append(ls, l)
+	}
+	c.mu.Unlock()
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	c.commit(cctx, ls)
+	cancel()
+	c.mu.Lock()
+	for _, l := range ls {
+		c.dropLane(l)
+	}
+	c.mu.Unlock()
+	c.dedup.stop()
+	c.cl.AllowRebalance()
+	c.cl.Close() // leaves the group
+	c.log.Info("consumer stopped")
+}

@@ -1,0 +1,651 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/topics"
+)
+
+func counterValue(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		panic(err)
+	}
+	switch {
+	case d.Counter != nil:
+		return d.Counter.GetValue()
+	case d.Gauge != nil:
+		return d.Gauge.GetValue()
+	}
+	return 0
+}
+
+// attemptLog records handler calls.
+type attemptLog struct {
+	mu    sync.Mutex
+	calls []call
+}
+
+type call struct {
+	ev  Event
+	at  time.Time
+	due string // hookline-due-at of the record handled
+}
+
+func (a *attemptLog) add(ev Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, call{ev: ev, at: time.Now(), due: headers.Value(ev.Headers, headers.DueAt)})
+}
+
+func (a *attemptLog) snapshot() []call {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.calls)
+}
+
+func (a *attemptLog) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.calls)
+}
+
+func TestRetryTiersThenSuccess(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 3, time.Second, 2*time.Second, 3*time.Second)
+	var log attemptLog
+	var ok atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		log.add(ev)
+		if ev.EventID == "flaky" && ev.Attempt < 2 {
+			return fmt.Errorf("downstream said no (attempt %d)", ev.Attempt)
+		}
+		ok.Add(1)
+		return nil
+	})
+	recs := e.produce(event("conv-a", "flaky", 1), event("conv-b", "steady", 1))
+	c, _ := e.start(Config{Handler: h})
+
+	eventually(t, 20*time.Second, "both events processed", func() bool { return ok.Load() == 2 })
+	time.Sleep(300 * time.Millisecond) // nothing more should happen
+
+	var flaky []call
+	for _, cl := range log.snapshot() {
+		if cl.ev.EventID == "flaky" {
+			flaky = append(flaky, cl)
+		}
+	}
+	if len(flaky) != 3 {
+		t.Fatalf("flaky handled %d times, want 3 (main, retry-1, retry-2)", len(flaky))
+	}
+	wantTopics := []string{e.plan.Names.Base, e.plan.Names.Retry(1), e.plan.Names.Retry(2)}
+	for i, cl := range flaky {
+		if cl.ev.Topic != wantTopics[i] || cl.ev.Attempt != i {
+			t.Errorf("call %d: topic %s attempt %d, want %s attempt %d", i, cl.ev.Topic, cl.ev.Attempt, wantTopics[i], i)
+		}
+		if cl.ev.Partition != recs[0].Partition {
+			t.Errorf("call %d: partition %d, want the main partition %d", i, cl.ev.Partition, recs[0].Partition)
+		}
+		if i == 0 {
+			continue
+		}
+		due, err := headers.ParseTime(cl.due)
+		if err != nil {
+			t.Fatalf("call %d: due-at %q: %v", i, cl.due, err)
+		}
+		if cl.at.Before(due) {
+			t.Errorf("call %d started at %s, before its due time %s", i, cl.at.Format(time.RFC3339Nano), cl.due)
+		}
+		if gap := cl.at.Sub(flaky[i-1].at); gap < e.plan.RetryDelays[i-1]-5*time.Millisecond {
+			t.Errorf("call %d came %s after the previous one, want at least the delay %s", i, gap, e.plan.RetryDelays[i-1])
+		}
+	}
+
+	for k := 1; k <= 2; k++ {
+		rs := e.readAll(e.plan.Names.Retry(k))
+		if len(rs) != 1 {
+			t.Fatalf("retry-%d holds %d records, want 1", k, len(rs))
+		}
+		r := rs[0]
+		if got := hdrInt(t, r, headers.Attempt); got != k {
+			t.Errorf("retry-%d attempt = %d, want %d", k, got, k)
+		}
+		checkRetryHeaders(t, r, recs[0], c.group)
+		if !strings.Contains(hdr(r, headers.Error), fmt.Sprintf("attempt %d", k-1)) {
+			t.Errorf("retry-%d error header %q does not carry the handler's error", k, hdr(r, headers.Error))
+		}
+		if hdr(r, headers.ErrorClass) != headers.ClassRetryable {
+			t.Errorf("retry-%d class %q", k, hdr(r, headers.ErrorClass))
+		}
+		due, err := headers.ParseTime(hdr(r, headers.DueAt))
+		if err != nil {
+			t.Fatalf("retry-%d due-at: %v", k, err)
+		}
+		failed, _ := headers.ParseTime(hdr(r, headers.FailedAt))
+		if d := due.Sub(failed); d != e.plan.RetryDelays[k-1] {
+			t.Errorf("retry-%d due-at - failed-at = %s, want %s", k, d, e.plan.RetryDelays[k-1])
+		}
+	}
+	if rs := e.readAll(e.plan.Names.Retry(3)); len(rs) != 0 {
+		t.Errorf("retry-3 holds %d records, want 0", len(rs))
+	}
+	if rs := e.readAll(e.plan.Names.DLQ); len(rs) != 0 {
+		t.Errorf("DLQ holds %d records, want 0", len(rs))
+	}
+	if v := c.eventsCount(e.plan.Names.Base, OutcomeRetried); v != 1 {
+		t.Errorf("retried on main = %v, want 1", v)
+	}
+	if v := c.eventsCount(e.plan.Names.Retry(2), OutcomeProcessed); v != 1 {
+		t.Errorf("processed on retry-2 = %v, want 1", v)
+	}
+}
+
+// checkRetryHeaders checks the headers every retry and DLQ record carries.
+func checkRetryHeaders(t *testing.T, r, orig *kgo.Record, group string) {
+	t.Helper()
+	if r.Partition != orig.Partition {
+		t.Errorf("%s: partition %d, want the main partition %d", r.Topic, r.Partition, orig.Partition)
+	}
+	if string(r.Key) != string(orig.Key) || string(r.Value) != string(orig.Value) {
+		t.Errorf("%s: key/value changed", r.Topic)
+	}
+	for _, h := range orig.Headers {
+		if hdr(r, h.Key) != string(h.Value) {
+			t.Errorf("%s: original header %s = %q, want %q", r.Topic, h.Key, hdr(r, h.Key), h.Value)
+		}
+	}
+	want := map[string]string{
+		headers.OriginalTopic:     orig.Topic,
+		headers.OriginalPartition: fmt.Sprint(orig.Partition),
+		headers.OriginalOffset:    fmt.Sprint(orig.Offset),
+		headers.OriginalTimestamp: headers.FormatTime(orig.Timestamp),
+		headers.ConsumerGroup:     group,
+	}
+	for k, v := range want {
+		if got := hdr(r, k); got != v {
+			t.Errorf("%s: %s = %q, want %q", r.Topic, k, got, v)
+		}
+	}
+	for _, k := range []string{headers.FirstFailedAt, headers.FailedAt} {
+		if _, err := headers.ParseTime(hdr(r, k)); err != nil {
+			t.Errorf("%s: %s = %q: %v", r.Topic, k, hdr(r, k), err)
+		}
+	}
+	if hdr(r, headers.Error) == "" {
+		t.Errorf("%s: no error header", r.Topic)
+	}
+}
+
+func TestAlwaysFailingIsExhausted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 4, 100*time.Millisecond, 200*time.Millisecond, 300*time.Millisecond)
+	var calls atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		calls.Add(1)
+		return errors.New(strings.Repeat("x", 3000)) // longer than the header limit
+	})
+	var recs []*kgo.Record
+	for i := range 8 {
+		recs = append(recs, event(fmt.Sprintf("conv-%d", i), fmt.Sprintf("ev-%d", i), 1))
+	}
+	e.produce(recs...)
+	c, _ := e.start(Config{Handler: h})
+	eventually(t, 20*time.Second, "all events dead-lettered", func() bool {
+		return c.eventsCount(e.plan.Names.Retry(3), OutcomeDeadLettered) == 8
+	})
+	time.Sleep(200 * time.Millisecond)
+	if n := calls.Load(); n != 8*4 {
+		t.Errorf("handler called %d times, want %d (main + 3 tiers per event)", n, 8*4)
+	}
+	byID := map[string]*kgo.Record{}
+	for _, r := range recs {
+		byID[hdr(r, headers.EventID)] = r
+	}
+	for k := 1; k <= 3; k++ {
+		rs := e.readAll(e.plan.Names.Retry(k))
+		if len(rs) != 8 {
+			t.Errorf("retry-%d holds %d records, want 8", k, len(rs))
+		}
+		for _, r := range rs {
+			checkRetryHeaders(t, r, byID[hdr(r, headers.EventID)], c.group)
+		}
+	}
+	dlq := e.readAll(e.plan.Names.DLQ)
+	if len(dlq) != 8 {
+		t.Fatalf("DLQ holds %d records, want 8 (one per event)", len(dlq))
+	}
+	for _, r := range dlq {
+		orig := byID[hdr(r, headers.EventID)]
+		checkRetryHeaders(t, r, orig, c.group)
+		if got := hdr(r, headers.ErrorClass); got != headers.ClassExhausted {
+			t.Errorf("DLQ class %q, want exhausted", got)
+		}
+		if got := hdrInt(t, r, headers.Attempt); got != 4 {
+			t.Errorf("DLQ attempt %d, want 4", got)
+		}
+		if _, ok := headers.Get(r.Headers, headers.DueAt); ok {
+			t.Errorf("DLQ record carries a due-at header")
+		}
+		if n := len(hdr(r, headers.Error)); n != headers.MaxErrorLen {
+			t.Errorf("error header is %d bytes, want it cut to %d", n, headers.MaxErrorLen)
+		}
+		first, _ := headers.ParseTime(hdr(r, headers.FirstFailedAt))
+		last, _ := headers.ParseTime(hdr(r, headers.FailedAt))
+		if !first.Before(last) {
+			t.Errorf("first-failed-at %v is not before failed-at %v", first, last)
+		}
+	}
+}
+
+func TestPermanentGoesStraightToDLQ(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, 100*time.Millisecond)
+	var calls atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		calls.Add(1)
+		return Permanent(errors.New("unknown conversation"))
+	})
+	recs := e.produce(event("conv-p", "perm-1", 1))
+	c, _ := e.start(Config{Handler: h})
+	eventually(t, 10*time.Second, "dead-lettered", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeDeadLettered) == 1
+	})
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler called %d times, want 1", n)
+	}
+	if rs := e.readAll(e.plan.Names.Retry(1)); len(rs) != 0 {
+		t.Errorf("retry-1 holds %d records, want 0", len(rs))
+	}
+	dlq := e.readAll(e.plan.Names.DLQ)
+	if len(dlq) != 1 {
+		t.Fatalf("DLQ holds %d records, want 1", len(dlq))
+	}
+	checkRetryHeaders(t, dlq[0], recs[0], c.group)
+	if got := hdr(dlq[0], headers.ErrorClass); got != headers.ClassPermanent {
+		t.Errorf("class %q, want permanent", got)
+	}
+	if got := hdrInt(t, dlq[0], headers.Attempt); got != 1 {
+		t.Errorf("attempt %d, want 1", got)
+	}
+	if !strings.Contains(hdr(dlq[0], headers.Error), "unknown conversation") {
+		t.Errorf("error header %q", hdr(dlq[0], headers.Error))
+	}
+}
+
+func TestPanicAndTimeoutAreRetryable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, 100*time.Millisecond)
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		mu.Lock()
+		seen[ev.EventID] = append(seen[ev.EventID], ev.Attempt)
+		mu.Unlock()
+		if ev.Attempt > 0 {
+			return nil
+		}
+		switch ev.EventID {
+		case "panics":
+			panic("boom")
+		case "slow":
+			<-ctx.Done()
+			return Permanent(ctx.Err()) // an overrun stays retryable
+		case "ignores-ctx":
+			time.Sleep(1500 * time.Millisecond)
+			return nil
+		}
+		return nil
+	})
+	e.produce(event("c1", "panics", 1), event("c2", "slow", 1), event("c3", "ignores-ctx", 1))
+	c, _ := e.start(Config{Handler: h, HandlerTimeout: 200 * time.Millisecond})
+	eventually(t, 15*time.Second, "all retried and processed", func() bool {
+		return c.eventsCount(e.plan.Names.Retry(1), OutcomeProcessed) == 3
+	})
+	rs := e.readAll(e.plan.Names.Retry(1))
+	errs := map[string]string{}
+	for _, r := range rs {
+		errs[hdr(r, headers.EventID)] = hdr(r, headers.Error)
+	}
+	if !strings.Contains(errs["panics"], "panicked: boom") {
+		t.Errorf("panic error header %q", errs["panics"])
+	}
+	if !strings.Contains(errs["slow"], "timed out") {
+		t.Errorf("timeout error header %q", errs["slow"])
+	}
+	if !strings.Contains(errs["ignores-ctx"], "timed out") {
+		t.Errorf("ignored-context error header %q", errs["ignores-ctx"])
+	}
+	if rs := e.readAll(e.plan.Names.DLQ); len(rs) != 0 {
+		t.Errorf("DLQ holds %d records, want 0", len(rs))
+	}
+}
+
+func TestPerKeyOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 6, 100*time.Millisecond)
+	const convs, per = 50, 40
+	var mu sync.Mutex
+	got := map[string][]int{}
+	running := map[string]bool{}
+	var overlap atomic.Int32
+	var total atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		conv := string(ev.Key)
+		mu.Lock()
+		if running[conv] {
+			overlap.Add(1)
+		}
+		running[conv] = true
+		mu.Unlock()
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+		var seq int
+		fmt.Sscanf(ev.EventID, "%*[^#]#%d", &seq)
+		mu.Lock()
+		running[conv] = false
+		got[conv] = append(got[conv], seq)
+		mu.Unlock()
+		total.Add(1)
+		return nil
+	})
+	c, _ := e.start(Config{Handler: h})
+	// Produce while the consumer runs, in a few batches.
+	var recs []*kgo.Record
+	for s := 0; s < per; s++ {
+		for i := 0; i < convs; i++ {
+			conv := fmt.Sprintf("conv-%02d", i)
+			recs = append(recs, event(conv, fmt.Sprintf("%s#%d", conv, s), s))
+		}
+	}
+	for i := 0; i < len(recs); i += 500 {
+		e.produce(recs[i:min(i+500, len(recs))]...)
+	}
+	eventually(t, 40*time.Second, "all events handled", func() bool { return total.Load() == convs*per })
+	if n := overlap.Load(); n != 0 {
+		t.Errorf("%d times two events of one conversation ran at once", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for conv, seqs := range got {
+		if len(seqs) != per {
+			t.Errorf("%s handled %d events, want %d", conv, len(seqs), per)
+		}
+		if !slices.IsSorted(seqs) {
+			t.Errorf("%s handled out of order: %v", conv, seqs)
+		}
+	}
+	if v := c.eventsCount(e.plan.Names.Base, OutcomeProcessed); v != convs*per {
+		t.Errorf("processed = %v", v)
+	}
+}
+
+func TestConcurrencyWithSlowHandler(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 6, time.Second)
+	var done atomic.Int32
+	var cur, peak atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(time.Second)
+		cur.Add(-1)
+		done.Add(1)
+		return nil
+	})
+	var recs []*kgo.Record
+	for s := range 4 {
+		for i := range 50 {
+			recs = append(recs, event(fmt.Sprintf("c%d", i), fmt.Sprintf("c%d-%d", i, s), s))
+		}
+	}
+	e.produce(recs...)
+	start := time.Now()
+	e.start(Config{Handler: h})
+	eventually(t, 20*time.Second, "200 one-second events", func() bool { return done.Load() == 200 })
+	t.Logf("200 events of 1 s over 50 conversations took %s, peak concurrency %d", time.Since(start).Round(10*time.Millisecond), peak.Load())
+	if peak.Load() < 20 {
+		t.Errorf("peak concurrency %d: different keys do not run concurrently", peak.Load())
+	}
+}
+
+func TestTwoConsumersCoPartitioned(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 6, 200*time.Millisecond, 300*time.Millisecond)
+	var mu sync.Mutex
+	handled := map[string]int{}
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		time.Sleep(5 * time.Millisecond)
+		if ev.Attempt == 0 && strings.HasSuffix(ev.EventID, "-r") {
+			return errors.New("retry me")
+		}
+		mu.Lock()
+		handled[ev.EventID]++
+		mu.Unlock()
+		return nil
+	})
+	a, stopA := e.start(Config{Handler: h, Group: "g2"})
+	b, _ := e.start(Config{Handler: h, Group: "g2"})
+	nTopics := len(e.plan.Names.Consumed())
+	eventually(t, 20*time.Second, "both members assigned", func() bool {
+		la, lb := a.ownedParts(), b.ownedParts()
+		return len(la) > 0 && len(lb) > 0 && len(la)+len(lb) == 6 && len(a.laneKeys())+len(b.laneKeys()) == 6*nTopics
+	})
+	pa, pb := a.ownedParts(), b.ownedParts()
+	for p := range pa {
+		if pb[p] {
+			t.Errorf("partition %d owned by both members", p)
+		}
+	}
+	for _, c := range []*Consumer{a, b} {
+		owned := c.ownedParts()
+		keys := c.laneKeys()
+		for p := range owned {
+			for _, tn := range e.plan.Names.Consumed() {
+				if !keys[tp{tn, p}] {
+					t.Errorf("member owns partition %d but not %s[%d]: not co-partitioned", p, tn, p)
+				}
+			}
+		}
+	}
+
+	var recs []*kgo.Record
+	for i := range 300 {
+		id := fmt.Sprintf("e%03d", i)
+		if i%5 == 0 {
+			id += "-r"
+		}
+		recs = append(recs, event(fmt.Sprintf("conv-%d", i%37), id, i))
+	}
+	e.produce(recs[:150]...)
+	eventually(t, 10*time.Second, "some events handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) > 20
+	})
+	stopA()
+	e.produce(recs[150:]...)
+	eventually(t, 30*time.Second, "every event handled after the hand-over", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == len(recs)
+	})
+	if len(b.ownedParts()) != 6 {
+		t.Errorf("remaining member owns %d partitions, want 6", len(b.ownedParts()))
+	}
+	if rs := e.readAll(e.plan.Names.DLQ); len(rs) != 0 {
+		t.Errorf("DLQ holds %d records", len(rs))
+	}
+	mu.Lock()
+	dups := 0
+	for _, n := range handled {
+		if n > 1 {
+			dups++
+		}
+	}
+	mu.Unlock()
+	t.Logf("events handled more than once across the hand-over: %d of %d", dups, len(recs))
+}
+
+func (c *Consumer) laneKeys() map[tp]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[tp]bool{}
+	for k := range c.lanes {
+		out[k] = true
+	}
+	return out
+}
+
+func TestPartitionMismatchRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 3, time.Second)
+	// Recreate the setup with a retry topic of a different size.
+	plan, err := topics.NewPlan(topics.Config{Base: "odd.events", Partitions: 3, RetryDelays: []time.Duration{time.Second, 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(e.client())
+	ctx := context.Background()
+	for _, name := range plan.Names.All() {
+		n := int32(3)
+		if name == plan.Names.Retry(2) {
+			n = 5
+		}
+		if _, err := adm.CreateTopic(ctx, n, -1, nil, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := New(Config{Kafka: e.kafka, Plan: plan, Handler: HandlerFunc(func(context.Context, Event) error { return nil }), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = c.Run(rctx)
+	if err == nil || !strings.Contains(err.Error(), "co-partitioned") || !strings.Contains(err.Error(), plan.Names.Retry(2)) {
+		t.Fatalf("Run = %v, want a refusal naming the odd topic", err)
+	}
+	t.Logf("refusal: %v", err)
+
+	// Missing topics are refused too.
+	plan2, _ := topics.NewPlan(topics.Config{Base: "missing.events", Partitions: 3})
+	c2, _ := New(Config{Kafka: e.kafka, Plan: plan2, Handler: HandlerFunc(func(context.Context, Event) error { return nil }), Logger: testLogger()})
+	if err := c2.Run(rctx); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("Run with missing topics = %v", err)
+	}
+}
+
+func TestShutdownFinishesInFlightAndCommits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, time.Second)
+	var started, finished atomic.Int32
+	var mu sync.Mutex
+	seen := map[string]int{}
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		started.Add(1)
+		time.Sleep(500 * time.Millisecond)
+		mu.Lock()
+		seen[ev.EventID]++
+		mu.Unlock()
+		finished.Add(1)
+		return nil
+	})
+	var recs []*kgo.Record
+	for i := range 10 {
+		recs = append(recs, event(fmt.Sprintf("c%d", i), fmt.Sprintf("s%d", i), 0))
+	}
+	e.produce(recs...)
+	_, stop := e.start(Config{Handler: h, Group: "gs"})
+	eventually(t, 10*time.Second, "handlers started", func() bool { return started.Load() == 10 })
+	stop() // in-flight handlers finish within the grace
+	if n := finished.Load(); n != 10 {
+		t.Fatalf("%d handlers finished before Run returned, want 10", n)
+	}
+	// A new member of the same group must not see them again.
+	e.start(Config{Handler: h, Group: "gs"})
+	time.Sleep(2 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s handled %d times", id, n)
+		}
+	}
+}
+
+func TestShutdownGraceAbandonsAndRedelivers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, time.Second)
+	var calls atomic.Int32
+	block := make(chan struct{})
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		if calls.Add(1) == 1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-block:
+			}
+		}
+		return nil
+	})
+	e.produce(event("c", "stuck", 0))
+	c1, stop := e.start(Config{Handler: h, Group: "gg", ShutdownGrace: 300 * time.Millisecond})
+	eventually(t, 10*time.Second, "handler started", func() bool { return calls.Load() == 1 })
+	stop()
+	close(block)
+	if v := c1.eventsCount(e.plan.Names.Base, OutcomeRetried); v != 0 {
+		t.Errorf("abandoned event was routed to retry")
+	}
+	c2, _ := e.start(Config{Handler: h, Group: "gg"})
+	eventually(t, 10*time.Second, "redelivered", func() bool {
+		return c2.eventsCount(e.plan.Names.Base, OutcomeProcessed) == 1
+	})
+}
+
+func TestBalancerIsCoPartitionedAndDeterministic(t *testing.T) {
+	t.Parallel()
+	topicsMap := map[string]int32{"b": 5, "b.retry-1": 5, "b.retry-2": 5}
+	for members := 1; members <= 7; members++ {
+		ms := fakeMembers(members, []string{"b", "b.retry-1", "b.retry-2"})
+		plan1 := balance(t, ms, topicsMap)
+		plan2 := balance(t, slices.Clone(ms), topicsMap)
+		if fmt.Sprint(plan1) != fmt.Sprint(plan2) {
+			t.Fatalf("not deterministic:\n%v\n%v", plan1, plan2)
+		}
+		owner := map[int32]string{}
+		count := 0
+		for m, ts := range plan1 {
+			for tn, ps := range ts {
+				for _, p := range ps {
+					count++
+					if o, ok := owner[p]; ok && o != m {
+						t.Errorf("%d members: partition %d of %s goes to %s, but %s owns it elsewhere", members, p, tn, m, o)
+					}
+					owner[p] = m
+				}
+			}
+		}
+		if count != 15 {
+			t.Errorf("%d members: %d partitions assigned, want 15", members, count)
+		}
+	}
+}

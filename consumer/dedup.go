@@ -1,0 +1,577 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/kafkaconf"
+)
+
+// Dedup outcomes written to <base>.dedup.
+const (
+	outcomeProcessed    = "processed"
+	outcomeDeadLettered = "dead-lettered"
+)
+
+// Sweep bounds: expired dedup entries are looked for every DedupWindow/8,
+// clamped to [minSweepEvery, maxSweepEvery].
+const (
+	minSweepEvery = 200 * time.Millisecond
+	maxSweepEvery = time.Minute
+)
+
+// digest is what the dedup state keeps of an event id: the first 16 bytes of
+// its SHA-256 (collisions are out of reach, also for a sender who picks ids).
+type digest [16]byte
+
+func digestOf(id []byte) digest {
+	sum := sha256.Sum256(id)
+	return digest(sum[:16])
+}
+
+// entry packs an entry's expiry (unix ms) and whether the event was
+// dead-lettered (low bit) into 8 bytes.
+type entry uint64
+
+func makeEntry(expiryMs int64, deadLettered bool) entry {
+	e := entry(expiryMs) << 1
+	if deadLettered {
+		e |= 1
+	}
+	return e
+}
+
+func (e entry) expiryMs() int64    { return int64(e >> 1) }
+func (e entry) deadLettered() bool { return e&1 == 1 }
+
+// dedupPart is the dedup state of one partition number.
+type dedupPart struct {
+	mu sync.Mutex
+	m  map[digest]entry
+
+	// Owned by dedupState.mu:
+	ready bool
+
+	// Owned by the restore and sweep goroutines (one at a time, see
+	// dedupState.ioMu):
+	readTo      int64 // next offset of <base>.dedup to apply on restore
+	sweepFrom   int64 // first offset that may hold an entry not yet tombstoned
+	nextSweepMs int64 // no entry expires before this (unix ms); 0: unknown, sweep
+}
+
+// dedupState remembers processed and dead-lettered event ids per partition,
+// backed by the compacted <base>.dedup topic.
+type dedupState struct {
+	c          *Consumer
+	topic      string
+	window     time.Duration
+	sweepEvery time.Duration
+
+	mu            sync.Mutex
+	parts         map[int32]*dedupPart
+	gen           int // assignment generation, guards ready flags of stale restores
+	cancelRestore context.CancelFunc
+	lastSweep     time.Time
+	sweeping      bool
+	sweepCtx      context.Context // canceled by stop
+	stopSweeps    context.CancelFunc
+
+	// ioMu serializes restores and sweeps: they share each part's cursors.
+	ioMu sync.Mutex
+}
+
+func newDedupState(c *Consumer) *dedupState {
+	w := c.cfg.Plan.DedupWindow
+	d := &dedupState{
+		c:          c,
+		topic:      c.names.Dedup,
+		window:     w,
+		sweepEvery: min(max(w/8, minSweepEvery), maxSweepEvery),
+		parts:      map[int32]*dedupPart{},
+	}
+	d.sweepCtx, d.stopSweeps = context.WithCancel(c.base)
+	return d
+}
+
+func newDedupPart() *dedupPart { return &dedupPart{m: map[digest]entry{}} }
+
+// restoring returns how many owned partitions are still being restored.
+func (d *dedupState) restoring() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, p := range d.parts {
+		if !p.ready {
+			n++
+		}
+	}
+	return n
+}
+
+// ready reports whether partition p's state is restored.
+func (d *dedupState) ready(p int32) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.parts[p]
+	return st != nil && st.ready
+}
+
+func (d *dedupState) part(p int32) *dedupPart {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.parts[p]
+}
+
+// entries returns the number of remembered event ids.
+func (d *dedupState) entries() int {
+	d.mu.Lock()
+	ps := make([]*dedupPart, 0, len(d.parts))
+	for _, p := range d.parts {
+		ps = append(ps, p)
+	}
+	d.mu.Unlock()
+	n := 0
+	for _, p := range ps {
+		p.mu.Lock()
+		n += len(p.m)
+		p.mu.Unlock()
+	}
+	return n
+}
+
+// seen reports whether ev's event id was processed or dead-lettered within
+// the window. A replayed record (hookline-replayed-from) of a dead-lettered
+// event is not a duplicate: replaying dead letters is the point. The error is
+// non-nil only when ctx is done.
+func (d *dedupState) seen(ctx context.Context, p int32, ev Event) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if ev.EventID == "" {
+		return false, nil
+	}
+	st := d.part(p)
+	if st == nil {
+		return false, nil
+	}
+	k := digestOf([]byte(ev.EventID))
+	st.mu.Lock()
+	e, ok := st.m[k]
+	st.mu.Unlock()
+	if !ok || e.expiryMs() <= time.Now().UnixMilli() {
+		return false, nil
+	}
+	if e.deadLettered() {
+		if _, replayed := headers.Get(ev.Headers, headers.ReplayedFrom); replayed {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// dedupValue is the JSON value of a dedup record.
+func dedupValue(outcome string, at time.Time) []byte {
+	return fmt.Appendf(nil, `{"outcome":%q,"at":%q}`, outcome, headers.FormatTime(at))
+}
+
+// record writes the dedup record of a terminal outcome, waits for the
+// broker's acknowledgement and remembers the id. It fails only when ctx is
+// done.
+func (d *dedupState) record(ctx context.Context, p int32, id, outcome string) error {
+	if id == "" {
+		return ctx.Err()
+	}
+	now := time.Now()
+	rec := &kgo.Record{Topic: d.topic, Partition: p, Key: []byte(id), Value: dedupValue(outcome, now)}
+	if err := d.c.produce(ctx, rec); err != nil {
+		return err
+	}
+	st := d.part(p)
+	if st == nil {
+		return nil // no longer owned: the next owner restores it from the topic
+	}
+	exp := now.Truncate(time.Millisecond).Add(d.window).UnixMilli()
+	st.mu.Lock()
+	st.m[digestOf(rec.Key)] = makeEntry(exp, outcome == outcomeDeadLettered)
+	if st.nextSweepMs != 0 && exp < st.nextSweepMs { // 0 means a sweep is due anyway
+		st.nextSweepMs = exp
+	}
+	st.mu.Unlock()
+	return nil
+}
+
+// apply applies one record of <base>.dedup read from the log. st.mu is held.
+func (st *dedupPart) apply(r *kgo.Record, window time.Duration, nowMs int64) {
+	k := digestOf(r.Key)
+	if r.Value == nil {
+		delete(st.m, k)
+		return
+	}
+	exp := recordAt(r).Add(window).UnixMilli()
+	if exp <= nowMs {
+		// Expired. Anything earlier for this id is older still.
+		delete(st.m, k)
+		return
+	}
+	st.m[k] = makeEntry(exp, bytes.Contains(r.Value, []byte(`"`+outcomeDeadLettered+`"`)))
+}
+
+var atField = []byte(`"at":"`)
+
+// recordAt returns the "at" time of a dedup record, or its timestamp when
+// the value has none.
+func recordAt(r *kgo.Record) time.Time {
+	v := r.Value
+	if i := bytes.Index(v, atField); i >= 0 {
+		v = v[i+len(atField):]
+		if j := bytes.IndexByte(v, '"'); j > 0 {
+			if t, err := time.Parse(time.RFC3339Nano, string(v[:j])); err == nil {
+				return t
+			}
+		}
+	}
+	return r.Timestamp
+}
+
+// assigned starts restoring the dedup state of the newly owned partition
+// numbers and forgets the state of partitions no longer owned.
+func (d *dedupState) assigned(parts map[int32]bool) {
+	d.mu.Lock()
+	for p := range d.parts {
+		if !parts[p] {
+			delete(d.parts, p)
+		}
+	}
+	if d.cancelRestore != nil {
+		d.cancelRestore()
+	}
+	d.gen++
+	gen := d.gen
+	var todo []int32
+	for p := range parts {
+		st := d.parts[p]
+		if st == nil {
+			st = newDedupPart()
+			d.parts[p] = st
+		}
+		st.ready = false
+		todo = append(todo, p)
+	}
+	ctx, cancel := context.WithCancel(d.c.base)
+	d.cancelRestore = cancel
+	d.mu.Unlock()
+	if len(todo) > 0 {
+		go d.restore(ctx, gen, todo)
+	}
+}
+
+// revoked stops restoring partitions that are no longer owned. Their state
+// is kept until the next assignment, which reads only what was written since.
+func (d *dedupState) revoked(owned map[int32]bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for p, st := range d.parts {
+		if !owned[p] {
+			st.ready = false
+		}
+	}
+	if len(owned) == 0 && d.cancelRestore != nil {
+		d.cancelRestore()
+		d.cancelRestore = nil
+	}
+}
+
+// stop cancels a running restore or sweep.
+func (d *dedupState) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopSweeps()
+	if d.cancelRestore != nil {
+		d.cancelRestore()
+		d.cancelRestore = nil
+	}
+}
+
+// markReady marks p restored (if the assignment did not change meanwhile)
+// and schedules its lanes.
+func (d *dedupState) markReady(gen int, p int32, took time.Duration) {
+	d.mu.Lock()
+	st := d.parts[p]
+	if d.gen != gen || st == nil {
+		d.mu.Unlock()
+		return
+	}
+	st.ready = true
+	d.mu.Unlock()
+	d.c.m.restoreSecs.Observe(took.Seconds())
+	c := d.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, l := range c.lanes {
+		if k.part == p {
+			c.schedule(l)
+		}
+	}
+}
+
+// retry runs fn until it succeeds or ctx is done, backing off between tries.
+func (d *dedupState) retry(ctx context.Context, what string, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return nil
+		}
+		d.c.rl.Log(slog.LevelWarn, "dedup:"+what, "dedup state: "+what+" failed; retrying", "topic", d.topic, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// endOffsets returns the high watermarks of the dedup topic's partitions.
+func (d *dedupState) endOffsets(ctx context.Context) (map[int32]int64, error) {
+	var out map[int32]int64
+	err := d.retry(ctx, "list end offsets", func() error {
+		ends, err := kadm.NewClient(d.c.prod).ListEndOffsets(ctx, d.topic)
+		if err != nil {
+			return err
+		}
+		if err := ends.Error(); err != nil {
+			return err
+		}
+		out = map[int32]int64{}
+		ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+		return nil
+	})
+	return out, err
+}
+
+// read consumes the dedup topic's partitions from the given offsets until
+// each reaches its end offset or fn returns stop for it; fn runs for each
+// record in offset order. done is called once per partition when it ends.
+func (d *dedupState) read(ctx context.Context, from, until map[int32]int64,
+	fn func(p int32, r *kgo.Record) (stop bool), done func(p int32)) error {
+	offs := map[int32]kgo.Offset{}
+	for p, o := range from {
+		if o >= until[p] {
+			done(p)
+			continue
+		}
+		offs[p] = kgo.NewOffset().At(o)
+	}
+	if len(offs) == 0 {
+		return nil
+	}
+	var cl *kgo.Client
+	err := d.retry(ctx, "connect", func() (err error) {
+		cl, err = kafkaconf.NewClient(ctx, d.c.cfg.Kafka,
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{d.topic: offs}),
+			kgo.FetchMaxPartitionBytes(8<<20),
+			kgo.FetchMaxBytes(64<<20),
+		)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for len(offs) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			d.c.rl.Log(slog.LevelWarn, "dedup:fetch", "dedup state: fetch failed; the client retries", "topic", t, "partition", p, "err", err)
+		})
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			p := fp.Partition
+			if _, ok := offs[p]; !ok {
+				return
+			}
+			for _, r := range fp.Records {
+				if fn(p, r) || r.Offset+1 >= until[p] {
+					delete(offs, p)
+					cl.PauseFetchPartitions(map[string][]int32{d.topic: {p}})
+					done(p)
+					return
+				}
+			}
+		})
+	}
+	return nil
+}
+
+// restore reads the dedup topic's partitions parts from where this member
+// last read up to their high watermarks.
+func (d *dedupState) restore(ctx context.Context, gen int, parts []int32) {
+	d.ioMu.Lock()
+	defer d.ioMu.Unlock()
+	start := time.Now()
+	ends, err := d.endOffsets(ctx)
+	if err != nil {
+		return
+	}
+	from, until := map[int32]int64{}, map[int32]int64{}
+	sts := map[int32]*dedupPart{}
+	for _, p := range parts {
+		st := d.part(p)
+		if st == nil {
+			continue
+		}
+		end := ends[p]
+		if st.readTo > end {
+			// The topic was recreated or truncated: start over.
+			st.mu.Lock()
+			clear(st.m)
+			st.mu.Unlock()
+			st.readTo, st.sweepFrom, st.nextSweepMs = 0, 0, 0
+		}
+		sts[p] = st
+		from[p], until[p] = st.readTo, end
+	}
+	nowMs := time.Now().UnixMilli()
+	err = d.read(ctx, from, until, func(p int32, r *kgo.Record) bool {
+		st := sts[p]
+		st.mu.Lock()
+		st.apply(r, d.window, nowMs)
+		st.mu.Unlock()
+		st.readTo = r.Offset + 1
+		return false
+	}, func(p int32) {
+		st := sts[p]
+		st.mu.Lock()
+		st.nextSweepMs = 0 // look for expired entries once after a restore
+		n := len(st.m)
+		st.mu.Unlock()
+		d.c.log.Debug("dedup state restored", "partition", p, "entries", n, "took", time.Since(start))
+		d.markReady(gen, p, time.Since(start))
+	})
+	if err != nil && ctx.Err() == nil {
+		d.c.log.Warn("dedup restore failed", "err", err)
+	}
+}
+
+// maintain starts a sweep for expired entries when one is due.
+func (d *dedupState) maintain(context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sweeping || d.sweepCtx.Err() != nil || time.Since(d.lastSweep) < d.sweepEvery {
+		return
+	}
+	d.sweeping = true
+	d.lastSweep = time.Now()
+	go func() {
+		d.sweep(d.sweepCtx)
+		d.mu.Lock()
+		d.sweeping = false
+		d.mu.Unlock()
+	}()
+}
+
+// sweep forgets expired entries and writes their tombstones, reading the
+// dedup log from each ready partition's sweep cursor up to the first entry
+// that is still live (the log is in time order).
+func (d *dedupState) sweep(ctx context.Context) {
+	d.ioMu.Lock()
+	defer d.ioMu.Unlock()
+	nowMs := time.Now().UnixMilli()
+	d.mu.Lock()
+	sts := map[int32]*dedupPart{}
+	for p, st := range d.parts {
+		if !st.ready {
+			continue
+		}
+		st.mu.Lock()
+		due := st.nextSweepMs == 0 || st.nextSweepMs <= nowMs
+		st.mu.Unlock()
+		if due {
+			sts[p] = st
+		}
+	}
+	d.mu.Unlock()
+	if len(sts) == 0 {
+		return
+	}
+	ends, err := d.endOffsets(ctx)
+	if err != nil {
+		return
+	}
+	from, until := map[int32]int64{}, map[int32]int64{}
+	for p, st := range sts {
+		from[p], until[p] = st.sweepFrom, ends[p]
+	}
+	type tomb struct {
+		p   int32
+		key []byte
+	}
+	var tombs []tomb
+	next := map[int32]int64{} // new sweep cursor per partition
+	nextMs := map[int32]int64{}
+	err = d.read(ctx, from, until, func(p int32, r *kgo.Record) bool {
+		if r.Value == nil {
+			next[p] = r.Offset + 1
+			return false
+		}
+		exp := recordAt(r).Add(d.window).UnixMilli()
+		if exp > nowMs {
+			next[p], nextMs[p] = r.Offset, exp
+			return true
+		}
+		st := sts[p]
+		k := digestOf(r.Key)
+		st.mu.Lock()
+		e, ok := st.m[k]
+		newer := ok && e.expiryMs() > nowMs
+		if !newer {
+			delete(st.m, k)
+		}
+		st.mu.Unlock()
+		if !newer {
+			tombs = append(tombs, tomb{p, r.Key})
+		}
+		next[p] = r.Offset + 1
+		return false
+	}, func(int32) {})
+	if err != nil {
+		return
+	}
+	for _, t := range tombs {
+		if err := d.c.produce(ctx, &kgo.Record{Topic: d.topic, Partition: t.p, Key: t.key}); err != nil {
+			return // cursors stay; the next sweep tries again
+		}
+	}
+	for p, st := range sts {
+		if o, ok := next[p]; ok {
+			st.sweepFrom = o
+		}
+		st.mu.Lock()
+		if ms, ok := nextMs[p]; ok {
+			st.nextSweepMs = ms
+		} else if st.nextSweepMs <= nowMs {
+			// Nothing live left in the log: wait for the next record.
+			st.nextSweepMs = 1<<62 - 1
+		}
+		st.mu.Unlock()
+	}
+	if len(tombs) > 0 {
+		d.c.log.Debug("dedup entries expired", "tombstones", len(tombs))
+	}
+}

@@ -1,0 +1,232 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// HTTPSinkConfig configures the HTTP forward sink, the default [Handler].
+type HTTPSinkConfig struct {
+	// URL receives a POST per event. Required; http or https.
+	URL string
+
+	// Timeout bounds one request. Default 0: the handler's context (the
+	// consumer's HandlerTimeout, default 30s) bounds it.
+	Timeout time.Duration
+
+	// CAFile is a PEM bundle trusted for an https URL instead of the system
+	// roots. Optional.
+	CAFile string
+
+	// MaxConns is how many connections to the downstream are kept open for
+	// reuse. Default 512 (DefaultMaxInFlight): one per concurrent event.
+	MaxConns int
+
+	// Header holds extra headers sent on every request (for example
+	// Authorization). Optional.
+	Header http.Header
+
+	// Client replaces the built-in client (then CAFile and MaxConns are
+	// ignored). Optional; mostly for tests.
+	Client *http.Client
+}
+
+// Forwarded request headers.
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderEventID        = "X-Hookline-Event-Id"
+	HeaderReceipt        = "X-Hookline-Receipt"
+	HeaderAttempt        = "X-Hookline-Attempt"
+	HeaderSource         = "X-Hookline-Source"
+	HeaderConversationID = "X-Hookline-Conversation-Id"
+)
+
+// DefaultContentType is sent when a record has no hookline-content-type.
+const DefaultContentType = "application/json"
+
+// maxSnippet bounds the part of a response body quoted in an error.
+const maxSnippet = 256
+
+// maxDrain bounds how much of a response body is read so the connection can
+// be reused; larger bodies close the connection instead.
+const maxDrain = 64 << 10
+
+type httpSink struct {
+	url    string // as configured, for requests
+	where  string // redacted, without query, for errors
+	client *http.Client
+	header http.Header
+	// timeout bounds one request; 0 means the context decides.
+	timeout time.Duration
+}
+
+// NewHTTPSink returns a Handler that POSTs each event's original body to
+// cfg.URL with Content-Type (hookline-content-type, default
+// application/json), Idempotency-Key and X-Hookline-Event-Id (the event id),
+// X-Hookline-Receipt, X-Hookline-Attempt, X-Hookline-Source and
+// X-Hookline-Conversation-Id.
+//
+// A 2xx answer means done. 408, 425, 429, 5xx, timeouts and connection
+// errors are retryable; any other status is permanent. Errors carry the
+// status and a short snippet of the response body.
+func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("handler URL %q is not an absolute http(s) URL (e.g. http://127.0.0.1:3000/process)", redactURL(cfg.URL))
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("handler timeout must not be negative, got %s", cfg.Timeout)
+	}
+	s := &httpSink{url: cfg.URL, where: redactURL(cfg.URL), header: cfg.Header.Clone(), timeout: cfg.Timeout}
+	if cfg.Client != nil {
+		s.client = cfg.Client
+		return s, nil
+	}
+	conns := cfg.MaxConns
+	if conns <= 0 {
+		conns = DefaultMaxInFlight
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = conns
+	tr.MaxIdleConnsPerHost = conns
+	tr.IdleConnTimeout = 90 * time.Second
+	tr.ResponseHeaderTimeout = 0 // the request context bounds it
+	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read handler CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("handler CA file %s holds no PEM certificate", cfg.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	}
+	s.client = &http.Client{
+		Transport: tr,
+		// A redirect of a POST is a configuration problem, not something
+		// to follow silently.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return s, nil
+}
+
+func (s *httpSink) Handle(ctx context.Context, ev Event) error {
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(ev.Value))
+	if err != nil {
+		return Permanent(fmt.Errorf("build request to %s: %w", s.where, err))
+	}
+	for k, vs := range s.header {
+		req.Header[k] = vs
+	}
+	ct := ev.ContentType
+	if ct == "" {
+		ct = DefaultContentType
+	}
+	req.Header.Set("Content-Type", ct)
+	if ev.EventID != "" {
+		req.Header.Set(HeaderIdempotencyKey, ev.EventID)
+		req.Header.Set(HeaderEventID, ev.EventID)
+	}
+	if ev.ReceiptID != "" {
+		req.Header.Set(HeaderReceipt, ev.ReceiptID)
+	}
+	req.Header.Set(HeaderAttempt, strconv.Itoa(ev.Attempt))
+	if ev.Source != "" {
+		req.Header.Set(HeaderSource, ev.Source)
+	}
+	if ev.ConversationID != "" {
+		req.Header.Set(HeaderConversationID, ev.ConversationID)
+	}
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		// Timeouts, refused connections, resets, DNS: all retryable.
+		return fmt.Errorf("POST %s: %w", s.where, scrubURLError(err))
+	}
+	snippet := readSnippet(resp.Body)
+	resp.Body.Close()
+
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	herr := fmt.Errorf("POST %s: status %d", s.where, code)
+	if snippet != "" {
+		herr = fmt.Errorf("%w: %s", herr, snippet)
+	}
+	if retryableStatus(code) {
+		return herr
+	}
+	return Permanent(herr)
+}
+
+// retryableStatus reports whether a non-2xx status is worth retrying.
+func retryableStatus(code int) bool {
+	switch {
+	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests:
+		return true
+	case code >= 500:
+		return true
+	case code >= 300 && code < 400:
+		// Not followed; a later retry will not change it.
+		return false
+	}
+	return false
+}
+
+// readSnippet reads a bounded part of body (so the connection can be
+// reused) and returns the start of it as one printable line.
+func readSnippet(body io.Reader) string {
+	buf := make([]byte, maxSnippet)
+	n, _ := io.ReadFull(body, buf)
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+	b := buf[:n]
+	for len(b) > 0 && !utf8.Valid(b) {
+		b = b[:len(b)-1]
+	}
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if n == maxSnippet {
+		s += "…"
+	}
+	return s
+}
+
+// redactURL hides user info and drops the query, which may carry secrets.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<invalid URL>"
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.Redacted()
+}
+
+// scrubURLError drops the *url.Error wrapper, whose text repeats the full
+// URL (query included).
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

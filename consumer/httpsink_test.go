@@ -1,0 +1,153 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestHTTPSinkClassification(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int32
+	var last atomic.Pointer[http.Request]
+	var lastBody atomic.Pointer[string]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		s := string(b)
+		lastBody.Store(&s)
+		last.Store(r)
+		w.WriteHeader(int(status.Load()))
+		io.WriteString(w, "reason: "+strings.Repeat("z", 1000))
+	}))
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL + "/process?token=secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := Event{Value: []byte(`{"a":1}`), EventID: "ev-1", ReceiptID: "rc-1", Source: "genesys",
+		ConversationID: "conv-1", Attempt: 2}
+	cases := []struct {
+		code     int
+		ok, perm bool
+	}{
+		{200, true, false}, {201, true, false}, {204, true, false},
+		{408, false, false}, {425, false, false}, {429, false, false},
+		{500, false, false}, {502, false, false}, {503, false, false},
+		{400, false, true}, {401, false, true}, {404, false, true}, {409, false, true}, {422, false, true},
+		{301, false, true},
+	}
+	for _, c := range cases {
+		status.Store(int32(c.code))
+		err := h.Handle(context.Background(), ev)
+		if c.ok {
+			if err != nil {
+				t.Errorf("%d: %v, want nil", c.code, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%d: nil error", c.code)
+			continue
+		}
+		if IsPermanent(err) != c.perm {
+			t.Errorf("%d: permanent=%v, want %v (%v)", c.code, IsPermanent(err), c.perm, err)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "status ") || !strings.Contains(msg, "reason: zzz") || len(msg) > 400 {
+			t.Errorf("%d: error %q should carry the status and a short body snippet", c.code, msg)
+		}
+		if strings.Contains(msg, "secret") {
+			t.Errorf("%d: error leaks the URL query: %q", c.code, msg)
+		}
+	}
+	r := last.Load()
+	want := map[string]string{
+		"Content-Type": "application/json", "Idempotency-Key": "ev-1", "X-Hookline-Event-Id": "ev-1",
+		"X-Hookline-Receipt": "rc-1", "X-Hookline-Attempt": "2", "X-Hookline-Source": "genesys",
+		"X-Hookline-Conversation-Id": "conv-1",
+	}
+	for k, v := range want {
+		if got := r.Header.Get(k); got != v {
+			t.Errorf("header %s = %q, want %q", k, got, v)
+		}
+	}
+	if *lastBody.Load() != `{"a":1}` {
+		t.Errorf("body %q", *lastBody.Load())
+	}
+	ev.ContentType = "application/x-www-form-urlencoded"
+	status.Store(200)
+	if err := h.Handle(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := last.Load().Header.Get("Content-Type"); got != ev.ContentType {
+		t.Errorf("content type %q", got)
+	}
+}
+
+func TestHTTPSinkTimeoutsAndConnectionErrorsAreRetryable(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(500 * time.Millisecond)
+	}))
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Handle(context.Background(), Event{Value: []byte("{}")})
+	if err == nil || IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("timeout: %v (permanent=%v)", err, IsPermanent(err))
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	h2, _ := NewHTTPSink(HTTPSinkConfig{URL: "http://" + addr + "/x"})
+	err = h2.Handle(context.Background(), Event{Value: []byte("{}")})
+	if err == nil || IsPermanent(err) {
+		t.Errorf("connection refused: %v (permanent=%v)", err, IsPermanent(err))
+	}
+}
+
+func TestHTTPSinkConfigErrors(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"", "ftp://x", "/relative", "http://"} {
+		if _, err := NewHTTPSink(HTTPSinkConfig{URL: u}); err == nil {
+			t.Errorf("URL %q accepted", u)
+		}
+	}
+	if _, err := NewHTTPSink(HTTPSinkConfig{URL: "https://x", CAFile: "/nonexistent"}); err == nil {
+		t.Error("missing CA file accepted")
+	}
+}
+
+func TestHTTPSinkTLSWithCAFile(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	ca := t.TempDir() + "/ca.pem"
+	if err := writeCert(ca, srv); err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL, CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Handle(context.Background(), Event{Value: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := NewHTTPSink(HTTPSinkConfig{URL: srv.URL})
+	if err := h2.Handle(context.Background(), Event{Value: []byte("{}")}); err == nil {
+		t.Fatal("untrusted certificate accepted without the CA file")
+	}
+}

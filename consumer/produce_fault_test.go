@@ -1,0 +1,81 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestRetryProduceFailureKeepsOffset makes the broker reject every produce
+// of the consumer (retry-1 and dedup records) for a while: the event must not be lost, and the main offset
+// must not be committed past it until the retry record is acknowledged.
+func TestRetryProduceFailureKeepsOffset(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, 100*time.Millisecond)
+	retry1 := e.plan.Names.Retry(1)
+	var failing atomic.Bool
+	var rejected atomic.Int32
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		r := req.(*kmsg.ProduceRequest)
+		if !failing.Load() { // newer Produce versions name topics by id: fail them all
+			return nil, nil, false
+		}
+		rejected.Add(1)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client: our loop must
+				rp.BaseOffset = -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	var calls atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		if calls.Add(1) == 1 {
+			return errors.New("first try fails")
+		}
+		return nil
+	})
+	recs := e.produce(event("c", "fault", 0), event("c2", "after", 1))
+	failing.Store(true)
+	c, _ := e.start(Config{Handler: h, Group: "gf"})
+	eventually(t, 10*time.Second, "retry produce rejected a few times", func() bool { return rejected.Load() >= 3 })
+	time.Sleep(500 * time.Millisecond) // several commit intervals
+	adm := kadm.NewClient(e.client())
+	offs, err := adm.FetchOffsets(context.Background(), "gf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup(e.plan.Names.Base, 0); ok && o.At > recs[0].Offset {
+		t.Fatalf("main offset committed at %d while the retry record of offset %d is not acknowledged", o.At, recs[0].Offset)
+	}
+	if v := counterValue(c.m.produceErrors.WithLabelValues(retry1)); v < 1 {
+		t.Errorf("produce errors = %v", v)
+	}
+	failing.Store(false)
+	eventually(t, 15*time.Second, "retried and processed", func() bool {
+		return c.eventsCount(retry1, OutcomeProcessed) == 1
+	})
+	eventually(t, 5*time.Second, "main offset committed past both records", func() bool {
+		offs, err := adm.FetchOffsets(context.Background(), "gf")
+		if err != nil {
+			return false
+		}
+		o, ok := offs.Lookup(e.plan.Names.Base, 0)
+		return ok && o.At == recs[1].Offset+1
+	})
+}

@@ -1,0 +1,433 @@
+package producer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/internal/verify"
+	"github.com/hookline/hookline/topics"
+)
+
+const testSecret = "s3cret-for-tests"
+
+type harness struct {
+	t       *testing.T
+	cluster *kfake.Cluster
+	rcv     *Receiver
+	url     string
+	names   topics.Names
+	adm     *kadm.Client
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func newHarness(t *testing.T, mod func(*Config)) *harness {
+	t.Helper()
+	names := topics.For("t.events", 3)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, names.All()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ver, err := verify.New(verify.Config{Type: "shared-secret", Header: "X-Hookline-Secret", Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Kafka:   kafkaconf.Config{Brokers: c.ListenAddrs()},
+		Sources: []Source{{Name: "genesys", Topics: names, Rules: extract.Rules{Kind: extract.KindGenesys}, Verifier: ver}},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	rcv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, cluster: c, rcv: rcv, url: "http://" + ln.Addr().String(), names: names, cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- rcv.Serve(ctx, ln) }()
+	t.Cleanup(h.stop)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	h.adm = kadm.NewClient(cl)
+	return h
+}
+
+func (h *harness) stop() {
+	if h.cancel != nil {
+		h.cancel()
+		h.cancel = nil
+		select {
+		case <-h.done:
+		case <-time.After(10 * time.Second):
+			h.t.Error("receiver did not stop within 10s")
+		}
+	}
+}
+
+func (h *harness) post(source string, body []byte, secret string) (*http.Response, []byte) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/"+source, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if secret != "" {
+		req.Header.Set("X-Hookline-Secret", secret)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// records reads every record of topic from the start up to its end offsets.
+func (h *harness) records(topic string) []*kgo.Record {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := h.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cluster.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for int64(len(out)) < total {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			h.t.Fatalf("read %s: got %d of %d records", topic, len(out), total)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+func (h *harness) endOffsetSum(topic string) int64 {
+	ends, err := h.adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	return total
+}
+
+func TestEventBridgeCustomerStartIsStoredWithEveryHeader(t *testing.T) {
+	h := newHarness(t, nil)
+	body := extract.Samples()["customer.start.eventbridge"]
+	ids, err := extract.Extract(body, extract.Rules{Kind: extract.KindGenesys})
+	if err != nil || ids.ConversationID == "" {
+		t.Fatalf("fixture: %v %+v", err, ids)
+	}
+	resp, rb := h.post("genesys", body, testSecret)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, rb)
+	}
+	var got receiptBody
+	if err := json.Unmarshal(rb, &got); err != nil || got.Receipt == "" || got.EventID != ids.EventID {
+		t.Fatalf("response %s: %v", rb, err)
+	}
+	if resp.Header.Get("X-Hookline-Receipt") != got.Receipt {
+		t.Fatalf("X-Hookline-Receipt %q != body receipt %q", resp.Header.Get("X-Hookline-Receipt"), got.Receipt)
+	}
+	recs := h.records(h.names.Base)
+	if len(recs) != 1 {
+		t.Fatalf("%d records in %s, want 1", len(recs), h.names.Base)
+	}
+	r := recs[0]
+	if string(r.Key) != ids.ConversationID {
+		t.Errorf("key %q, want conversation id %q", r.Key, ids.ConversationID)
+	}
+	if !bytes.Equal(r.Value, body) {
+		t.Error("value is not byte-identical to the request body")
+	}
+	want := map[string]string{
+		headers.EventID:        ids.EventID,
+		headers.ReceiptID:      got.Receipt,
+		headers.Source:         "genesys",
+		headers.ContentType:    "application/json",
+		headers.ConversationID: ids.ConversationID,
+	}
+	for k, v := range want {
+		if g := headers.Value(r.Headers, k); g != v {
+			t.Errorf("header %s = %q, want %q", k, g, v)
+		}
+	}
+	at, err := headers.ParseTime(headers.Value(r.Headers, headers.ReceivedAt))
+	if err != nil || time.Since(at) > time.Minute {
+		t.Errorf("received-at %q: %v", headers.Value(r.Headers, headers.ReceivedAt), err)
+	}
+	if n := h.endOffsetSum(h.names.DLQ); n != 0 {
+		t.Errorf("%d records in the DLQ", n)
+	}
+}
+
+func TestSameEventInTwoEnvelopesKeepsItsEventID(t *testing.T) {
+	h := newHarness(t, nil)
+	inner := extract.Samples()["acd.start"]
+	wrap := func(id string) []byte {
+		return []byte(`{"version":"0","id":"` + id + `","detail-type":"v2.detail.events.conversation","source":"aws.partner/genesys.com/cloud/x/y","account":"1","time":"2026-11-28T10:00:0` + id[:1] + `Z","region":"eu-west-1","resources":[],"detail":` + string(inner) + `}`)
+	}
+	var ids []string
+	for _, b := range [][]byte{wrap("1a"), wrap("2b"), inner} {
+		resp, rb := h.post("genesys", b, testSecret)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, rb)
+		}
+		var got receiptBody
+		_ = json.Unmarshal(rb, &got)
+		ids = append(ids, got.EventID)
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Fatalf("event ids differ across envelopes: %v", ids)
+	}
+	recs := h.records(h.names.Base)
+	if len(recs) != 3 || recs[0].Partition != recs[2].Partition {
+		t.Fatalf("want 3 records in one partition, got %d", len(recs))
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	h := newHarness(t, nil)
+	body := extract.Samples()["customer.start"]
+
+	for _, secret := range []string{"", "wrong"} {
+		resp, _ := h.post("genesys", body, secret)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("secret %q: status %d, want 401", secret, resp.StatusCode)
+		}
+	}
+	big := bytes.Repeat([]byte("x"), 2<<20)
+	if resp, _ := h.post("genesys", big, testSecret); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("2 MiB body: status %d, want 413", resp.StatusCode)
+	}
+	if resp, _ := h.post("nope", body, testSecret); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown source: status %d, want 404", resp.StatusCode)
+	}
+	for _, topic := range []string{h.names.Base, h.names.DLQ} {
+		if n := h.endOffsetSum(topic); n != 0 {
+			t.Fatalf("rejected requests stored %d records in %s", n, topic)
+		}
+	}
+
+	bad := []byte(`{"topicName": "v2.detail.events.conversation.x", `)
+	resp, rb := h.post("genesys", bad, testSecret)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("malformed JSON: status %d, want 202: %s", resp.StatusCode, rb)
+	}
+	dlq := h.records(h.names.DLQ)
+	if len(dlq) != 1 {
+		t.Fatalf("%d DLQ records, want 1", len(dlq))
+	}
+	if c := headers.Value(dlq[0].Headers, headers.ErrorClass); c != headers.ClassMalformed {
+		t.Fatalf("error class %q", c)
+	}
+	if !bytes.Equal(dlq[0].Value, bad) || headers.Value(dlq[0].Headers, headers.Error) == "" {
+		t.Fatal("DLQ record must keep the body and say why")
+	}
+	if n := h.endOffsetSum(h.names.Base); n != 0 {
+		t.Fatal("malformed body reached the main topic")
+	}
+}
+
+// brokerDown makes the fake broker drop every produce request while down is
+// set, like an unreachable broker.
+func brokerDown(c *kfake.Cluster, down *atomic.Bool) {
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if down.Load() {
+			return nil, errors.New("injected: broker unreachable"), true
+		}
+		return nil, nil, false
+	})
+}
+
+func TestBrokerDownAnswers503WithinBudgetThenRecovers(t *testing.T) {
+	const budget = 500 * time.Millisecond
+	h := newHarness(t, func(c *Config) { c.AckTimeout = budget })
+	var down atomic.Bool
+	brokerDown(h.cluster, &down)
+	body := extract.Samples()["user.end"]
+	if resp, _ := h.post("genesys", body, testSecret); resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthy broker: status %d", resp.StatusCode)
+	}
+
+	down.Store(true)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var slowest time.Duration
+	for i := 0; i < 8; i++ {
+		wg.Go(func() {
+			start := time.Now()
+			resp, _ := h.post("genesys", body, testSecret)
+			el := time.Since(start)
+			mu.Lock()
+			codes[resp.StatusCode]++
+			slowest = max(slowest, el)
+			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if codes[http.StatusServiceUnavailable] != 8 {
+		t.Fatalf("with the broker down: codes %v, want 8×503", codes)
+	}
+	if slowest > budget+200*time.Millisecond {
+		t.Fatalf("slowest 503 took %s, budget %s + 200ms", slowest, budget)
+	}
+
+	down.Store(false)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, rb := h.post("genesys", body, testSecret)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("broker back but still %d: %s", resp.StatusCode, rb)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestInFlightBoundAnswers429(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxInFlight = 1; c.AckTimeout = 3 * time.Second })
+	release := make(chan struct{})
+	h.cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		h.cluster.KeepControl()
+		h.cluster.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	body := extract.Samples()["user.end"]
+	first := make(chan int, 1)
+	go func() {
+		resp, _ := h.post("genesys", body, testSecret)
+		first <- resp.StatusCode
+	}()
+	// Wait until the first request holds the only slot.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.rcv.sem) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, _ := h.post("genesys", body, testSecret)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("over the bound: status %d retry-after %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(release)
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("first request: %d", code)
+	}
+}
+
+func TestShutdownTurnsReadyzAndWebhooksTo503(t *testing.T) {
+	h := newHarness(t, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(h.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.rcv.closing.Store(true) // the first step of shutdown
+	resp, err := http.Get(h.url + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz while closing: %v %v", resp.StatusCode, err)
+	}
+	if resp, _ := h.post("genesys", extract.Samples()["user.end"], testSecret); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("webhook while closing: %d, want 503", resp.StatusCode)
+	}
+	h.stop()
+	if _, err := http.Get(h.url + "/healthz"); err == nil {
+		t.Fatal("server still answers after shutdown")
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	h := newHarness(t, nil)
+	h.post("genesys", extract.Samples()["user.end"], testSecret)
+	h.post("genesys", extract.Samples()["user.end"], "bad")
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`hookline_receiver_requests_total{code="200",source="genesys"} 1`,
+		`hookline_receiver_requests_total{code="401",source="genesys"} 1`,
+		`hookline_receiver_ack_latency_seconds_bucket`,
+		`hookline_receiver_in_flight 0`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if resp, err := http.Get(h.url + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v", err)
+	}
+}
+
+func TestNewRejectsMisconfiguredSources(t *testing.T) {
+	names := topics.For("x", 1)
+	ver, _ := verify.New(verify.Config{Type: "none"})
+	cases := map[string][]Source{
+		"no verifier": {{Name: "a", Topics: names, Rules: extract.Rules{Kind: extract.KindGenesys}}},
+		"bad rules":   {{Name: "a", Topics: names, Rules: extract.Rules{Kind: "xml"}, Verifier: ver}},
+		"duplicate": {
+			{Name: "a", Topics: names, Rules: extract.Rules{Kind: extract.KindGenesys}, Verifier: ver},
+			{Name: "a", Topics: names, Rules: extract.Rules{Kind: extract.KindGenesys}, Verifier: ver},
+		},
+	}
+	for name, srcs := range cases {
+		_, err := New(Config{Kafka: kafkaconf.Config{Brokers: []string{"127.0.0.1:1"}}, Sources: srcs})
+		if err == nil || !strings.Contains(err.Error(), `"a"`) {
+			t.Errorf("%s: error %v should name the source", name, err)
+		}
+	}
+}
