@@ -40,7 +40,44 @@ func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, erro
 			return out, fmt.Errorf("create topic %s (%d partitions): %w", s.Name, p.Partitions, err)
 		}
 	}
-	return out, nil
+	return out, waitVisible(ctx, adm, p.Names.All())
+}
+
+// waitVisible waits until metadata shows every topic with leaders: a real
+// broker answers CreateTopics before the new topics reach every metadata
+// cache, and a check or produce right after would not find them.
+func waitVisible(ctx context.Context, adm *kadm.Client, names []string) error {
+	backoff := 50 * time.Millisecond
+	for {
+		details, err := adm.ListTopics(ctx, names...)
+		missing := ""
+		if err == nil {
+			for _, n := range names {
+				d, ok := details[n]
+				if !ok || d.Err != nil || len(d.Partitions) == 0 {
+					missing = n
+					break
+				}
+				for _, pd := range d.Partitions {
+					if pd.Leader < 0 || pd.Err != nil {
+						missing = n
+					}
+				}
+			}
+			if missing == "" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("topic %s created but not visible in metadata yet", missing)
+			}
+			return fmt.Errorf("wait for new topics: %w", err)
+		case <-time.After(backoff):
+			backoff = min(backoff*2, time.Second)
+		}
+	}
 }
 
 // State is what the cluster says about one topic of a plan.
