@@ -9,7 +9,9 @@ import (
 
 func TestTopicsCreateTwiceThenCheck(t *testing.T) {
 	base := uniqueBase(t)
-	t.Cleanup(func() { deleteTopics(base, base+".retry-1", base+".retry-2", base+".retry-3", base+".dlq", base+".dedup") })
+	t.Cleanup(func() {
+		deleteTopics(base, base+".retry-1", base+".retry-2", base+".retry-3", base+".dlq", base+".dedup")
+	})
 	for i := 0; i < 2; i++ {
 		r := runCLI(t, nil, "topics", "create", "--base", base, "--partitions", "4")
 		if r.code != 0 {
@@ -64,7 +66,9 @@ func TestTopicsCheckFailsOnDeletedTopic(t *testing.T) {
 	if r := runCLI(t, nil, "topics", "create", "--base", base, "--partitions", "2"); r.code != 0 {
 		t.Fatalf("create: %s%s", r.stdout, r.stderr)
 	}
-	t.Cleanup(func() { deleteTopics(base, base+".retry-1", base+".retry-2", base+".retry-3", base+".dlq", base+".dedup") })
+	t.Cleanup(func() {
+		deleteTopics(base, base+".retry-1", base+".retry-2", base+".retry-3", base+".dlq", base+".dedup")
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := admin(t).DeleteTopics(ctx, base+".retry-2"); err != nil {
@@ -95,7 +99,9 @@ func TestTopicsCheckFailsOnPartitionMismatch(t *testing.T) {
 	if r := runCLI(t, nil, "topics", "create", "--base", base, "--partitions", "3"); r.code != 0 {
 		t.Fatalf("create: %s%s", r.stdout, r.stderr)
 	}
-	t.Cleanup(func() { deleteTopics(base, base+".retry-1", base+".retry-2", base+".retry-3", base+".dlq", base+".dedup") })
+	t.Cleanup(func() {
+		deleteTopics(base, base+".retry-1", base+".retry-2", base+".retry-3", base+".dlq", base+".dedup")
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := admin(t).CreatePartitions(ctx, 2, base+".retry-1"); err != nil {
