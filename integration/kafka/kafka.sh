@@ -5,6 +5,7 @@
 #   kafka.sh up       assemble the classpath (cached), format a fresh data dir,
 #                     start the broker in the background, wait until the port
 #                     answers, print KAFKA_BROKERS=127.0.0.1:<port>
+#   kafka.sh start    start again on the data of the last `up` (a restart)
 #   kafka.sh down     stop the broker (SIGTERM, SIGKILL after 30 s)
 #   kafka.sh status   exit 0 when the broker runs and its port answers
 #   kafka.sh logs     tail the broker log (extra args go to tail, e.g. -f)
@@ -169,16 +170,23 @@ cmd_up() {
     die "port $KAFKA_CONTROLLER_PORT is already in use by another process (set KAFKA_CONTROLLER_PORT)"
   fi
 
-  # A used data dir fails to format: always start from an empty one.
-  rm -rf "$DATA_DIR"
-  mkdir -p "$DATA_DIR"
-  write_props
-  : >"$LOG_FILE"
-
   local cp="$LIB_DIR/*"
   local -a jvm=($HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$LOG4J_CONFIG" ${HOOKLINE_KAFKA_JAVA_OPTS:-})
 
+  if [[ "${1:-fresh}" == resume ]]; then
+    # `start`: keep the data of an earlier `up` (a broker restart, as in a
+    # failure test), so topics and records survive.
+    [[ -f "$PROPS" && -d "$DATA_DIR" ]] || die "nothing to resume in $STATE_DIR: run 'kafka.sh up' first"
+  else
+    # A used data dir fails to format: always start from an empty one.
+    rm -rf "$DATA_DIR"
+    mkdir -p "$DATA_DIR"
+    write_props
+  fi
+  : >"$LOG_FILE"
+
+  if [[ "${1:-fresh}" != resume ]]; then
   local cluster_id
   cluster_id=$("$JAVA" -Xmx128m "-Dlog4j2.configurationFile=$LOG4J_CONFIG" -cp "$cp" \
     kafka.tools.StorageTool random-uuid 2>>"$LOG_FILE" | tail -n 1)
@@ -189,6 +197,7 @@ cmd_up() {
       kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" >>"$LOG_FILE" 2>&1; then
     tail -n 50 "$LOG_FILE" >&2
     die "StorageTool format failed"
+  fi
   fi
 
   nohup "$JAVA" "${jvm[@]}" -cp "$cp" kafka.Kafka "$PROPS" \
@@ -240,9 +249,10 @@ cmd_logs() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
+  up) cmd_up fresh ;;
+  start) cmd_up resume ;;
   down) cmd_down ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
-  *) echo "usage: $0 up|down|status|logs [tail args]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|start|down|status|logs [tail args]" >&2; exit 2 ;;
 esac
