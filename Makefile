@@ -29,13 +29,12 @@ build:
 run: build
 	HOOKLINE_SECRET=$(HOOKLINE_SECRET) ./$(BIN) run $(RUN_ARGS)
 
-# -p 1 for the integration package would serialise; packages run in parallel
-# but each integration test uses its own topics, so they do not interfere.
-test: vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+# Unit tests first, then the integration tests verbosely so the log shows
+# which broker they ran against (KAFKA_BROKERS, testcontainers or kfake).
+test: vet unit integration
 
 unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
 
 integration:
 	$(GO) test -race -count=1 -timeout 20m -v ./integration/...

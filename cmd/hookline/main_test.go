@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// call runs the CLI in-process with the given environment variables.
+func call(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &environment{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string { return vars[k] }}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code = dispatch(ctx, env, args)
+	return code, out.String(), errb.String()
+}
+
+func TestEverySubcommandHelpShowsAnExample(t *testing.T) {
+	for name := range commands() {
+		args := []string{name, "--help"}
+		if name == "topics" {
+			args = []string{"topics", "create", "--help"}
+		}
+		code, out, _ := call(t, nil, args...)
+		if code != 0 {
+			t.Errorf("%s --help: exit %d", name, code)
+		}
+		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "hookline ") {
+			t.Errorf("%s --help has no example:\n%s", name, out)
+		}
+	}
+	if code, out, _ := call(t, nil, "--help"); code != 0 || !strings.Contains(out, "Commands:") {
+		t.Fatalf("top-level help: %d\n%s", code, out)
+	}
+	if code, _, errOut := call(t, nil, "bogus"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("unknown command: %d %s", code, errOut)
+	}
+}
+
+// resolveFor parses args for run and resolves settings.
+func resolveFor(t *testing.T, vars map[string]string, args ...string) (settings, error) {
+	t.Helper()
+	env := &environment{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(k string) string { return vars[k] }}
+	fs := newFlagSet(env, "run", "run", "")
+	a := addAppFlags(fs, true, true)
+	if err := fs.parse(args); err != nil {
+		return settings{}, err
+	}
+	return a.resolve(env, true)
+}
+
+func TestPrecedenceFlagOverEnvOverFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hookline.yaml")
+	yaml := `
+brokers: [file-broker:9092]
+listen: ":7000"
+pipelines:
+  - base: file.events
+    partitions: 6
+    retry_delays: [5s]
+    handler: {url: "http://file-handler/x", timeout: 5s}
+sources:
+  - name: genesys
+    kind: genesys
+    verify: {type: shared-secret, header: X-Hookline-Secret, secret: "${FILE_SECRET}"}
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"FILE_SECRET": "from-file", "HOOKLINE_PARTITIONS": "8", "HOOKLINE_LISTEN": ":7100"}
+	s, err := resolveFor(t, vars, "--config", cfg, "--listen", ":7200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.pipelines[0]
+	if s.listen != ":7200" { // flag beats env and file
+		t.Errorf("listen %q, want :7200 from the flag", s.listen)
+	}
+	if p.plan.Partitions != 8 { // env beats file
+		t.Errorf("partitions %d, want 8 from HOOKLINE_PARTITIONS", p.plan.Partitions)
+	}
+	if p.plan.Names.Base != "file.events" || len(p.plan.RetryDelays) != 1 || p.handlerURL != "http://file-handler/x" || p.handlerTimeout != 5*time.Second {
+		t.Errorf("file values lost: %+v %s %s", p.plan.Names, p.handlerURL, p.handlerTimeout)
+	}
+	if strings.Join(s.kafka.Brokers, ",") != "file-broker:9092" {
+		t.Errorf("brokers %v, want the file's", s.kafka.Brokers)
+	}
+	if len(s.sources) != 1 || s.sources[0].Topics.Base != "file.events" {
+		t.Fatalf("sources %+v", s.sources)
+	}
+	s, err = resolveFor(t, map[string]string{"FILE_SECRET": "x", "HOOKLINE_BROKERS": "env-broker:1"}, "--config", cfg)
+	if err != nil || strings.Join(s.kafka.Brokers, ",") != "env-broker:1" {
+		t.Fatalf("HOOKLINE_BROKERS must beat the file: %v %v", s.kafka.Brokers, err)
+	}
+}
+
+func TestStartupRefusals(t *testing.T) {
+	if _, err := resolveFor(t, nil); err == nil || !strings.Contains(err.Error(), "--insecure-no-auth") {
+		t.Fatalf("no secret: %v", err)
+	}
+	s, err := resolveFor(t, nil, "--insecure-no-auth")
+	if err != nil || !s.insecure {
+		t.Fatalf("insecure opt-in: %v", err)
+	}
+	if s, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "abc"}); err != nil || s.insecure || len(s.sources) != 1 {
+		t.Fatalf("HOOKLINE_SECRET: %v", err)
+	}
+
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("sources:\n  - name: crm\n    kind: generic\n    verify: {type: hmac-sha256, encoding: base32, secret: x}\n"), 0o600)
+	if _, err := resolveFor(t, nil, "--config", bad); err == nil || !strings.Contains(err.Error(), `source "crm"`) {
+		t.Fatalf("misconfigured verifier must name the source: %v", err)
+	}
+	missing := filepath.Join(dir, "missing.yaml")
+	os.WriteFile(missing, []byte("sources:\n  - name: a\n    verify: {type: bearer, secret: \"${NOT_SET_ANYWHERE}\"}\n"), 0o600)
+	if _, err := resolveFor(t, nil, "--config", missing); err == nil || !strings.Contains(err.Error(), "NOT_SET_ANYWHERE") {
+		t.Fatalf("unset ${ENV} must be an error naming it: %v", err)
+	}
+	typo := filepath.Join(dir, "typo.yaml")
+	os.WriteFile(typo, []byte("pipelines:\n  - base: x\n    partitons: 3\n"), 0o600)
+	if _, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "abc"}, "--config", typo); err == nil || !strings.Contains(err.Error(), "partitons") {
+		t.Fatalf("a typo in the file must be an error: %v", err)
+	}
+	if code, _, errOut := call(t, nil, "topics", "check", "--retry-delays", "10s,bogus"); code != 2 || !strings.Contains(errOut, "bogus") {
+		t.Fatalf("bad --retry-delays: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := call(t, nil, "topics", "check"); code != 1 || !strings.Contains(errOut, "HOOKLINE_BROKERS") {
+		t.Fatalf("topics without brokers: exit %d %s", code, errOut)
+	}
+}
+
+func TestSendReportsStatusAndFailsOnNon2xx(t *testing.T) {
+	code, out, _ := call(t, nil, "send", "--list-samples")
+	if code != 0 || !strings.Contains(out, "customer.start.eventbridge") {
+		t.Fatalf("list-samples: %d\n%s", code, out)
+	}
+	if code, _, errOut := call(t, nil, "send", "--url", "http://127.0.0.1:1/webhooks/x", "--sample", "nope"); code != 2 || !strings.Contains(errOut, "--list-samples") {
+		t.Fatalf("unknown sample: %d %s", code, errOut)
+	}
+	if code, _, errOut := call(t, nil, "send", "--url", "http://127.0.0.1:1/webhooks/x", "--sample", "user.end"); code != 1 || !strings.Contains(errOut, "receiver running") {
+		t.Fatalf("connection refused: %d %s", code, errOut)
+	}
+}
