@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hookline/hookline/internal/dlq"
+)
+
+const dlqExamples = `  # every dead letter of the default pipeline, oldest first
+  hookline dlq ls --brokers 127.0.0.1:9092
+
+  # what ran out of retries in the last two hours, as JSON lines for jq
+  hookline dlq ls --error-class exhausted --since 2h --json | jq -r .event_id
+
+  # one conversation's dead letters in another pipeline
+  hookline dlq ls --base genesys.conversations --conversation 3f2c6a1e-0b6d-4c3e-9a57-1d2f0c8b7e55
+
+  # inspect one: by position (from the table) or by event id (a prefix of 6+ characters works)
+  hookline dlq show 3:1200
+  hookline dlq show 9c1d0b7e4f2a
+  hookline dlq show 3:1200 --raw > body.json`
+
+const dlqUsage = `Usage: hookline dlq ls|show [flags]
+
+  ls     list dead letters (<base>.dlq) as a table or JSON lines, with filters
+  show   one dead letter: headers, error and payload
+
+Reading never changes the dead-letter topic and never waits for new records.
+See hookline dlq ls --help and hookline dlq show --help for the flags; to
+republish dead letters use hookline replay.
+
+Examples:
+%s
+`
+
+func runDlq(ctx context.Context, env *environment, args []string) error {
+	if len(args) == 0 {
+		return usagef("which one: hookline dlq ls|show (see --help)")
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprintf(env.stdout, dlqUsage, dlqExamples)
+		return nil
+	case "ls", "list":
+		return runDlqLs(ctx, env, args[1:])
+	case "show":
+		return runDlqShow(ctx, env, args[1:])
+	default:
+		return usagef("unknown dlq command %q: use ls or show", args[0])
+	}
+}
+
+// letterJSON is one line of `dlq ls --json`.
+type letterJSON struct {
+	Time           string `json:"time"`
+	Topic          string `json:"topic"`
+	Partition      int32  `json:"partition"`
+	Offset         int64  `json:"offset"`
+	EventID        string `json:"event_id"`
+	ConversationID string `json:"conversation_id,omitempty"`
+	Source         string `json:"source"`
+	ErrorClass     string `json:"error_class"`
+	Attempts       int    `json:"attempts"`
+	Error          string `json:"error"`
+	ReceiptID      string `json:"receipt_id,omitempty"`
+	ReceivedAt     string `json:"received_at,omitempty"`
+	ReplayCount    int    `json:"replay_count"`
+	Key            string `json:"key"`
+	Size           int    `json:"size"`
+}
+
+func toJSON(l *dlq.Letter) letterJSON {
+	j := letterJSON{
+		Time: l.Time().UTC().Format(time.RFC3339Nano), Topic: l.Topic, Partition: l.Partition, Offset: l.Offset,
+		EventID: l.EventID, ConversationID: l.ConversationID, Source: l.Source, ErrorClass: l.ErrorClass,
+		Attempts: l.Attempt, Error: l.Error, ReceiptID: l.ReceiptID, ReplayCount: l.ReplayCount,
+		Key: string(l.Key), Size: l.Size,
+	}
+	if !l.ReceivedAt.IsZero() {
+		j.ReceivedAt = l.ReceivedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return j
+}
+
+func runDlqLs(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "dlq ls", "dlq ls [flags]", dlqExamples)
+	kf := addKafkaFlags(fs)
+	base := addBaseFlag(fs)
+	ff := addFilterFlags(fs)
+	limit := fs.Int("limit", 0, "show at most this many (the oldest that match); 0: all")
+	asJSON := fs.Bool("json", false, "print one JSON object per line instead of a table")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q: dlq ls takes only flags (see --help)", fs.Arg(0))
+	}
+	if *limit < 0 {
+		return usagef("--limit %d: must be 0 (all) or positive", *limit)
+	}
+	names, err := pipelineNames(*base)
+	if err != nil {
+		return err
+	}
+	f, err := ff.filter(time.Now())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	cl, err := dlq.Dial(ctx, kf.config(env, nil))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	letters, matched, err := cl.List(ctx, names.DLQ, f, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		for i := range letters {
+			if err := enc.Encode(toJSON(&letters[i])); err != nil {
+				return err
+			}
+		}
+	} else if len(letters) > 0 {
+		t := newLetterTable(env.stdout, "")
+		for i := range letters {
+			t.row("", &letters[i])
+		}
+		t.flush()
+	}
+	switch {
+	case matched == 0:
+		fmt.Fprintf(env.stderr, "no dead letters in %s match (%s)\n", names.DLQ, f)
+	case len(letters) < matched:
+		fmt.Fprintf(env.stderr, "%d of %d matching dead letters in %s shown (--limit %d; narrow with --since/--until)\n", len(letters), matched, names.DLQ, *limit)
+	default:
+		fmt.Fprintf(env.stderr, "%d dead letter(s) in %s\n", matched, names.DLQ)
+	}
+	return nil
+}
+
+func runDlqShow(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "dlq show", "dlq show <event-id | partition:offset> [flags]", dlqExamples)
+	kf := addKafkaFlags(fs)
+	base := addBaseFlag(fs)
+	raw := fs.Bool("raw", false, "write only the payload, byte for byte (the newest dead letter when an event id has several)")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("give one event id or partition:offset (e.g. hookline dlq show 3:1200); see --help")
+	}
+	names, err := pipelineNames(*base)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	cl, err := dlq.Dial(ctx, kf.config(env, nil))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	letters, err := cl.Find(ctx, names.DLQ, pos[0])
+	if err != nil {
+		return exitCode{1, err.Error()}
+	}
+	if *raw {
+		l := letters[len(letters)-1]
+		if len(letters) > 1 {
+			fmt.Fprintf(env.stderr, "%d dead letters have this event id; writing the newest (%s)\n", len(letters), l.Pos())
+		}
+		_, err := env.stdout.Write(l.Value)
+		return err
+	}
+	for i := range letters {
+		if i > 0 {
+			fmt.Fprintln(env.stdout, "\n"+strings.Repeat("─", 72))
+		}
+		showLetter(env, &letters[i], i+1, len(letters))
+	}
+	return nil
+}
+
+// showLetter prints one dead letter in full.
+func showLetter(env *environment, l *dlq.Letter, n, of int) {
+	w := env.stdout
+	title := fmt.Sprintf("dead letter %s %s", l.Topic, l.Pos())
+	if of > 1 {
+		title += fmt.Sprintf("   (%d of %d with event id %s)", n, of, l.EventID)
+	}
+	fmt.Fprintln(w, title)
+	fmt.Fprintf(w, "  timestamp  %s\n", l.Timestamp.UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(w, "  key        %q\n", l.Key)
+
+	fmt.Fprintln(w, "\nheaders:")
+	width := 0
+	for _, h := range l.Headers {
+		width = max(width, len(h.Key))
+	}
+	for _, h := range l.Headers {
+		v := string(h.Value)
+		if h.Key == "hookline-error" {
+			v = abbrev(strings.ReplaceAll(v, "\n", " "), 100) // in full below
+		}
+		fmt.Fprintf(w, "  %-*s  %s\n", width, h.Key, v)
+	}
+
+	fmt.Fprintf(w, "\nerror (%s after %d attempt(s)):\n", orDash(l.ErrorClass), l.Attempt)
+	if l.Error == "" {
+		fmt.Fprintln(w, "  (none recorded)")
+	}
+	for _, line := range strings.Split(l.Error, "\n") {
+		if line != "" {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
+
+	fmt.Fprintf(w, "\npayload (%s, %d bytes):\n", orDash(l.ContentType), len(l.Value))
+	fmt.Fprintln(w, formatPayload(l.Value))
+}
+
+// formatPayload indents JSON, shows other text as is, and binary as a hex
+// dump.
+func formatPayload(v []byte) string {
+	if len(v) == 0 {
+		return "(empty)"
+	}
+	if json.Valid(v) {
+		var b bytes.Buffer
+		if json.Indent(&b, v, "", "  ") == nil {
+			return b.String()
+		}
+	}
+	if utf8.Valid(v) && !bytes.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\r' && r != '\t' }) {
+		return string(v)
+	}
+	return strings.TrimRight(hex.Dump(v), "\n")
+}

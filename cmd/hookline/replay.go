@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hookline/hookline/internal/dlq"
+	"github.com/hookline/hookline/internal/headers"
+)
+
+const replayExamples = `  # see what would be replayed, write nothing
+  hookline replay --error-class exhausted --since 6h --dry-run
+
+  # the handler is fixed: replay what ran out of retries, 20 events per second
+  hookline replay --brokers kafka-1:9092 --error-class exhausted --rate 20
+
+  # one conversation, through the retry tiers instead of the main topic
+  hookline replay --conversation 3f2c6a1e-0b6d-4c3e-9a57-1d2f0c8b7e55 --to retry-1
+
+  # in batches: the oldest 1000 not yet processed; run it again for the next 1000
+  hookline replay --all --limit 1000
+
+  # a replay that stopped part way prints where; finish it with the same flags plus
+  hookline replay --error-class exhausted --resume-from 3:1200`
+
+var retryTarget = regexp.MustCompile(`^retry-([1-9][0-9]?)$`)
+
+// replayTarget resolves --to: main (default), retry-K, or a full topic name
+// of the pipeline.
+func replayTarget(base, to string) (topic string, retry bool, err error) {
+	switch {
+	case to == "" || to == "main" || to == base:
+		return base, false, nil
+	case retryTarget.MatchString(to):
+		return base + "." + to, true, nil
+	case strings.HasPrefix(to, base+".") && retryTarget.MatchString(strings.TrimPrefix(to, base+".")):
+		return to, true, nil
+	}
+	return "", false, usagef("--to %q: use main (the default), retry-K (e.g. retry-1) or the full name of one of those topics of pipeline %s", to, base)
+}
+
+func runReplay(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "replay", "replay (--all | filters) [flags]", replayExamples)
+	kf := addKafkaFlags(fs)
+	base := addBaseFlag(fs)
+	ff := addFilterFlags(fs)
+	all := fs.Bool("all", false, "replay every dead letter (required when no filter is given; command line only)")
+	to := fs.String("to", "main", "where to write: main (<base>) or retry-K (<base>.retry-K, handled at once)")
+	limit := fs.Int("limit", 0, "write at most this many, oldest first; skipped ones do not count (0: no limit)")
+	dryRun := fs.Bool("dry-run", false, "list what would be replayed or skipped; write nothing")
+	rate := fs.Float64("rate", 0, "records per second at most (0: unlimited)")
+	force := fs.Bool("force", false, "also replay events the dedup state marks processed (a consumer whose dedup window still holds them drops them as duplicates); command line only")
+	resume := fs.String("resume-from", "", "partition:offset printed by a replay that stopped: skip what comes before it")
+	verbose := fs.Bool("verbose", false, "print a line for every replayed dead letter")
+	deliveryTimeout := fs.Duration("delivery-timeout", dlq.DefaultDeliveryTimeout, "stop when the broker has not acknowledged a record within this long")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q: replay takes only flags (see --help)", fs.Arg(0))
+	}
+	// A leftover HOOKLINE_ALL or HOOKLINE_FORCE must not widen a replay.
+	for _, name := range []string{"all", "force"} {
+		if fs.set(name) && !fromCommandLine(fs, name) {
+			return usagef("%s is set in the environment, but --%s is taken from the command line only: unset it, or pass --%s", envName(name), name, name)
+		}
+	}
+	names, err := pipelineNames(*base)
+	if err != nil {
+		return err
+	}
+	f, err := ff.filter(time.Now())
+	if err != nil {
+		return err
+	}
+	if f.IsZero() && !*all {
+		return usagef("no scope: give a filter (--error-class, --source, --conversation, --event-id, --since, --until) or --all to replay every dead letter in %s; try --dry-run first", names.DLQ)
+	}
+	if *limit < 0 {
+		return usagef("--limit %d: must be 0 (no limit) or positive", *limit)
+	}
+	if *rate < 0 {
+		return usagef("--rate %v: must be 0 (unlimited) or positive", *rate)
+	}
+	target, toRetry, err := replayTarget(names.Base, *to)
+	if err != nil {
+		return err
+	}
+	var resumeFrom *dlq.Position
+	if *resume != "" {
+		p, err := dlq.ParsePosition(*resume)
+		if err != nil {
+			return usagef("--resume-from: %v", err)
+		}
+		resumeFrom = &p
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	cl, err := dlq.Dial(dctx, kf.config(env, nil))
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	verb := "replay"
+	if *dryRun {
+		verb = "dry run"
+	}
+	scope := f.String()
+	if *limit > 0 {
+		scope += fmt.Sprintf(", the oldest %d", *limit)
+	}
+	if resumeFrom != nil {
+		scope += ", resuming at " + resumeFrom.String()
+	}
+	fmt.Fprintf(env.stdout, "%s: %s → %s (%s)\n", verb, names.DLQ, target, scope)
+
+	prog := newProgress(env, "replay")
+	var table *letterTable
+	if *dryRun {
+		table = newLetterTable(env.stdout, "ACTION")
+	}
+	cfg := dlq.ReplayConfig{
+		DLQ:             names.DLQ,
+		Dedup:           names.Dedup,
+		To:              target,
+		DueAt:           toRetry,
+		Filter:          f,
+		Limit:           *limit,
+		ResumeFrom:      resumeFrom,
+		Force:           *force,
+		DryRun:          *dryRun,
+		Rate:            *rate,
+		DeliveryTimeout: *deliveryTimeout,
+		OnPlan: func(p dlq.Plan) {
+			if !*dryRun {
+				prog.begin(p.Selected)
+			}
+		},
+	}
+	skipped := 0
+	cfg.OnStep = func(s dlq.Step) {
+		switch s.Action {
+		case dlq.SkippedProcessed, dlq.SkippedDuplicate, dlq.SkippedGone:
+			skipped++
+		}
+		if *dryRun {
+			l := s.Letter
+			if l == nil { // deleted by retention: only the position is known
+				l = &dlq.Letter{Partition: s.Pos.Partition, Offset: s.Pos.Offset}
+			}
+			table.row(dryRunAction(s), l)
+			return
+		}
+		switch s.Action {
+		case dlq.SkippedProcessed:
+			prog.printf(env.stdout, "skip %s event %s: already processed at %s (--force replays it anyway)\n",
+				s.Pos, s.Letter.EventID, headers.FormatTime(s.ProcessedAt))
+		case dlq.SkippedDuplicate:
+			prog.printf(env.stdout, "skip %s event %s: replayed from an earlier dead letter in this run\n", s.Pos, s.Letter.EventID)
+		case dlq.SkippedGone:
+			prog.printf(env.stdout, "skip %s: deleted by retention before it could be replayed\n", s.Pos)
+		case dlq.Replayed:
+			if *verbose {
+				prog.printf(env.stdout, "replayed %s event %s (%s) → %s partition %d\n", s.Pos, s.Letter.EventID, s.Letter.ErrorClass, target, s.Pos.Partition)
+			}
+		}
+		prog.update(s.Done, skipped)
+	}
+
+	res, err := cl.Replay(ctx, cfg)
+	prog.finish()
+	if table != nil {
+		table.flush()
+	}
+	if res.Plan.Matched == 0 && err == nil {
+		fmt.Fprintf(env.stdout, "matched 0: no dead letters in %s match (%s)\n", names.DLQ, f)
+		return nil
+	}
+	summary := fmt.Sprintf("matched %d, replayed %d, skipped %d", res.Matched, res.Replayed, res.Skipped())
+	if *dryRun {
+		summary = fmt.Sprintf("matched %d, would replay %d, would skip %d", res.Matched, res.Replayed, res.Skipped())
+	}
+	var details []string
+	if res.Selected != res.Matched {
+		details = append(details, fmt.Sprintf("%d selected by --limit/--resume-from", res.Selected))
+	}
+	if res.SkippedProcessed > 0 {
+		details = append(details, fmt.Sprintf("%d already processed", res.SkippedProcessed))
+	}
+	if res.SkippedDuplicate > 0 {
+		details = append(details, fmt.Sprintf("%d duplicate event id", res.SkippedDuplicate))
+	}
+	if res.SkippedGone > 0 {
+		details = append(details, fmt.Sprintf("%d deleted by retention", res.SkippedGone))
+	}
+	if len(details) > 0 {
+		summary += " (" + strings.Join(details, ", ") + ")"
+	}
+	fmt.Fprintln(env.stdout, summary)
+	if *dryRun && err == nil {
+		fmt.Fprintln(env.stdout, "dry run: nothing was written")
+	}
+	if err == nil {
+		return nil
+	}
+	if res.Stopped == nil {
+		return err
+	}
+	again := "--resume-from " + res.Stopped.String()
+	if *limit > 0 {
+		again += fmt.Sprintf(" --limit %d", max(*limit-(res.Replayed-res.ReplayedAfterStop), 1))
+	}
+	msg := fmt.Sprintf("stopped at %s after replaying %d of %d: %v\nto finish, run the same command with %s",
+		res.Stopped, res.Replayed, res.Selected, err, again)
+	if res.ReplayedAfterStop > 0 {
+		msg += fmt.Sprintf("\n(%d record(s) after %s were written before the stop and will be written again; the consumer's dedup drops the second copy once the first is processed)",
+			res.ReplayedAfterStop, res.Stopped)
+	}
+	return exitCode{1, msg}
+}
+
+func dryRunAction(s dlq.Step) string {
+	switch s.Action {
+	case dlq.WouldReplay:
+		return "replay"
+	case dlq.SkippedProcessed:
+		return "skip: processed " + s.ProcessedAt.UTC().Format(time.RFC3339)
+	case dlq.SkippedDuplicate:
+		return "skip: same event id"
+	case dlq.SkippedGone:
+		return "skip: deleted by retention"
+	}
+	return s.Action.String()
+}

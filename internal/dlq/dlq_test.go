@@ -1,0 +1,567 @@
+package dlq
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/hookline/hookline/internal/headers"
+)
+
+func TestParsePositionAndTimeBound(t *testing.T) {
+	p, err := ParsePosition("3:1200")
+	if err != nil || p != (Position{3, 1200}) || p.String() != "3:1200" {
+		t.Fatalf("ParsePosition: %v %v", p, err)
+	}
+	for _, bad := range []string{"3", "a:1", "1:-2", "-1:0", ":", "1:2:3"} {
+		if _, err := ParsePosition(bad); err == nil {
+			t.Errorf("ParsePosition(%q) accepted", bad)
+		}
+	}
+	if !(Position{1, 9}).Less(Position{2, 0}) || (Position{2, 0}).Less(Position{1, 9}) || !(Position{2, 1}).Less(Position{2, 2}) {
+		t.Error("Position.Less is not partition-major")
+	}
+
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	cases := map[string]time.Time{
+		"2h":                          now.Add(-2 * time.Hour),
+		"90m":                         now.Add(-90 * time.Minute),
+		"3d":                          now.Add(-72 * time.Hour),
+		"2026-02-28T10:00:00Z":        time.Date(2026, 2, 28, 10, 0, 0, 0, time.UTC),
+		"2026-02-28T10:00:00.5+01:00": time.Date(2026, 2, 28, 9, 0, 0, 5e8, time.UTC),
+		"2026-02-27":                  time.Date(2026, 2, 27, 0, 0, 0, 0, time.UTC),
+	}
+	for in, want := range cases {
+		got, err := ParseTimeBound(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseTimeBound(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "-2h", "2026-13-01"} {
+		if _, err := ParseTimeBound(bad, now); err == nil {
+			t.Errorf("ParseTimeBound(%q) accepted", bad)
+		}
+	}
+}
+
+func TestFilterMatchAndValidate(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	l := Letter{EventID: "e1", Source: "genesys", ConversationID: "c1", ErrorClass: "exhausted", FailedAt: at}
+	yes := []Filter{
+		{},
+		{ErrorClasses: []string{"permanent", "exhausted"}},
+		{Sources: []string{"genesys"}, ConversationIDs: []string{"c1"}, EventIDs: []string{"e1"}},
+		{Since: at, Until: at.Add(time.Second)},
+	}
+	no := []Filter{
+		{ErrorClasses: []string{"malformed"}},
+		{Sources: []string{"other"}},
+		{ConversationIDs: []string{"c2"}},
+		{EventIDs: []string{"e"}}, // exact, not prefix
+		{Since: at.Add(time.Millisecond)},
+		{Until: at}, // until is exclusive
+	}
+	for i, f := range yes {
+		if !f.Match(&l) {
+			t.Errorf("yes[%d] %v did not match", i, f)
+		}
+	}
+	for i, f := range no {
+		if f.Match(&l) {
+			t.Errorf("no[%d] %v matched", i, f)
+		}
+	}
+	// Without failed-at, the record timestamp counts.
+	l2 := Letter{Timestamp: at}
+	if !(Filter{Since: at}).Match(&l2) || (Filter{Since: at.Add(time.Second)}).Match(&l2) {
+		t.Error("timestamp fallback")
+	}
+	if err := (Filter{ErrorClasses: []string{"exhaused"}}).Validate(); err == nil || !strings.Contains(err.Error(), "exhausted") {
+		t.Errorf("a typo in the class must be refused, naming the classes: %v", err)
+	}
+	if err := (Filter{Since: at, Until: at}).Validate(); err == nil {
+		t.Error("empty time range accepted")
+	}
+	if !(Filter{}).IsZero() || (Filter{Until: at}).IsZero() {
+		t.Error("IsZero")
+	}
+}
+
+func TestReplayRecordHeaders(t *testing.T) {
+	e := &env{}
+	e.names.Base, e.names.DLQ = "t.events", "t.events.dlq"
+	r := e.record(dl{part: 4, id: "ev-1", conv: "conv-1", class: headers.ClassExhausted, attempt: 4, replays: 2})
+	r.Offset = 99
+	l := FromRecord(r)
+	if l.Attempt != 4 || l.ReplayCount != 2 || l.ErrorLine() != "handler answered 500 Internal Server Error" {
+		t.Fatalf("letter: %+v", l)
+	}
+	out := ReplayRecord(&l, "t.events", time.Time{})
+	if out.Topic != "t.events" || out.Partition != 4 || string(out.Key) != "conv-1" || string(out.Value) != string(r.Value) {
+		t.Fatalf("record: %+v", out)
+	}
+	keep := []string{headers.EventID, headers.ReceiptID, headers.Source, headers.ReceivedAt, headers.ContentType, headers.ConversationID, "x-custom"}
+	for _, k := range keep {
+		if headers.Value(out.Headers, k) != headers.Value(r.Headers, k) {
+			t.Errorf("header %s not kept", k)
+		}
+	}
+	for _, k := range []string{headers.Attempt, headers.OriginalTopic, headers.OriginalPartition, headers.OriginalOffset,
+		headers.OriginalTimestamp, headers.FirstFailedAt, headers.FailedAt, headers.Error, headers.ErrorClass,
+		headers.ConsumerGroup, headers.DueAt} {
+		if _, ok := headers.Get(out.Headers, k); ok {
+			t.Errorf("header %s kept on a replay", k)
+		}
+	}
+	if got := headers.Value(out.Headers, headers.ReplayedFrom); got != "t.events.dlq/4/99" {
+		t.Errorf("replayed-from %q", got)
+	}
+	if got := headers.Value(out.Headers, headers.ReplayCount); got != "3" {
+		t.Errorf("replay-count %q, want 3", got)
+	}
+	n := 0
+	for _, h := range out.Headers {
+		if h.Key == headers.ReplayedFrom || h.Key == headers.ReplayCount {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d replay headers, want one of each", n)
+	}
+	due := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if got := headers.Value(ReplayRecord(&l, "t.events.retry-1", due).Headers, headers.DueAt); got != "2026-03-01T12:00:00.000Z" {
+		t.Errorf("due-at %q", got)
+	}
+}
+
+func TestListFiltersAndOrder(t *testing.T) {
+	e := newEnv(t, 3)
+	base := time.Now().Add(-3 * time.Hour).Truncate(time.Millisecond)
+	e.put(
+		dl{part: 2, id: "ex-1", conv: "c1", class: "exhausted", attempt: 4, at: base.Add(30 * time.Minute)},
+		dl{part: 0, id: "ex-2", conv: "c2", class: "exhausted", attempt: 4, at: base},
+		dl{part: 1, id: "pm-1", conv: "c1", class: "permanent", attempt: 1, at: base.Add(2 * time.Hour), source: "crm"},
+		dl{part: 1, id: "mf-1", class: "malformed", attempt: 0, at: base.Add(150 * time.Minute), body: "not json"},
+	)
+	ctx := context.Background()
+	list := func(f Filter, limit int) ([]string, int) {
+		t.Helper()
+		ls, n, err := e.cl.List(ctx, e.names.DLQ, f, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, l := range ls {
+			if l.Value != nil || l.Headers != nil {
+				t.Error("List keeps payloads")
+			}
+			ids = append(ids, l.EventID)
+		}
+		return ids, n
+	}
+	if ids, n := list(Filter{}, 0); !slices.Equal(ids, []string{"ex-2", "ex-1", "pm-1", "mf-1"}) || n != 4 {
+		t.Errorf("all, by time: %v (%d)", ids, n)
+	}
+	if ids, _ := list(Filter{ErrorClasses: []string{"exhausted"}}, 0); !slices.Equal(ids, []string{"ex-2", "ex-1"}) {
+		t.Errorf("exhausted: %v", ids)
+	}
+	if ids, _ := list(Filter{Sources: []string{"crm"}}, 0); !slices.Equal(ids, []string{"pm-1"}) {
+		t.Errorf("source: %v", ids)
+	}
+	if ids, _ := list(Filter{ConversationIDs: []string{"c1"}}, 0); !slices.Equal(ids, []string{"ex-1", "pm-1"}) {
+		t.Errorf("conversation: %v", ids)
+	}
+	if ids, _ := list(Filter{EventIDs: []string{"mf-1", "ex-1"}}, 0); !slices.Equal(ids, []string{"ex-1", "mf-1"}) {
+		t.Errorf("event ids: %v", ids)
+	}
+	if ids, _ := list(Filter{Since: base.Add(time.Hour), Until: base.Add(150 * time.Minute)}, 0); !slices.Equal(ids, []string{"pm-1"}) {
+		t.Errorf("time range: %v", ids)
+	}
+	if ids, n := list(Filter{}, 2); !slices.Equal(ids, []string{"ex-2", "ex-1"}) || n != 4 {
+		t.Errorf("limit 2: %v of %d", ids, n)
+	}
+	ls, _, _ := e.cl.List(ctx, e.names.DLQ, Filter{EventIDs: []string{"ex-1"}}, 0)
+	if l := ls[0]; l.Partition != 2 || l.Offset != 0 || l.Attempt != 4 || l.ConversationID != "c1" || l.Source != "genesys" ||
+		!l.FailedAt.Equal(base.Add(30*time.Minute)) || string(l.Key) != "c1" {
+		t.Errorf("letter fields: %+v", l)
+	}
+	if _, _, err := e.cl.List(ctx, "t.nope.dlq", Filter{}, 0); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("missing topic: %v", err)
+	}
+}
+
+func TestFind(t *testing.T) {
+	e := newEnv(t, 2)
+	now := time.Now()
+	e.put(
+		dl{part: 1, id: "abcdef-111", conv: "c1", class: "exhausted", at: now.Add(-time.Hour)},
+		dl{part: 1, id: "abcdef-222", conv: "c2", class: "permanent", at: now},
+		dl{part: 1, id: "abcdef-111", conv: "c1", class: "permanent", at: now, replays: 1},
+	)
+	ctx := context.Background()
+	ls, err := e.cl.Find(ctx, e.names.DLQ, "1:1")
+	if err != nil || len(ls) != 1 || ls[0].EventID != "abcdef-222" || ls[0].Value == nil || len(ls[0].Headers) == 0 {
+		t.Fatalf("by position: %+v %v", ls, err)
+	}
+	ls, err = e.cl.Find(ctx, e.names.DLQ, "abcdef-111")
+	if err != nil || len(ls) != 2 || ls[0].ErrorClass != "exhausted" || ls[1].ReplayCount != 1 {
+		t.Fatalf("by event id, both dead letters oldest first: %+v %v", ls, err)
+	}
+	if ls, err = e.cl.Find(ctx, e.names.DLQ, "abcdef-2"); err != nil || len(ls) != 1 || ls[0].EventID != "abcdef-222" {
+		t.Fatalf("by prefix: %+v %v", ls, err)
+	}
+	if _, err = e.cl.Find(ctx, e.names.DLQ, "abcdef"); err == nil || !strings.Contains(err.Error(), "abcdef-111, abcdef-222") {
+		t.Fatalf("ambiguous prefix: %v", err)
+	}
+	for ref, want := range map[string]string{"1:3": "offsets 0..2", "0:0": "no records", "5:0": "2 partitions", "nope": "no dead letter"} {
+		if _, err := e.cl.Find(ctx, e.names.DLQ, ref); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Find(%q): %v, want %q", ref, err, want)
+		}
+	}
+}
+
+func TestReplayToMainKeepsKeyPartitionAndDLQ(t *testing.T) {
+	e := newEnv(t, 3)
+	now := time.Now()
+	e.put(
+		dl{part: 2, id: "ex-1", conv: "c1", class: "exhausted", attempt: 4, at: now.Add(-3 * time.Minute)},
+		dl{part: 0, id: "ex-2", conv: "c2", class: "exhausted", attempt: 4, at: now.Add(-2 * time.Minute)},
+		dl{part: 2, id: "pm-1", conv: "c1", class: "permanent", attempt: 1, at: now.Add(-time.Minute)},
+		dl{part: 2, id: "ex-3", conv: "c1", class: "exhausted", attempt: 4, at: now, replays: 1},
+	)
+	dlqBefore := e.ends(e.names.DLQ)
+	var plan Plan
+	res, steps, err := e.replay(ReplayConfig{Filter: Filter{ErrorClasses: []string{"exhausted"}}, OnPlan: func(p Plan) { plan = p }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Matched != 3 || res.Selected != 3 || res.Replayed != 3 || res.Skipped() != 0 || res.Stopped != nil || plan != res.Plan {
+		t.Fatalf("result %+v plan %+v", res, plan)
+	}
+	if len(steps) != 3 || steps[2].Done != 3 || steps[2].Total != 3 {
+		t.Fatalf("steps %+v", steps)
+	}
+	got := e.read(e.names.Base)
+	// Partition-major: partition 0, then partition 2 in offset order.
+	if ids := eventIDs(got); !slices.Equal(ids, []string{"ex-2", "ex-1", "ex-3"}) {
+		t.Fatalf("main topic holds %v", ids)
+	}
+	want := map[string]struct {
+		part  int32
+		from  string
+		count string
+	}{
+		"ex-2": {0, e.names.DLQ + "/0/0", "1"},
+		"ex-1": {2, e.names.DLQ + "/2/0", "1"},
+		"ex-3": {2, e.names.DLQ + "/2/2", "2"},
+	}
+	for _, r := range got {
+		id := headers.Value(r.Headers, headers.EventID)
+		w := want[id]
+		if r.Partition != w.part || headers.Value(r.Headers, headers.ReplayedFrom) != w.from || headers.Value(r.Headers, headers.ReplayCount) != w.count {
+			t.Errorf("%s: partition %d, headers %v", id, r.Partition, r.Headers)
+		}
+		if _, ok := headers.Get(r.Headers, headers.Attempt); ok {
+			t.Errorf("%s: attempt header kept", id)
+		}
+		if string(r.Key) != headers.Value(r.Headers, headers.ConversationID) {
+			t.Errorf("%s: key %q", id, r.Key)
+		}
+	}
+	if after := e.ends(e.names.DLQ); !mapsEqual(after, dlqBefore) {
+		t.Fatalf("the DLQ changed: %v -> %v", dlqBefore, after)
+	}
+	// A retry tier as target: due now.
+	res, _, err = e.replay(ReplayConfig{To: e.names.Retry(1), DueAt: true, Force: true, Filter: Filter{EventIDs: []string{"pm-1"}}})
+	if err != nil || res.Replayed != 1 {
+		t.Fatalf("to retry-1: %+v %v", res, err)
+	}
+	r1 := e.read(e.names.Retry(1))
+	if len(r1) != 1 || r1[0].Partition != 2 {
+		t.Fatalf("retry-1: %v", r1)
+	}
+	if due, err := headers.ParseTime(headers.Value(r1[0].Headers, headers.DueAt)); err != nil || time.Since(due) > time.Minute {
+		t.Errorf("due-at %v %v", due, err)
+	}
+	if _, _, err := e.replay(ReplayConfig{To: e.names.DLQ, Force: true}); err == nil {
+		t.Error("replaying into the DLQ must be refused")
+	}
+}
+
+func mapsEqual(a, b map[int32]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestReplaySkipsProcessedUnlessForced(t *testing.T) {
+	e := newEnv(t, 2)
+	now := time.Now()
+	e.put(
+		dl{part: 0, id: "processed", conv: "c1", class: "exhausted"},
+		dl{part: 0, id: "dead", conv: "c1", class: "exhausted"},
+		dl{part: 1, id: "expired", conv: "c2", class: "exhausted"},
+		dl{part: 1, id: "failed-again", conv: "c2", class: "exhausted"},
+		dl{part: 1, id: "never", conv: "c2", class: "exhausted"},
+		dl{part: 1, id: "other-part", conv: "c2", class: "exhausted"},
+	)
+	e.dedup(0, "dead", "dead-lettered", now)
+	e.dedup(0, "processed", "dead-lettered", now.Add(-time.Hour))
+	e.dedup(0, "processed", "processed", now.Add(-time.Minute))
+	e.dedup(1, "expired", "processed", now.Add(-time.Hour))
+	e.dedup(1, "expired", "", time.Time{}) // tombstone
+	e.dedup(1, "failed-again", "processed", now.Add(-time.Hour))
+	e.dedup(1, "failed-again", "dead-lettered", now)
+	e.dedup(0, "other-part", "processed", now) // another partition: not this event's state
+
+	res, steps, err := e.replay(ReplayConfig{Filter: Filter{ErrorClasses: []string{"exhausted"}}, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Replayed != 5 || res.SkippedProcessed != 1 {
+		t.Fatalf("dry run: %+v", res)
+	}
+	var skipped []string
+	for _, s := range steps {
+		if s.Action == SkippedProcessed {
+			skipped = append(skipped, s.Letter.EventID)
+			if time.Since(s.ProcessedAt) > 2*time.Minute {
+				t.Errorf("processed at %v", s.ProcessedAt)
+			}
+		}
+	}
+	if !slices.Equal(skipped, []string{"processed"}) {
+		t.Fatalf("skipped %v", skipped)
+	}
+	if n := len(e.read(e.names.Base)); n != 0 {
+		t.Fatalf("dry run wrote %d records", n)
+	}
+	res, _, err = e.replay(ReplayConfig{Filter: Filter{ErrorClasses: []string{"exhausted"}}})
+	if err != nil || res.Replayed != 5 || res.SkippedProcessed != 1 {
+		t.Fatalf("replay: %+v %v", res, err)
+	}
+	if ids := eventIDs(e.read(e.names.Base)); slices.Contains(ids, "processed") || len(ids) != 5 {
+		t.Fatalf("main: %v", ids)
+	}
+	res, _, err = e.replay(ReplayConfig{Filter: Filter{EventIDs: []string{"processed"}}, Force: true})
+	if err != nil || res.Replayed != 1 || res.SkippedProcessed != 0 {
+		t.Fatalf("forced: %+v %v", res, err)
+	}
+}
+
+func TestReplaySameEventOnceAndDryRun(t *testing.T) {
+	e := newEnv(t, 1)
+	e.put(
+		dl{id: "twice", conv: "c1", class: "exhausted"},
+		dl{id: "other", conv: "c1", class: "permanent"},
+		dl{id: "twice", conv: "c1", class: "permanent", replays: 1},
+	)
+	before := e.ends(e.names.Base)
+	res, steps, err := e.replay(ReplayConfig{DryRun: true})
+	if err != nil || res.Replayed != 2 || res.SkippedDuplicate != 1 {
+		t.Fatalf("dry run: %+v %v", res, err)
+	}
+	if steps[0].Action != WouldReplay || steps[2].Action != SkippedDuplicate || steps[2].Pos != (Position{0, 2}) {
+		t.Fatalf("steps %+v", steps)
+	}
+	if after := e.ends(e.names.Base); !mapsEqual(after, before) {
+		t.Fatalf("dry run wrote to %s: %v -> %v", e.names.Base, before, after)
+	}
+	res, _, err = e.replay(ReplayConfig{})
+	if err != nil || res.Replayed != 2 || res.SkippedDuplicate != 1 {
+		t.Fatalf("replay: %+v %v", res, err)
+	}
+	if ids := eventIDs(e.read(e.names.Base)); !slices.Equal(ids, []string{"twice", "other"}) {
+		t.Fatalf("main: %v", ids)
+	}
+}
+
+func TestReplayLimitAndResume(t *testing.T) {
+	e := newEnv(t, 2)
+	now := time.Now()
+	// Oldest first by failed-at: a3 (p1), a1 (p0), a2 (p0), a4 (p1).
+	e.put(
+		dl{part: 0, id: "a1", conv: "c", class: "exhausted", at: now.Add(-3 * time.Minute)},
+		dl{part: 0, id: "a2", conv: "c", class: "exhausted", at: now.Add(-2 * time.Minute)},
+		dl{part: 1, id: "a3", conv: "d", class: "exhausted", at: now.Add(-4 * time.Minute)},
+		dl{part: 1, id: "a4", conv: "d", class: "exhausted", at: now.Add(-1 * time.Minute)},
+	)
+	res, steps, err := e.replay(ReplayConfig{Limit: 2, DryRun: true})
+	if err != nil || res.Matched != 4 || res.Selected != 2 || res.Replayed != 2 {
+		t.Fatalf("limit: %+v %v", res, err)
+	}
+	var ids []string
+	for _, s := range steps {
+		ids = append(ids, s.Letter.EventID)
+	}
+	if !slices.Equal(ids, []string{"a1", "a3"}) { // the two oldest, replayed partition-major
+		t.Fatalf("limit 2 replays %v", ids)
+	}
+	// Skipped dead letters do not count: with a3 processed, the limit of 2
+	// reaches a2.
+	e.dedup(1, "a3", "processed", now)
+	res, steps, err = e.replay(ReplayConfig{Limit: 2})
+	ids = nil
+	for _, s := range steps {
+		ids = append(ids, s.Action.String()+" "+s.Letter.EventID)
+	}
+	if err != nil || res.Selected != 3 || res.Replayed != 2 || res.SkippedProcessed != 1 ||
+		!slices.Equal(ids, []string{"replayed a1", "replayed a2", "skipped: already processed a3"}) {
+		t.Fatalf("limit 2 with a3 processed: %+v %v %v", res, ids, err)
+	}
+	res, steps, err = e.replay(ReplayConfig{ResumeFrom: &Position{0, 1}, DryRun: true, Force: true})
+	ids = nil
+	for _, s := range steps {
+		ids = append(ids, s.Letter.EventID)
+	}
+	if err != nil || res.Matched != 4 || res.Selected != 3 || !slices.Equal(ids, []string{"a2", "a3", "a4"}) {
+		t.Fatalf("resume from 0:1: %+v %v %v", res, ids, err)
+	}
+}
+
+func TestReplayRate(t *testing.T) {
+	e := newEnv(t, 2)
+	var ds []dl
+	for i := range 20 {
+		ds = append(ds, dl{part: int32(i % 2), id: "r" + string(rune('a'+i)), conv: "c", class: "exhausted"})
+	}
+	e.put(ds...)
+	start := time.Now()
+	res, _, err := e.replay(ReplayConfig{Rate: 100})
+	took := time.Since(start)
+	if err != nil || res.Replayed != 20 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if took < 190*time.Millisecond {
+		t.Fatalf("20 records at 100/s took %s, want ≥ 190ms", took)
+	}
+	if n := len(e.read(e.names.Base)); n != 20 {
+		t.Fatalf("main holds %d", n)
+	}
+}
+
+// TestReplayPartialFailureAndResume makes the broker reject the writes to
+// partition 1: the replay stops, says where, and a resumed replay finishes
+// without writing anything twice beyond the records it reported.
+func TestReplayPartialFailureAndResume(t *testing.T) {
+	e := newEnv(t, 3)
+	var ds []dl
+	for p := range int32(3) {
+		for i := range 5 {
+			ds = append(ds, dl{part: p, id: string(rune('a'+p)) + string(rune('0'+i)), conv: "c", class: "exhausted"})
+		}
+	}
+	e.put(ds...)
+	var failing atomic.Bool
+	failing.Store(true)
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		r := req.(*kmsg.ProduceRequest)
+		hit := false
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				hit = hit || p.Partition == 1
+			}
+		}
+		if !failing.Load() || !hit {
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client
+				rp.BaseOffset = -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	res, _, err := e.replay(ReplayConfig{})
+	if err == nil || res.Stopped == nil {
+		t.Fatalf("want a partial failure: %+v %v", res, err)
+	}
+	if !strings.Contains(err.Error(), "write to "+e.names.Base+" failed") {
+		t.Errorf("error: %v", err)
+	}
+	stop := *res.Stopped
+	t.Logf("stopped at %s (%d replayed, %d after the stop): %v", stop, res.Replayed, res.ReplayedAfterStop, err)
+	// Partitions are finished one after the other: partition 0 is done,
+	// partition 2 never started.
+	if stop != (Position{1, 0}) || res.Replayed != 5 || res.ReplayedAfterStop != 0 {
+		t.Fatalf("stopped at %s with %d replayed (%d after the stop), want 1:0 with 5", stop, res.Replayed, res.ReplayedAfterStop)
+	}
+	// Everything before the stop position is in the main topic.
+	written := map[string]int{}
+	for _, r := range e.read(e.names.Base) {
+		written[headers.Value(r.Headers, headers.ReplayedFrom)]++
+	}
+	dlq := e.read(e.names.DLQ)
+	for _, r := range dlq {
+		pos := Position{r.Partition, r.Offset}
+		if pos.Less(stop) && written[ReplayedFrom(r.Topic, r.Partition, r.Offset)] != 1 {
+			t.Errorf("%s is before the stop %s but not replayed", pos, stop)
+		}
+	}
+	failing.Store(false)
+	res2, _, err := e.replay(ReplayConfig{ResumeFrom: &stop})
+	if err != nil || res2.Stopped != nil {
+		t.Fatalf("resume: %+v %v", res2, err)
+	}
+	written = map[string]int{}
+	total := 0
+	for _, r := range e.read(e.names.Base) {
+		written[headers.Value(r.Headers, headers.ReplayedFrom)]++
+		total++
+	}
+	for _, r := range dlq {
+		if written[ReplayedFrom(r.Topic, r.Partition, r.Offset)] == 0 {
+			t.Errorf("%d:%d never replayed", r.Partition, r.Offset)
+		}
+	}
+	if total != len(dlq)+res.ReplayedAfterStop {
+		t.Fatalf("main holds %d records, want %d + %d replayed after the stop", total, len(dlq), res.ReplayedAfterStop)
+	}
+}
+
+func TestReplayInterrupted(t *testing.T) {
+	e := newEnv(t, 1)
+	var ds []dl
+	for i := range 10 {
+		ds = append(ds, dl{id: "i" + string(rune('0'+i)), conv: "c", class: "exhausted"})
+	}
+	e.put(ds...)
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	res, err := e.cl.Replay(ctx, ReplayConfig{DLQ: e.names.DLQ, Dedup: e.names.Dedup, To: e.names.Base, Rate: 20,
+		OnStep: func(s Step) {
+			if n++; n == 3 {
+				cancel()
+			}
+		}})
+	if err == nil || res.Stopped == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if res.Stopped.Offset < 3 || res.Stopped.Offset > 4 {
+		t.Fatalf("stopped at %s after 3 acknowledged", res.Stopped)
+	}
+	if got := len(e.read(e.names.Base)); int64(got) != res.Stopped.Offset+int64(res.ReplayedAfterStop) {
+		t.Fatalf("main holds %d, stopped at %s", got, res.Stopped)
+	}
+}

@@ -1,0 +1,626 @@
+package dlq
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/kafkaconf"
+)
+
+// DefaultDeliveryTimeout bounds how long one replayed record may wait for
+// the broker's acknowledgement before the replay stops as a partial failure.
+const DefaultDeliveryTimeout = 30 * time.Second
+
+// keptHeaders are the hookline headers a replayed record keeps: the identity
+// of the event as the receiver recorded it. Every other hookline-* header
+// (attempt, original-*, failed-at, error, error-class, consumer-group,
+// due-at, earlier replay headers) describes the failed life and is dropped,
+// so the consumer sees a fresh event: attempt 0, new original-* on its
+// first failure. Headers without the hookline- prefix are kept as they are.
+var keptHeaders = map[string]bool{
+	headers.EventID:        true,
+	headers.ReceiptID:      true,
+	headers.Source:         true,
+	headers.ReceivedAt:     true,
+	headers.ContentType:    true,
+	headers.ConversationID: true,
+}
+
+// ReplayedFrom formats the hookline-replayed-from value of a dead letter:
+// "<topic>/<partition>/<offset>".
+func ReplayedFrom(topic string, partition int32, offset int64) string {
+	return topic + "/" + strconv.Itoa(int(partition)) + "/" + strconv.FormatInt(offset, 10)
+}
+
+// ReplayRecord builds the record that replays l into topic to: same key,
+// value and partition number, headers per keptHeaders plus
+// hookline-replayed-from and hookline-replay-count (l's count + 1). dueAt,
+// when not zero, sets hookline-due-at (for a retry tier: handle at once).
+func ReplayRecord(l *Letter, to string, dueAt time.Time) *kgo.Record {
+	hs := make([]kgo.RecordHeader, 0, len(l.Headers)+3)
+	for _, h := range l.Headers {
+		if strings.HasPrefix(h.Key, "hookline-") && !keptHeaders[h.Key] {
+			continue
+		}
+		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: bytes.Clone(h.Value)})
+	}
+	hs = append(hs,
+		kgo.RecordHeader{Key: headers.ReplayedFrom, Value: []byte(ReplayedFrom(l.Topic, l.Partition, l.Offset))},
+		kgo.RecordHeader{Key: headers.ReplayCount, Value: []byte(strconv.Itoa(l.ReplayCount + 1))},
+	)
+	if !dueAt.IsZero() {
+		hs = append(hs, kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(dueAt))})
+	}
+	return &kgo.Record{
+		Topic:     to,
+		Partition: l.Partition,
+		Key:       bytes.Clone(l.Key),
+		Value:     bytes.Clone(l.Value),
+		Headers:   hs,
+	}
+}
+
+// Action is what Replay did with one selected dead letter.
+type Action int
+
+// The actions of a replay step.
+const (
+	Replayed         Action = iota // written to the target and acknowledged
+	WouldReplay                    // dry run: would be written
+	SkippedProcessed               // the dedup state says the event was processed
+	SkippedDuplicate               // the same event id was replayed earlier in this run
+	SkippedGone                    // deleted by retention between selecting and replaying
+	Failed                         // the broker did not acknowledge it
+)
+
+func (a Action) String() string {
+	switch a {
+	case Replayed:
+		return "replayed"
+	case WouldReplay:
+		return "would replay"
+	case SkippedProcessed:
+		return "skipped: already processed"
+	case SkippedDuplicate:
+		return "skipped: same event id replayed earlier in this run"
+	case SkippedGone:
+		return "skipped: deleted by retention"
+	case Failed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// Step reports one selected dead letter's outcome.
+type Step struct {
+	Action      Action
+	Letter      *Letter   // nil for SkippedGone (Pos is set)
+	Pos         Position  // position in the dead-letter topic
+	ProcessedAt time.Time // SkippedProcessed: the "at" of the dedup record
+	Err         error     // Failed
+	Done, Total int       // selected dead letters finished so far, of Total
+}
+
+// ReplayConfig says what to replay where.
+type ReplayConfig struct {
+	DLQ   string // the dead-letter topic read, <base>.dlq
+	Dedup string // <base>.dedup, read to skip processed events; required unless Force
+	To    string // target topic: <base> or one of its retry tiers
+	// DueAt sets hookline-due-at to the replay time (for a retry-tier
+	// target: handled at once, not after the tier's delay).
+	DueAt bool
+
+	Filter Filter
+	// Limit > 0 writes at most Limit records: the oldest matching dead
+	// letters that are not skipped (skipped ones do not count), so running
+	// the same limited replay again continues with the next ones once the
+	// consumer has processed the first.
+	Limit int
+	// ResumeFrom skips the matching dead letters before it (partition-major
+	// order), as printed by a replay that stopped part way.
+	ResumeFrom *Position
+	Force      bool // replay even events the dedup state marks processed
+	DryRun     bool // select and report, write nothing
+	// Rate limits writes to this many records per second (0: unlimited).
+	Rate            float64
+	DeliveryTimeout time.Duration // default DefaultDeliveryTimeout
+
+	// OnPlan is called once the selection is known (before any write).
+	OnPlan func(Plan)
+	// OnStep is called for each selected dead letter as it finishes, from
+	// one goroutine at a time.
+	OnStep func(Step)
+}
+
+// Plan is the selection a replay works through.
+type Plan struct {
+	Matched  int // dead letters matching the filter
+	Selected int // after ResumeFrom and Limit: replayed or skipped
+}
+
+// Result counts what a replay did.
+type Result struct {
+	Plan
+	Replayed         int // acknowledged (dry run: would be replayed)
+	SkippedProcessed int
+	SkippedDuplicate int
+	SkippedGone      int
+	// Stopped is set when the replay did not finish: the first selected
+	// dead letter (partition-major) not known to be replayed. Rerunning the
+	// same replay with ResumeFrom = *Stopped finishes it.
+	Stopped *Position
+	// ReplayedAfterStop counts records after Stopped that were replayed
+	// anyway (in flight when the replay stopped); a resumed replay writes
+	// them again, and the consumer's dedup absorbs the copies once one is
+	// processed.
+	ReplayedAfterStop int
+}
+
+// Skipped is the number of selected dead letters not replayed on purpose.
+func (r Result) Skipped() int { return r.SkippedProcessed + r.SkippedDuplicate + r.SkippedGone }
+
+// candidate is a matching dead letter remembered between the passes: small,
+// so a replay of a large dead-letter topic does not hold the payloads.
+type candidate struct {
+	pos Position
+	t   int64 // unix ms of Letter.Time
+	id  string
+}
+
+// Replay republishes the dead letters selected by cfg. It works in passes,
+// each bounded by the end offsets when it starts:
+//
+//  1. scan the dead-letter topic, remember the position, time and event id
+//     of each match; drop those before ResumeFrom;
+//  2. unless Force, read the dedup partitions of the matches and note the
+//     event ids whose latest entry says "processed"; with a Limit, keep the
+//     oldest matches up to the Limit-th that would be written;
+//  3. per partition in ascending order, read the selected records again and
+//     write each to cfg.To (same key and partition number; idempotent
+//     producer, acks=all), paced by Rate, skipping processed events and
+//     event ids already replayed in this run; a partition's writes are
+//     acknowledged before the next partition starts.
+//
+// The dead-letter topic is never written to. On a write failure (or when
+// ctx is done) Replay stops issuing writes, waits for those in flight, and
+// returns an error with Result.Stopped set.
+func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
+	var res Result
+	if err := cfg.Filter.Validate(); err != nil {
+		return res, err
+	}
+	if cfg.To == "" || cfg.To == cfg.DLQ || (cfg.To == cfg.Dedup && cfg.Dedup != "") {
+		return res, fmt.Errorf("replay target %q: must be the main topic or a retry tier, not the dead-letter or dedup topic", cfg.To)
+	}
+	if cfg.Dedup == "" && !cfg.Force {
+		return res, errors.New("replay needs the dedup topic to skip processed events (or Force)")
+	}
+	if cfg.Rate < 0 {
+		return res, fmt.Errorf("rate %v: must be 0 (unlimited) or positive", cfg.Rate)
+	}
+	dlqParts, err := c.partitions(ctx, cfg.DLQ)
+	if err != nil {
+		return res, err
+	}
+	toParts, err := c.partitions(ctx, cfg.To)
+	if err != nil {
+		return res, err
+	}
+
+	// Pass 1: select.
+	spans, err := c.spans(ctx, cfg.DLQ, cfg.Filter.Since)
+	if err != nil {
+		return res, err
+	}
+	var cands []candidate
+	err = c.scan(ctx, cfg.DLQ, spans, func(r *kgo.Record) error {
+		l := FromRecord(r)
+		if cfg.Filter.Match(&l) {
+			cands = append(cands, candidate{pos: l.Pos(), t: l.Time().UnixMilli(), id: l.EventID})
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("read %s: %w", cfg.DLQ, err)
+	}
+	res.Matched = len(cands)
+	if rf := cfg.ResumeFrom; rf != nil {
+		cands = slices.DeleteFunc(cands, func(c candidate) bool { return c.pos.Less(*rf) })
+	}
+
+	// Pass 2: dedup state.
+	var processed map[dedupKey]time.Time
+	if !cfg.Force && len(cands) > 0 {
+		processed, err = c.processed(ctx, cfg.Dedup, cands)
+		if err != nil {
+			return res, err
+		}
+	}
+
+	// The limit counts what would be written, oldest first: skipped dead
+	// letters before the limit is reached are selected (and reported), the
+	// rest is not.
+	if cfg.Limit > 0 {
+		slices.SortFunc(cands, func(a, b candidate) int {
+			return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.pos.Partition, b.pos.Partition), cmp.Compare(a.pos.Offset, b.pos.Offset))
+		})
+		seen := map[string]bool{}
+		n := 0
+		for i, cd := range cands {
+			writable := true
+			if cd.id != "" {
+				_, done := processed[dedupKey{cd.pos.Partition, cd.id}]
+				writable = !done && !seen[cd.id]
+				seen[cd.id] = true
+			}
+			if writable {
+				if n++; n == cfg.Limit {
+					cands = cands[:i+1]
+					break
+				}
+			}
+		}
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(a.pos.Partition, b.pos.Partition), cmp.Compare(a.pos.Offset, b.pos.Offset))
+	})
+	res.Selected = len(cands)
+	for _, cd := range cands {
+		if int(cd.pos.Partition) >= toParts {
+			return res, fmt.Errorf("%s has %d partitions but the dead letter at %s is in partition %d of %s (%d partitions): the pipeline is not co-partitioned; run `hookline topics check`",
+				cfg.To, toParts, cd.pos, cd.pos.Partition, cfg.DLQ, dlqParts)
+		}
+	}
+	if cfg.OnPlan != nil {
+		cfg.OnPlan(res.Plan)
+	}
+	if len(cands) == 0 {
+		return res, nil
+	}
+
+	// Pass 3: replay, partition by partition.
+	r := &replayer{c: c, cfg: cfg, res: &res, processed: processed, replayedIDs: map[string]bool{}}
+	return res, r.run(ctx, cands)
+}
+
+// dedupRecord is the value of a <base>.dedup record.
+type dedupRecord struct {
+	Outcome string `json:"outcome"`
+	At      string `json:"at"`
+}
+
+// dedupKey names an event's dedup entry: the dedup topic is co-partitioned,
+// so the entry of a dead letter in partition p lives in partition p.
+type dedupKey struct {
+	part int32
+	id   string
+}
+
+// processed reads the dedup partitions of cands and returns the entries (of
+// cands) whose latest dedup record says "processed" and is not deleted by a
+// tombstone, with the record's "at" time. Outcome "dead-lettered" does not
+// count: the consumer handles a replayed copy of a dead-lettered event.
+func (c *Client) processed(ctx context.Context, topic string, cands []candidate) (map[dedupKey]time.Time, error) {
+	ids := map[int32]map[string]bool{}
+	for _, cd := range cands {
+		if cd.id == "" {
+			continue
+		}
+		if ids[cd.pos.Partition] == nil {
+			ids[cd.pos.Partition] = map[string]bool{}
+		}
+		ids[cd.pos.Partition][cd.id] = true
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	all, err := c.spans(ctx, topic, time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("dedup state (use --force to replay without checking it): %w", err)
+	}
+	spans := map[int32]span{}
+	for p := range ids {
+		if s, ok := all[p]; ok {
+			spans[p] = s
+		}
+	}
+	type state struct {
+		processed bool
+		at        time.Time
+	}
+	latest := map[dedupKey]state{}
+	err = c.scan(ctx, topic, spans, func(r *kgo.Record) error {
+		if !ids[r.Partition][string(r.Key)] {
+			return nil
+		}
+		k := dedupKey{r.Partition, string(r.Key)}
+		if r.Value == nil {
+			delete(latest, k)
+			return nil
+		}
+		var v dedupRecord
+		if json.Unmarshal(r.Value, &v) != nil {
+			return nil // not a dedup value; the consumer ignores it too
+		}
+		at, err := headers.ParseTime(v.At)
+		if err != nil {
+			at = r.Timestamp
+		}
+		latest[k] = state{processed: v.Outcome == "processed", at: at}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read dedup state %s: %w", topic, err)
+	}
+	out := map[dedupKey]time.Time{}
+	for k, s := range latest {
+		if s.processed {
+			out[k] = s.at
+		}
+	}
+	return out, nil
+}
+
+// replayer is pass 3 of one replay.
+type replayer struct {
+	c           *Client
+	cfg         ReplayConfig
+	res         *Result
+	processed   map[dedupKey]time.Time
+	replayedIDs map[string]bool // event ids written in this run
+
+	mu      sync.Mutex // guards the fields below and OnStep calls
+	done    int
+	failed  *Position // lowest failed position
+	failErr error
+	acked   []Position // replayed positions, for ReplayedAfterStop
+}
+
+func (r *replayer) step(s Step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stepLocked(s)
+}
+
+func (r *replayer) stepLocked(s Step) {
+	r.done++
+	switch s.Action {
+	case Replayed, WouldReplay:
+		r.res.Replayed++
+		r.acked = append(r.acked, s.Pos)
+	case SkippedProcessed:
+		r.res.SkippedProcessed++
+	case SkippedDuplicate:
+		r.res.SkippedDuplicate++
+	case SkippedGone:
+		r.res.SkippedGone++
+	case Failed:
+		if r.failed == nil || s.Pos.Less(*r.failed) {
+			p := s.Pos
+			r.failed = &p
+			r.failErr = s.Err
+		}
+	}
+	s.Done, s.Total = r.done, r.res.Selected
+	if r.cfg.OnStep != nil {
+		r.cfg.OnStep(s)
+	}
+}
+
+func (r *replayer) hasFailed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed != nil
+}
+
+func (r *replayer) run(ctx context.Context, cands []candidate) error {
+	var prod *kgo.Client
+	if !r.cfg.DryRun {
+		timeout := cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout)
+		var err error
+		prod, err = kafkaconf.NewClient(ctx, r.c.kc,
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes are franz-go's default
+			kgo.RecordDeliveryTimeout(timeout),
+			kgo.MaxBufferedRecords(1000),
+		)
+		if err != nil {
+			return err
+		}
+		defer prod.Close()
+	}
+	pace := newPacer(r.cfg.Rate)
+	if r.cfg.DryRun {
+		pace = newPacer(0)
+	}
+	// Writes in flight keep going when ctx ends (an interrupt stops new
+	// writes only), bounded by the delivery timeout.
+	wctx := context.WithoutCancel(ctx)
+
+	var stopAt *Position // first selected dead letter not issued
+	var interrupted error
+	for i := 0; i < len(cands) && stopAt == nil; {
+		part := cands[i].pos.Partition
+		j := i
+		for j < len(cands) && cands[j].pos.Partition == part {
+			j++
+		}
+		offsets := cands[i:j]
+		next := 0 // index into offsets of the next selected record
+		sp := map[int32]span{part: {offsets[0].pos.Offset, offsets[len(offsets)-1].pos.Offset + 1}}
+		err := r.c.scan(ctx, r.cfg.DLQ, sp, func(rec *kgo.Record) error {
+			for next < len(offsets) && offsets[next].pos.Offset < rec.Offset {
+				r.step(Step{Action: SkippedGone, Pos: offsets[next].pos})
+				next++
+			}
+			if next >= len(offsets) {
+				return errStop
+			}
+			if offsets[next].pos.Offset != rec.Offset {
+				return nil
+			}
+			next++
+			if r.hasFailed() {
+				p := Position{rec.Partition, rec.Offset}
+				stopAt = &p
+				return errStop
+			}
+			l := FromRecord(rec)
+			if id := l.EventID; id != "" {
+				if at, ok := r.processed[dedupKey{l.Partition, id}]; ok {
+					r.step(Step{Action: SkippedProcessed, Letter: &l, Pos: l.Pos(), ProcessedAt: at})
+					return nil
+				}
+				if r.replayedIDs[id] {
+					r.step(Step{Action: SkippedDuplicate, Letter: &l, Pos: l.Pos()})
+					return nil
+				}
+				r.replayedIDs[id] = true
+			}
+			if r.cfg.DryRun {
+				r.step(Step{Action: WouldReplay, Letter: &l, Pos: l.Pos()})
+				return nil
+			}
+			if err := pace.wait(ctx); err != nil {
+				p := l.Pos()
+				stopAt = &p
+				return err
+			}
+			var due time.Time
+			if r.cfg.DueAt {
+				due = time.Now()
+			}
+			out := ReplayRecord(&l, r.cfg.To, due)
+			// The callback gets a summary: the payload is not needed after
+			// the write and must not be kept alive by the reporter.
+			sum := summary(l)
+			prod.Produce(wctx, out, func(_ *kgo.Record, err error) {
+				if err != nil {
+					r.step(Step{Action: Failed, Letter: &sum, Pos: sum.Pos(), Err: err})
+					return
+				}
+				r.step(Step{Action: Replayed, Letter: &sum, Pos: sum.Pos()})
+			})
+			return nil
+		})
+		if err != nil {
+			// The first selected dead letter not yet handled.
+			if stopAt == nil {
+				switch {
+				case next < len(offsets):
+					stopAt = &offsets[next].pos
+				case j < len(cands):
+					stopAt = &cands[j].pos
+				}
+			}
+			if ctx.Err() != nil {
+				interrupted = ctx.Err()
+				break
+			}
+			return r.finish(prod, fmt.Errorf("read %s partition %d: %w", r.cfg.DLQ, part, err), stopAt)
+		}
+		// Finish the partition before starting the next, so a failure stops
+		// the replay at an exact partition-major position.
+		if prod != nil {
+			fctx, cancel := context.WithTimeout(wctx, cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout)+5*time.Second)
+			_ = prod.Flush(fctx) // a timeout here surfaces in finish
+			cancel()
+		}
+		// Selected records the scan never reached were deleted meanwhile
+		// (or lie beyond a truncated log end).
+		if stopAt == nil {
+			for ; next < len(offsets); next++ {
+				r.step(Step{Action: SkippedGone, Pos: offsets[next].pos})
+			}
+		}
+		i = j
+	}
+	var why error
+	if interrupted != nil && stopAt != nil { // else everything was issued before the interrupt
+		why = fmt.Errorf("interrupted: %w", interrupted)
+	}
+	return r.finish(prod, why, stopAt)
+}
+
+// finish waits for the writes in flight and turns failures into the error
+// and Result.Stopped.
+func (r *replayer) finish(prod *kgo.Client, why error, stopAt *Position) error {
+	if prod != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout)+5*time.Second)
+		defer cancel()
+		if err := prod.Flush(fctx); err != nil && why == nil {
+			why = fmt.Errorf("waiting for acknowledgements: %w", err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stop := stopAt
+	if r.failed != nil && (stop == nil || r.failed.Less(*stop)) {
+		stop = r.failed
+		why = fmt.Errorf("write to %s failed: %w", r.cfg.To, r.failErr)
+	}
+	if stop == nil {
+		if why != nil {
+			return why
+		}
+		return nil
+	}
+	if why == nil {
+		why = errors.New("stopped")
+	}
+	p := *stop
+	r.res.Stopped = &p
+	for _, a := range r.acked {
+		if p.Less(a) {
+			r.res.ReplayedAfterStop++
+		}
+	}
+	return why
+}
+
+// pacer spaces writes 1/rate apart (a token bucket of depth one); it does
+// not burst to catch up after a slow stretch.
+type pacer struct {
+	interval time.Duration
+	next     time.Time
+}
+
+func newPacer(rate float64) *pacer {
+	if rate <= 0 {
+		return &pacer{}
+	}
+	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
+}
+
+func (p *pacer) wait(ctx context.Context) error {
+	if p.interval <= 0 {
+		return ctx.Err()
+	}
+	now := time.Now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	if d := p.next.Sub(now); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	p.next = p.next.Add(p.interval)
+	return nil
+}
