@@ -63,6 +63,9 @@ const (
 	DefaultShutdownGrace = 10 * time.Second
 	// DefaultCommitInterval is how often finished offsets are committed.
 	DefaultCommitInterval = time.Second
+	// DefaultSessionTimeout is how long a crashed member keeps its
+	// partitions before the group moves them.
+	DefaultSessionTimeout = 15 * time.Second
 )
 
 // holdPerPartitionFactor × MaxInFlightPerPartition records may wait in one
@@ -96,6 +99,16 @@ type Config struct {
 	// in-flight records before abandoning them (they are redelivered);
 	// default 10s. The group's rebalance timeout is ShutdownGrace+50s.
 	ShutdownGrace time.Duration
+	// SessionTimeout is how long the group coordinator waits for a silent
+	// member (a crashed process) before handing its partitions to the
+	// others; default 15s (Kafka's default of 45s leaves a crashed member's
+	// conversations stalled three times as long).
+	SessionTimeout time.Duration
+	// InstanceID, when set, makes this member static (KIP-345): a restart
+	// with the same id within SessionTimeout gets its partitions back
+	// without a rebalance of the whole group. Use a stable per-process name
+	// such as a StatefulSet pod name; two live processes must never share it.
+	InstanceID string
 	// CommitInterval is how often finished offsets are committed; default 1s.
 	// Offsets are also committed on revoke and on shutdown.
 	CommitInterval time.Duration
@@ -132,7 +145,7 @@ type Consumer struct {
 	mu       sync.Mutex
 	lanes    map[tp]*lane
 	inFlight int
-	starved  bool          // a lane could not start work because of MaxInFlight
+	starved  bool          // a lane may be waiting for a MaxInFlight slot: the next finish looks at the others
 	stopping bool          // no new work starts
 	idle     chan struct{} // closed when stopping and inFlight reaches 0
 	busyKeys map[string]struct{}
@@ -242,6 +255,12 @@ func New(cfg Config) (*Consumer, error) {
 	if cfg.CommitInterval == 0 {
 		cfg.CommitInterval = DefaultCommitInterval
 	}
+	if cfg.SessionTimeout < 0 {
+		return nil, errors.New("consumer: SessionTimeout must not be negative")
+	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -323,7 +342,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	}
 	defer c.prod.Close()
 
-	c.cl, err = kafkaconf.NewClient(ctx, c.cfg.Kafka,
+	groupOpts := []kgo.Opt{
 		kgo.ConsumerGroup(c.group),
 		kgo.ConsumeTopics(c.names.Consumed()...),
 		kgo.Balancers(CoPartitionBalancer()),
@@ -333,11 +352,17 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.RebalanceTimeout(c.cfg.ShutdownGrace+50*time.Second),
+		kgo.RebalanceTimeout(c.cfg.ShutdownGrace + 50*time.Second),
+		kgo.SessionTimeout(c.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, c.cfg.SessionTimeout/3)),
 		// A resumed retry partition waits for the broker's in-flight fetch
 		// to return; keep that short so due records start promptly.
 		kgo.FetchMaxWait(time.Second),
-	)
+	}
+	if c.cfg.InstanceID != "" {
+		groupOpts = append(groupOpts, kgo.InstanceID(c.cfg.InstanceID))
+	}
+	c.cl, err = kafkaconf.NewClient(ctx, c.cfg.Kafka, groupOpts...)
 	if err != nil {
 		return err
 	}
@@ -589,6 +614,14 @@ func (c *Consumer) start(l *lane, it *item) {
 	l.waiting--
 	l.inFlight++
 	c.inFlight++
+	if c.inFlight >= c.maxAll {
+		// This took the last slot. Other lanes may hold records that now
+		// wait for one, and schedule only notices when it is asked to
+		// start one of them: without this, a lane that takes the last slot
+		// and reaches its own MaxInFlightPerPartition at once would leave
+		// them waiting until its records finish.
+		c.starved = true
+	}
 	c.m.inFlight.Inc()
 	go c.process(l, it)
 }

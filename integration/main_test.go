@@ -197,7 +197,14 @@ type process struct {
 // startCLI starts hookline in the background; it is killed at cleanup.
 func startCLI(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startBinary(t, binary, env, args...)
+}
+
+// startBinary is startCLI with another hookline binary (e.g. one built
+// without -race).
+func startBinary(t testing.TB, bin string, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(append(os.Environ(), "HOOKLINE_BROKERS="+strings.Join(broker.Seeds, ",")), env...)
 	p := &process{t: t, cmd: cmd, done: make(chan struct{})}
 	pr, pw := io.Pipe()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -153,10 +154,21 @@ func kafkaScript(t *testing.T) string {
 	return path
 }
 
+// defaultOwnBrokerPort is the PLAINTEXT port of ownBroker's private Kafka;
+// its controller listens on the next port.
+const defaultOwnBrokerPort = 19392
+
 // ownBroker starts a second, private Apache Kafka that the test may stop and
-// restart; it skips unless the Maven-assembled broker is available.
-func ownBroker(t *testing.T) (seeds string, ctl func(cmd string)) {
+// restart; it skips unless the Maven-assembled broker is available. port
+// (optional, default 19392) is its PLAINTEXT port and port+1 its controller
+// port: tests that may run at the same time as another ownBroker user (for
+// example the chaos test) pass their own.
+func ownBroker(t *testing.T, port ...int) (seeds string, ctl func(cmd string)) {
 	t.Helper()
+	p := defaultOwnBrokerPort
+	if len(port) > 0 && port[0] > 0 {
+		p = port[0]
+	}
 	if !broker.Real() {
 		t.Skip("needs a real Apache Kafka (set KAFKA_BROKERS, e.g. make kafka-up); the kfake variant is a unit test in producer/")
 	}
@@ -164,7 +176,7 @@ func ownBroker(t *testing.T) (seeds string, ctl func(cmd string)) {
 		t.Skip("java not installed: cannot start a private Apache Kafka to stop and restart")
 	}
 	state := t.TempDir()
-	env := append(os.Environ(), "KAFKA_PORT=19392", "KAFKA_CONTROLLER_PORT=19393", "HOOKLINE_KAFKA_STATE="+state)
+	env := append(os.Environ(), fmt.Sprintf("KAFKA_PORT=%d", p), fmt.Sprintf("KAFKA_CONTROLLER_PORT=%d", p+1), "HOOKLINE_KAFKA_STATE="+state)
 	ctl = func(cmd string) {
 		t.Helper()
 		c := exec.Command("bash", kafkaScript(t), cmd)
@@ -176,7 +188,7 @@ func ownBroker(t *testing.T) (seeds string, ctl func(cmd string)) {
 	}
 	ctl("up")
 	t.Cleanup(func() { ctl("down") })
-	return "127.0.0.1:19392", ctl
+	return fmt.Sprintf("127.0.0.1:%d", p), ctl
 }
 
 func TestReceiverAnswers503WhileBrokerIsDownAndRecovers(t *testing.T) {

@@ -75,6 +75,8 @@ func newConsumers(a *appFlags, s settings, log *slog.Logger, reg prometheus.Regi
 			HandlerTimeout:          p.handlerTimeout,
 			MaxInFlight:             a.concurrency,
 			MaxInFlightPerPartition: a.perPartition,
+			SessionTimeout:          a.sessionTimeout,
+			InstanceID:              a.instanceID,
 			Logger:                  log.With("pipeline", p.plan.Names.Base),
 			Registerer:              prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": p.plan.Names.Base}, reg),
 		})

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookline/hookline/consumer"
 	"github.com/hookline/hookline/internal/config"
 	"github.com/hookline/hookline/internal/extract"
 	"github.com/hookline/hookline/internal/kafkaconf"
@@ -43,17 +44,19 @@ type appFlags struct {
 	group          string
 	concurrency    int
 	perPartition   int
+	sessionTimeout time.Duration
+	instanceID     string
 
 	createTopics bool
 }
 
-func addAppFlags(fs *flagSet, receiver, consumer bool) *appFlags {
+func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 	a := &appFlags{fs: fs, kafka: addKafkaFlags(fs), pipeline: addPipelineFlags(fs)}
 	fs.StringVar(&a.configPath, "config", "", "YAML file with sources and pipelines (see hookline.example.yaml)")
 	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&a.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&a.createTopics, "create-topics", true, "create missing pipeline topics at startup (then check them)")
-	if receiver {
+	if withReceiver {
 		fs.StringVar(&a.listen, "listen", producer.DefaultListen, "HTTP listen address of the receiver")
 		fs.StringVar(&a.secret, "secret", "", "shared secret of the default source \"genesys\" (prefer HOOKLINE_SECRET)")
 		fs.StringVar(&a.secretHeader, "secret-header", DefaultSecretHeader, "header that carries --secret")
@@ -62,12 +65,14 @@ func addAppFlags(fs *flagSet, receiver, consumer bool) *appFlags {
 		fs.Int64Var(&a.maxBody, "max-body", producer.DefaultMaxBodyBytes, "largest accepted body in bytes (larger: 413)")
 		fs.IntVar(&a.maxInFlight, "max-in-flight", producer.DefaultMaxInFlight, "concurrent webhooks before answering 429")
 	}
-	if consumer {
+	if withConsumer {
 		fs.StringVar(&a.handlerURL, "handler-url", "", "URL the consumer POSTs each event to (the team's service)")
 		fs.DurationVar(&a.handlerTimeout, "handler-timeout", 30*time.Second, "per-attempt handler timeout; overrun = retryable failure")
 		fs.StringVar(&a.group, "group", "", "consumer group id (default hookline-<base>)")
 		fs.IntVar(&a.concurrency, "concurrency", 0, "events handled at once per process (0: consumer default)")
 		fs.IntVar(&a.perPartition, "partition-concurrency", 0, "events handled at once per partition (0: consumer default)")
+		fs.DurationVar(&a.sessionTimeout, "session-timeout", consumer.DefaultSessionTimeout, "how long a crashed consumer keeps its partitions before the group moves them")
+		fs.StringVar(&a.instanceID, "instance-id", "", "static group membership id (stable per process, e.g. the pod name): restarts keep their partitions without a rebalance")
 	}
 	return a
 }
