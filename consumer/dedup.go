@@ -170,8 +170,10 @@ func (d *dedupState) seen(ctx context.Context, p int32, ev Event) (bool, error) 
 	if !ok || e.expiryMs() <= time.Now().UnixMilli() {
 		return false, nil
 	}
-	if e.deadLettered() {
-		if _, replayed := headers.Get(ev.Headers, headers.ReplayedFrom); replayed {
+	if _, replayed := headers.Get(ev.Headers, headers.ReplayedFrom); replayed {
+		// A replay of a dead letter is wanted work; a replay of an event
+		// that was processed runs only when the operator forced it.
+		if e.deadLettered() || headers.Value(ev.Headers, headers.ReplayForce) == "true" {
 			return false, nil
 		}
 	}

@@ -187,6 +187,20 @@ func TestDedupDeadLetteredAndReplay(t *testing.T) {
 	if n := h.count("dead"); n != 2 {
 		t.Errorf("handled %d times, want 2 (first try, replay)", n)
 	}
+	// Now processed: a second plain replay is a duplicate, a forced one runs.
+	e.produce(r)
+	eventually(t, 10*time.Second, "plain replay skipped", func() bool { return counterValue(c.m.duplicates) == 2 })
+	forced := event("conv-d", "dead", 1)
+	forced.Headers = append(forced.Headers,
+		kgo.RecordHeader{Key: headers.ReplayedFrom, Value: []byte("t.events.dlq/0/0")},
+		kgo.RecordHeader{Key: headers.ReplayForce, Value: []byte("true")})
+	e.produce(forced)
+	eventually(t, 10*time.Second, "forced replay processed", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeProcessed) == 2
+	})
+	if n := h.count("dead"); n != 3 {
+		t.Errorf("handled %d times, want 3 (first try, replay, forced replay)", n)
+	}
 }
 
 func TestDedupRestoreGatesHandling(t *testing.T) {

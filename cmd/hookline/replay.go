@@ -52,7 +52,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	limit := fs.Int("limit", 0, "write at most this many, oldest first; skipped ones do not count (0: no limit)")
 	dryRun := fs.Bool("dry-run", false, "list what would be replayed or skipped; write nothing")
 	rate := fs.Float64("rate", 0, "records per second at most (0: unlimited)")
-	force := fs.Bool("force", false, "also replay events the dedup state marks processed (a consumer whose dedup window still holds them drops them as duplicates); command line only")
+	force := fs.Bool("force", false, "also replay events the dedup state marks processed; they carry hookline-replay-force so the consumer handles them again (command line only)")
 	resume := fs.String("resume-from", "", "partition:offset printed by a replay that stopped: skip what comes before it")
 	verbose := fs.Bool("verbose", false, "print a line for every replayed dead letter")
 	deliveryTimeout := fs.Duration("delivery-timeout", dlq.DefaultDeliveryTimeout, "stop when the broker has not acknowledged a record within this long")

@@ -503,6 +503,9 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 				due = time.Now()
 			}
 			out := ReplayRecord(&l, r.cfg.To, due)
+			if r.cfg.Force {
+				out.Headers = append(out.Headers, kgo.RecordHeader{Key: headers.ReplayForce, Value: []byte("true")})
+			}
 			// The callback gets a summary: the payload is not needed after
 			// the write and must not be kept alive by the reporter.
 			sum := summary(l)

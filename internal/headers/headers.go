@@ -39,6 +39,9 @@ const (
 const (
 	ReplayedFrom = "hookline-replayed-from"
 	ReplayCount  = "hookline-replay-count"
+	// ReplayForce "true" marks a replay made with --force: the consumer
+	// handles it even when dedup says the event was processed.
+	ReplayForce = "hookline-replay-force"
 )
 
 // Values of ErrorClass.
