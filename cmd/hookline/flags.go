@@ -80,7 +80,7 @@ type durations []time.Duration
 func (d *durations) String() string {
 	parts := make([]string, len(*d))
 	for i, v := range *d {
-		parts[i] = v.String()
+		parts[i] = shortDuration(v)
 	}
 	return strings.Join(parts, ",")
 }
@@ -166,4 +166,16 @@ func (p *pipelineFlags) topicsConfig() topics.Config {
 		RetryDelays:       []time.Duration(p.retryDelays),
 		DedupWindow:       p.dedupWindow,
 	}
+}
+
+// shortDuration prints 1m instead of 1m0s and 96h instead of 96h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -149,3 +149,16 @@ func TestSendReportsStatusAndFailsOnNon2xx(t *testing.T) {
 		t.Fatalf("connection refused: %d %s", code, errOut)
 	}
 }
+
+func TestExampleConfigWorksAsIs(t *testing.T) {
+	s, err := resolveFor(t, nil, "--config", "../../hookline.example.yaml")
+	if err != nil {
+		t.Fatalf("hookline.example.yaml: %v", err)
+	}
+	if len(s.sources) != 3 || len(s.pipelines) != 1 || s.pipelines[0].handlerURL == "" || len(s.kafka.Brokers) != 0 {
+		t.Fatalf("example: %d sources, %d pipelines, brokers %v", len(s.sources), len(s.pipelines), s.kafka.Brokers)
+	}
+	if len(s.defaulted) != 3 {
+		t.Fatalf("defaulted %v: every example secret should fall back to its dev default", s.defaulted)
+	}
+}

@@ -34,7 +34,7 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	warnInsecure(env, log, s)
+	startupWarnings(env, log, s)
 	if len(s.kafka.Brokers) == 0 {
 		b, err := startEmbedded(env, log, &s, *embeddedAddr, *dataDir)
 		if err != nil {

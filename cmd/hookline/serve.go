@@ -32,7 +32,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if len(s.kafka.Brokers) == 0 {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}
-	warnInsecure(env, log, s)
+	startupWarnings(env, log, s)
 	if err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
 		return err
 	}

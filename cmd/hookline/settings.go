@@ -94,6 +94,9 @@ type settings struct {
 	// sourceNotes describe each source's verifier, without secrets.
 	sourceNotes []string
 	insecure    bool
+	// defaulted lists ${NAME:-default} references of the file that fell
+	// back to their default.
+	defaulted []string
 }
 
 func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
@@ -123,7 +126,7 @@ func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error)
 		}
 		file = f
 	}
-	s := settings{kafka: a.kafka.config(env, file.Brokers), listen: a.listen}
+	s := settings{kafka: a.kafka.config(env, file.Brokers), listen: a.listen, defaulted: file.Defaulted}
 	if !a.fs.set("listen") && file.Listen != "" {
 		s.listen = file.Listen
 	}
@@ -251,8 +254,12 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 	return nil
 }
 
-// warnInsecure says loudly, on every start, that a source takes anything.
-func warnInsecure(env *environment, log *slog.Logger, s settings) {
+// startupWarnings says loudly, on every start, that a source takes anything
+// or that a secret came from a default written in the config file.
+func startupWarnings(env *environment, log *slog.Logger, s settings) {
+	for _, name := range s.defaulted {
+		log.Warn("config: environment variable not set, using the default written in the config file; fine for trying hookline out, not for production", "variable", name)
+	}
 	if !s.insecure {
 		return
 	}

@@ -23,6 +23,10 @@ type File struct {
 	Listen    string     `yaml:"listen"`
 	Pipelines []Pipeline `yaml:"pipelines"`
 	Sources   []Source   `yaml:"sources"`
+
+	// Defaulted names the ${NAME:-default} references whose variable was
+	// unset, so their default was used. Not read from YAML.
+	Defaulted []string `yaml:"-"`
 }
 
 // Pipeline describes one pipeline: its topics and the consumer's handler.
@@ -92,18 +96,26 @@ func Load(path string, getenv func(string) string) (File, error) {
 	return f, nil
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef matches ${NAME} and ${NAME:-default}.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 
-// Parse parses the YAML text; see Load.
+// Parse parses the YAML text; see Load. ${NAME:-default} uses default when
+// NAME is unset or empty; File.Defaulted lists those names so the caller can
+// warn about them (a default secret is for trying hookline out only).
 func Parse(raw []byte, getenv func(string) string) (File, error) {
-	var missing []string
+	var missing, defaulted []string
 	expanded := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
-		name := string(envRef.FindSubmatch(m)[1])
-		v := getenv(name)
-		if v == "" {
-			missing = append(missing, name)
+		sub := envRef.FindSubmatch(m)
+		name := string(sub[1])
+		if v := getenv(name); v != "" {
+			return []byte(v)
 		}
-		return []byte(v)
+		if sub[2] != nil || bytes.Contains(m, []byte(":-")) {
+			defaulted = append(defaulted, name)
+			return sub[2]
+		}
+		missing = append(missing, name)
+		return nil
 	})
 	if len(missing) > 0 {
 		return File{}, fmt.Errorf("environment variable(s) %s referenced but not set: export them or remove the reference", strings.Join(missing, ", "))
@@ -117,6 +129,7 @@ func Parse(raw []byte, getenv func(string) string) (File, error) {
 	if err := f.validate(); err != nil {
 		return File{}, err
 	}
+	f.Defaulted = defaulted
 	return f, nil
 }
 
