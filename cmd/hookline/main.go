@@ -35,7 +35,12 @@ func commands() map[string]command {
 		"consume": {"the consumer group only", runConsume},
 		"topics":  {"create, check or describe a pipeline's topics", runTopics},
 		"send":    {"post a sample or a file to a receiver (smoke test)", runSend},
+		"dlq":     {"list and inspect dead letters (ls, show)", runDlq},
+		"replay":  {"republish dead letters to the main topic or a retry tier", runReplay},
 		"version": {"print the version", runVersion},
+
+		"loadtest": {"simulate Genesys via EventBridge: many conversations, retries, duplicates", runLoadtest},
+		"sink":     {"a recording handler with latency and failure rates, for tests", runSink},
 	}
 }
 

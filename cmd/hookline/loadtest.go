@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hookline/hookline/internal/loadtest"
+)
+
+const loadtestExamples = `  # 10,000 Genesys events to a local receiver, as EventBridge would send them
+  hookline loadtest --url http://127.0.0.1:8080/webhooks/genesys --secret s3cret --count 10000
+
+  # soak: 100 new events/s for 10 minutes, one line every 10 s
+  hookline loadtest --secret s3cret --soak 10m --rate 100
+
+  # keep the list of acknowledged events to compare with what the handler saw
+  hookline loadtest --secret s3cret --count 5000 --acked-out acked.jsonl --seed 42
+
+  # shorter retries than EventBridge's (1 s … 1 m, 185 attempts, 24 h)
+  hookline loadtest --secret s3cret --count 1000 --backoff-min 100ms --backoff-max 2s --max-retry-time 2m`
+
+func runLoadtest(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "loadtest", "loadtest [--url URL] (--count N | --duration D | --soak D --rate R) [flags]", loadtestExamples)
+	url := fs.String("url", "http://127.0.0.1:8080/webhooks/genesys", "receiver URL to POST to")
+	secret := fs.String("secret", "", "shared secret to send (prefer HOOKLINE_SECRET)")
+	secretHeader := fs.String("secret-header", DefaultSecretHeader, "header that carries --secret")
+	var extra headerList
+	fs.Var(&extra, "H", "extra header 'Name: value' (repeatable)")
+	count := fs.Int("count", 1000, "distinct events to send (0: no bound; default 0 with --duration or --soak)")
+	duration := fs.Duration("duration", 0, "stop starting new events after this long (0: no bound)")
+	soak := fs.Duration("soak", 0, "soak mode: run this long at --rate, printing a line every --interval")
+	rate := fs.Float64("rate", 0, "new events per second (0: as fast as --concurrency allows; required with --soak)")
+	interval := fs.Duration("interval", 10*time.Second, "progress line interval (soak mode, or when set)")
+	concurrency := fs.Int("concurrency", loadtest.DefaultConcurrency, "requests in flight at once")
+	conversations := fs.Int("conversations", loadtest.DefaultConversations, "conversations open at once")
+	dupRate := fs.Float64("duplicate-rate", 0.02, "probability that an acknowledged event is sent once more in a new envelope")
+	timeout := fs.Duration("timeout", loadtest.DefaultTimeout, "per-request timeout (EventBridge: 5s)")
+	maxAttempts := fs.Int("max-attempts", loadtest.DefaultMaxAttempts, "tries per event, the first included (EventBridge: 185)")
+	maxRetryTime := fs.Duration("max-retry-time", loadtest.DefaultMaxRetryTime, "give an event up this long after its first try (EventBridge: 24h)")
+	backoffMin := fs.Duration("backoff-min", loadtest.DefaultBackoffMin, "first retry delay (doubles per try, with jitter)")
+	backoffMax := fs.Duration("backoff-max", loadtest.DefaultBackoffMax, "largest retry delay")
+	seed := fs.Int64("seed", 0, "seed for ids and decisions (0: random, printed); the same seed sends the same events")
+	ackedOut := fs.String("acked-out", "", "write every event as a JSON line (conversation id, sequence, event id, acknowledged) to this file")
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	cfg := loadtest.Config{
+		URL: *url, Secret: *secret, SecretHeader: *secretHeader,
+		Count: *count, Duration: *duration, Rate: *rate,
+		Concurrency: *concurrency, Conversations: *conversations, DuplicateRate: *dupRate,
+		Timeout: *timeout, MaxAttempts: *maxAttempts, MaxRetryTime: *maxRetryTime,
+		BackoffMin: *backoffMin, BackoffMax: *backoffMax, Seed: *seed,
+	}
+	for _, h := range extra {
+		if cfg.Header == nil {
+			cfg.Header = map[string][]string{}
+		}
+		k, v, _ := strings.Cut(h, ":")
+		cfg.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	if *soak > 0 {
+		if *duration > 0 {
+			return usagef("use --soak or --duration, not both")
+		}
+		if *rate <= 0 {
+			return usagef("--soak needs --rate (new events per second), e.g. --soak %s --rate 100", *soak)
+		}
+		cfg.Duration = *soak
+	}
+	if cfg.Duration > 0 && !fs.set("count") {
+		cfg.Count = 0
+	}
+	if cfg.Count == 0 && cfg.Duration == 0 {
+		return usagef("unbounded run: give --count N, --duration D or --soak D")
+	}
+	if *soak > 0 || fs.set("interval") {
+		cfg.Interval = *interval
+		cfg.Progress = func(s loadtest.Snapshot) { fmt.Fprintln(env.stdout, s.Line()) }
+	}
+	var out *bufio.Writer
+	if *ackedOut != "" {
+		f, err := os.Create(*ackedOut)
+		if err != nil {
+			return fmt.Errorf("--acked-out: %w", err)
+		}
+		defer f.Close()
+		out = bufio.NewWriter(f)
+		cfg.KeepEvents = true
+	}
+	bound := fmt.Sprintf("%d events", cfg.Count)
+	switch {
+	case cfg.Count == 0:
+		bound = cfg.Duration.String()
+	case cfg.Duration > 0:
+		bound += " or " + cfg.Duration.String()
+	}
+	pace := "as fast as possible"
+	if cfg.Rate > 0 {
+		pace = fmt.Sprintf("%g new events/s", cfg.Rate)
+	}
+	fmt.Fprintf(env.stderr, "loadtest: POST %s, %s, %s, %d in flight, %d open conversations\n",
+		*url, bound, pace, max(cfg.Concurrency, 1), max(cfg.Conversations, 1))
+
+	res, err := loadtest.Run(ctx, cfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if out != nil {
+		enc := json.NewEncoder(out)
+		for _, e := range res.Events {
+			if err := enc.Encode(e); err != nil {
+				return fmt.Errorf("--acked-out: %w", err)
+			}
+		}
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("--acked-out: %w", err)
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Seed    int64   `json:"seed"`
+			Elapsed float64 `json:"elapsed_seconds"`
+			loadtest.Stats
+		}{res.Seed, res.Elapsed.Seconds(), res.Stats}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprint(env.stdout, res.Summary())
+	}
+	if res.GaveUp > 0 {
+		return exitCode{1, fmt.Sprintf("%d of %d events were never acknowledged", res.GaveUp, res.Sent)}
+	}
+	return nil
+}
