@@ -336,7 +336,7 @@ func (d *dedupState) retry(ctx context.Context, what string, fn func() error) er
 			}
 			return nil
 		}
-		d.c.rl.Log(slog.LevelWarn, "dedup:"+what, "dedup state: "+what+" failed; retrying", "topic", d.topic, "err", err)
+		d.c.rl.Log(context.Background(), slog.LevelWarn, "dedup:"+what, "dedup state: "+what+" failed; retrying", "topic", d.topic, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -401,7 +401,7 @@ func (d *dedupState) read(ctx context.Context, from, until map[int32]int64,
 			return ctx.Err()
 		}
 		fs.EachError(func(t string, p int32, err error) {
-			d.c.rl.Log(slog.LevelWarn, "dedup:fetch", "dedup state: fetch failed; the client retries", "topic", t, "partition", p, "err", err)
+			d.c.rl.Log(context.Background(), slog.LevelWarn, "dedup:fetch", "dedup state: fetch failed; the client retries", "topic", t, "partition", p, "err", err)
 		})
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 			p := fp.Partition

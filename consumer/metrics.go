@@ -1,12 +1,9 @@
 package consumer
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"sync"
-	"time"
+	"github.com/hookline/hookline/topics"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -95,48 +92,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// rateLimitedLog logs one message per key at most once per interval and
-// reports how many were suppressed in between.
-type rateLimitedLog struct {
-	log      *slog.Logger
-	interval time.Duration
-	mu       sync.Mutex
-	last     map[string]*logState
-}
-
-type logState struct {
-	at         time.Time
-	suppressed int
-}
-
-func newRateLimitedLog(l *slog.Logger, interval time.Duration) *rateLimitedLog {
-	return &rateLimitedLog{log: l, interval: interval, last: map[string]*logState{}}
-}
-
-// Log logs msg at level unless the same key was logged within the interval.
-func (r *rateLimitedLog) Log(level slog.Level, key, msg string, args ...any) {
-	r.mu.Lock()
-	st := r.last[key]
-	now := time.Now()
-	if st != nil && now.Sub(st.at) < r.interval {
-		st.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	suppressed := 0
-	if st == nil {
-		if len(r.last) > 1000 { // bound the key set
-			clear(r.last)
+// init creates every label set the pipeline can produce, at zero, so that
+// dashboards and rate() see the series before the first event of a kind.
+func (m *metrics) init(names topics.Names) {
+	for _, t := range names.Consumed() {
+		for _, o := range []string{OutcomeProcessed, OutcomeRetried, OutcomeDeadLettered, OutcomeDuplicate} {
+			m.events.WithLabelValues(t, o)
 		}
-		st = &logState{}
-		r.last[key] = st
-	} else {
-		suppressed = st.suppressed
+		m.latency.WithLabelValues(t)
 	}
-	st.at, st.suppressed = now, 0
-	r.mu.Unlock()
-	if suppressed > 0 {
-		args = append(args, "suppressed", suppressed)
+	for _, t := range append(append([]string{}, names.Retries...), names.DLQ, names.Dedup) {
+		m.produceErrors.WithLabelValues(t)
 	}
-	r.log.Log(context.Background(), level, msg, args...)
 }

@@ -157,6 +157,16 @@ func New(cfg Config) (*Receiver, error) {
 		return nil, err
 	}
 	r.metrics = m
+	for name := range r.sources {
+		// Series exist at zero from the start, so rate() and alerts work
+		// before the first error.
+		m.produceErrors.WithLabelValues(name)
+		m.malformed.WithLabelValues(name)
+		m.ackLatency.WithLabelValues(name)
+		for _, code := range []string{"200", "202", "401", "503"} {
+			m.requests.WithLabelValues(name, code)
+		}
+	}
 
 	opts, err := cfg.Kafka.Opts()
 	if err != nil {
