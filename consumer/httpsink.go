@@ -4,18 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hookline/hookline/internal/kafkaconf"
 )
 
 // HTTPSinkConfig configures the HTTP forward sink, the default [Handler].
@@ -106,13 +106,9 @@ func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
 	tr.ResponseHeaderTimeout = 0 // the request context bounds it
 	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := kafkaconf.CertPool(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read handler CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("handler CA file %s holds no PEM certificate", cfg.CAFile)
+			return nil, fmt.Errorf("handler CA file: %w", err)
 		}
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	}

@@ -18,14 +18,7 @@ const serveExamples = `  # receive Genesys webhooks on :8080, checking X-Hooklin
 func runServe(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "serve", "serve [flags]", serveExamples)
 	a := addAppFlags(fs, true, false)
-	if err := fs.parse(args); err != nil {
-		return err
-	}
-	log, err := a.logger(env)
-	if err != nil {
-		return err
-	}
-	s, err := a.resolve(env, true)
+	log, s, err := a.setup(env, args, true)
 	if err != nil {
 		return err
 	}

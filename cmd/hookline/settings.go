@@ -99,6 +99,20 @@ type settings struct {
 	defaulted []string
 }
 
+// setup parses args and returns the logger and the resolved settings: the
+// common start of run, serve and consume.
+func (a *appFlags) setup(env *environment, args []string, wantSources bool) (*slog.Logger, settings, error) {
+	if err := a.fs.parse(args); err != nil {
+		return nil, settings{}, err
+	}
+	log, err := a.logger(env)
+	if err != nil {
+		return nil, settings{}, err
+	}
+	s, err := a.resolve(env, wantSources)
+	return log, s, err
+}
+
 func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {

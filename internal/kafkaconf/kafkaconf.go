@@ -113,13 +113,9 @@ func (c Config) Opts() ([]kgo.Opt, error) {
 func (c Config) tlsConfig() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		pool, err := CertPool(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read TLS CA file (--tls-ca): %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("TLS CA file %s holds no PEM certificate", c.CAFile)
+			return nil, fmt.Errorf("TLS CA file (--tls-ca): %w", err)
 		}
 		tc.RootCAs = pool
 	}
@@ -199,4 +195,18 @@ func (c Config) explain(err error) error {
 	default:
 		return fmt.Errorf("cannot reach Kafka at %s (is it running? are --brokers, TLS and SASL settings right?): %w", strings.Join(c.Brokers, ","), err)
 	}
+}
+
+// CertPool reads a PEM bundle of CA certificates (for Kafka, or for an HTTPS
+// downstream).
+func CertPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
