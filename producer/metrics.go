@@ -2,6 +2,8 @@ package producer
 
 import (
 	"fmt"
+	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -12,6 +14,41 @@ type metrics struct {
 	produceErrors *prometheus.CounterVec
 	malformed     *prometheus.CounterVec
 	inFlight      prometheus.Gauge
+}
+
+// sourceMetrics are one source's children of the labelled metrics.
+type sourceMetrics struct {
+	ok, accepted, unauthorized, unavailable prometheus.Counter
+	ackLatency                              prometheus.Observer
+	produceErrors, malformed                prometheus.Counter
+}
+
+func (m *metrics) forSource(name string) *sourceMetrics {
+	return &sourceMetrics{
+		ok:            m.requests.WithLabelValues(name, "200"),
+		accepted:      m.requests.WithLabelValues(name, "202"),
+		unauthorized:  m.requests.WithLabelValues(name, "401"),
+		unavailable:   m.requests.WithLabelValues(name, "503"),
+		ackLatency:    m.ackLatency.WithLabelValues(name),
+		produceErrors: m.produceErrors.WithLabelValues(name),
+		malformed:     m.malformed.WithLabelValues(name),
+	}
+}
+
+// countRequest counts one answered webhook of source.
+func (m *metrics) countRequest(sm *sourceMetrics, source string, code int) {
+	switch code {
+	case http.StatusOK:
+		sm.ok.Inc()
+	case http.StatusAccepted:
+		sm.accepted.Inc()
+	case http.StatusUnauthorized:
+		sm.unauthorized.Inc()
+	case http.StatusServiceUnavailable:
+		sm.unavailable.Inc()
+	default:
+		m.requests.WithLabelValues(source, strconv.Itoa(code)).Inc()
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

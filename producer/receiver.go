@@ -85,9 +85,11 @@ type Receiver struct {
 	adm     *kadm.Client
 	sources map[string]*Source
 	metrics *metrics
-	router  *httprouter.Router
-	sem     chan struct{}
-	bufs    sync.Pool // *bytes.Buffer for request bodies
+	// srcMetrics holds each source's metric children, looked up once.
+	srcMetrics map[string]*sourceMetrics
+	router     *httprouter.Router
+	sem        chan struct{}
+	bufs       sync.Pool // *bytes.Buffer for request bodies
 
 	closing  atomic.Bool
 	inflight sync.WaitGroup
@@ -157,15 +159,11 @@ func New(cfg Config) (*Receiver, error) {
 		return nil, err
 	}
 	r.metrics = m
+	r.srcMetrics = map[string]*sourceMetrics{}
 	for name := range r.sources {
 		// Series exist at zero from the start, so rate() and alerts work
-		// before the first error.
-		m.produceErrors.WithLabelValues(name)
-		m.malformed.WithLabelValues(name)
-		m.ackLatency.WithLabelValues(name)
-		for _, code := range []string{"200", "202", "401", "503"} {
-			m.requests.WithLabelValues(name, code)
-		}
+		// before the first error; the hot path uses the children directly.
+		r.srcMetrics[name] = m.forSource(name)
 	}
 
 	opts, err := cfg.Kafka.Opts()

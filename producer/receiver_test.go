@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -430,4 +431,25 @@ func TestNewRejectsMisconfiguredSources(t *testing.T) {
 			t.Errorf("%s: error %v should name the source", name, err)
 		}
 	}
+}
+
+func TestWriteReceiptIsValidJSON(t *testing.T) {
+	for _, id := range []string{"abc123", `quote"back\slash`, "ctl\x01\x1f", "ünï\u2028\U000e0001"} {
+		rec := httptest.NewRecorder()
+		writeReceipt(rec, http.StatusAccepted, "2Dk", id, true)
+		var got map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+			t.Fatalf("%q: invalid JSON %s: %v", id, rec.Body.Bytes(), err)
+		}
+		if got["event_id"] != id || got["receipt"] != "2Dk" || got["dead_lettered"] != true {
+			t.Fatalf("%q: decoded %v", id, got)
+		}
+	}
+}
+
+// receiptBody is the 200/202 answer of the receiver.
+type receiptBody struct {
+	Receipt      string `json:"receipt"`
+	EventID      string `json:"event_id"`
+	DeadLettered bool   `json:"dead_lettered"`
 }

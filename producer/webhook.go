@@ -30,11 +30,12 @@ func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprout
 		writeError(w, http.StatusNotFound, "unknown source "+strconv.Quote(name)+": configure it under sources, or post to one of the configured /webhooks/<source> paths")
 		return
 	}
-	code := r.handle(w, req, src, start)
-	r.metrics.requests.WithLabelValues(src.Name, strconv.Itoa(code)).Inc()
+	sm := r.srcMetrics[name]
+	code := r.handle(w, req, src, sm, start)
+	r.metrics.countRequest(sm, src.Name, code)
 }
 
-func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source, start time.Time) int {
+func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source, sm *sourceMetrics, start time.Time) int {
 	if r.closing.Load() {
 		return r.unavailable(w, "shutting down: retry against another instance")
 	}
@@ -118,9 +119,9 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	rec.Headers = hs
 
 	err := r.produce(req.Context(), rec, r.cfg.AckTimeout-r.now().Sub(start))
-	r.metrics.ackLatency.WithLabelValues(src.Name).Observe(r.now().Sub(start).Seconds())
+	sm.ackLatency.Observe(r.now().Sub(start).Seconds())
 	if err != nil {
-		r.metrics.produceErrors.WithLabelValues(src.Name).Inc()
+		sm.produceErrors.Inc()
 		r.errs.Log(req.Context(), slog.LevelError, "produce/"+src.Name, "webhook not acknowledged by Kafka; answered 503 so the sender retries",
 			"source", src.Name, "topic", rec.Topic, "err", err.Error())
 		return r.unavailable(w, "not acknowledged by Kafka within the ack budget; retry")
@@ -130,19 +131,32 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	w.Header().Set("X-Hookline-Receipt", receipt)
 	status := http.StatusOK
 	if malformed {
-		r.metrics.malformed.WithLabelValues(src.Name).Inc()
+		sm.malformed.Inc()
 		r.errs.Log(req.Context(), slog.LevelWarn, "malformed/"+src.Name, "malformed webhook stored in the dead-letter topic",
 			"source", src.Name, "topic", rec.Topic, "event_id", ids.EventID, "reason", xerr.Error())
 		status = http.StatusAccepted
 	}
-	writeJSON(w, status, receiptBody{Receipt: receipt, EventID: ids.EventID, DeadLettered: malformed})
+	writeReceipt(w, status, receipt, ids.EventID, malformed)
 	return status
 }
 
-type receiptBody struct {
-	Receipt      string `json:"receipt"`
-	EventID      string `json:"event_id"`
-	DeadLettered bool   `json:"dead_lettered,omitempty"`
+// writeReceipt writes {"receipt":…,"event_id":…[,"dead_lettered":true]}.
+// It is written by hand because it is on every request.
+func writeReceipt(w http.ResponseWriter, status int, receipt, eventID string, deadLettered bool) {
+	b := make([]byte, 0, 64+len(receipt)+len(eventID))
+	b = append(b, `{"receipt":`...)
+	b = appendJSONString(b, receipt)
+	b = append(b, `,"event_id":`...)
+	b = appendJSONString(b, eventID)
+	if deadLettered {
+		b = append(b, `,"dead_lettered":true`...)
+	}
+	b = append(b, "}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 func (r *Receiver) unavailable(w http.ResponseWriter, msg string) int {
@@ -193,4 +207,23 @@ func (r *Receiver) produce(ctx context.Context, rec *kgo.Record, budget time.Dur
 	case <-ctx.Done():
 		return errAckTimeout
 	}
+}
+
+// appendJSONString appends s as a JSON string. s is valid UTF-8 (a KSUID, a
+// hex digest, or an id extract accepted), so only quotes, backslashes and
+// control characters need escaping.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
