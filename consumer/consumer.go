@@ -151,6 +151,7 @@ type Consumer struct {
 	idle     chan struct{} // closed when stopping and inFlight reaches 0
 
 	dedup *dedupState
+	w     writer
 
 	commitMu sync.Mutex
 	phase    atomic.Int32
@@ -776,8 +777,12 @@ func (c *Consumer) finish(l *lane, it *item, done bool) {
 
 // process handles one record and routes it on failure.
 func (c *Consumer) process(l *lane, it *item) {
-	done := false
-	defer func() { c.finish(l, it, done) }()
+	done, handedOff := false, false
+	defer func() {
+		if !handedOff {
+			c.finish(l, it, done)
+		}
+	}()
 	ctx := l.ctx
 	r := it.rec
 	ev := eventOf(r, l.role == topics.RoleMain)
@@ -800,11 +805,17 @@ func (c *Consumer) process(l *lane, it *item) {
 		return // abandoned: the partition's next owner gets it again
 	}
 	if herr == nil {
-		if err := c.dedup.record(ctx, r.Partition, ev.EventID, outcomeProcessed); err != nil {
-			return
-		}
-		c.m.events.WithLabelValues(r.Topic, OutcomeProcessed).Inc()
-		done = true
+		// The dedup record is produced by the shared writer; the record
+		// is finished (and its offset may be committed, and the next
+		// record of its key and id may start) only once it is
+		// acknowledged.
+		handedOff = true
+		c.dedup.recordAsync(ctx, r.Partition, ev.EventID, outcomeProcessed, func(err error) {
+			if err == nil {
+				c.m.events.WithLabelValues(r.Topic, OutcomeProcessed).Inc()
+			}
+			c.finish(l, it, err == nil)
+		})
 		return
 	}
 
@@ -924,6 +935,106 @@ func (c *Consumer) produce(ctx context.Context, rec *kgo.Record) error {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// asyncWrite is a record waiting for the writer.
+type asyncWrite struct {
+	ctx  context.Context
+	rec  *kgo.Record
+	done func(error)
+}
+
+// writer hands records to the producer from one long-lived goroutine, so
+// the per-record goroutines neither wait for acknowledgements nor grow their
+// stacks in the producer's code.
+type writer struct {
+	once   sync.Once
+	wake   chan struct{}
+	mu     sync.Mutex
+	q      []asyncWrite
+	closed bool
+}
+
+// produceAsync writes rec like produce (retrying with backoff until it is
+// acknowledged or ctx is done) without waiting: done is called once, with
+// nil after the broker's acknowledgement or with ctx's error.
+func (c *Consumer) produceAsync(ctx context.Context, rec *kgo.Record, done func(error)) {
+	w := &c.w
+	w.once.Do(func() {
+		w.wake = make(chan struct{}, 1)
+		go c.writeLoop()
+	})
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		done(context.Canceled)
+		return
+	}
+	w.q = append(w.q, asyncWrite{ctx, rec, done})
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop produces what produceAsync queued until the consumer's base
+// context ends.
+func (c *Consumer) writeLoop() {
+	w := &c.w
+	var batch []asyncWrite
+	for {
+		select {
+		case <-w.wake:
+		case <-c.base.Done():
+			w.mu.Lock()
+			w.closed = true
+			rest := w.q
+			w.q = nil
+			w.mu.Unlock()
+			for _, a := range rest {
+				a.done(c.base.Err())
+			}
+			return
+		}
+		w.mu.Lock()
+		batch, w.q = w.q, batch[:0]
+		w.mu.Unlock()
+		for i, a := range batch {
+			c.produceOnce(a)
+			batch[i] = asyncWrite{}
+		}
+	}
+}
+
+// produceOnce hands a to the producer; a failed attempt continues as
+// produce does, on its own goroutine.
+func (c *Consumer) produceOnce(a asyncWrite) {
+	r := &kgo.Record{Topic: a.rec.Topic, Partition: a.rec.Partition, Key: a.rec.Key, Value: a.rec.Value, Headers: a.rec.Headers}
+	c.prod.Produce(a.ctx, r, func(_ *kgo.Record, err error) {
+		if err == nil {
+			a.done(nil)
+			return
+		}
+		if a.ctx.Err() != nil {
+			a.done(a.ctx.Err())
+			return
+		}
+		c.m.produceErrors.WithLabelValues(a.rec.Topic).Inc()
+		c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+a.rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
+			"topic", a.rec.Topic, "partition", a.rec.Partition, "err", err)
+		go func() {
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-a.ctx.Done():
+				t.Stop()
+				a.done(a.ctx.Err())
+				return
+			case <-t.C:
+			}
+			a.done(c.produce(a.ctx, a.rec))
+		}()
+	})
 }
 
 // onAssigned creates lanes for new partitions and starts restoring their
