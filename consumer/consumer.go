@@ -149,10 +149,9 @@ type Consumer struct {
 	starved  bool          // a lane may be waiting for a MaxInFlight slot: the next finish looks at the others
 	stopping bool          // no new work starts
 	idle     chan struct{} // closed when stopping and inFlight reaches 0
-	busyKeys map[string]struct{}
-	busyIDs  map[string]struct{}
 
 	dedup *dedupState
+	w     writer
 
 	commitMu sync.Mutex
 	phase    atomic.Int32
@@ -188,7 +187,59 @@ type item struct {
 	id    string
 	due   time.Time // retry records: hookline-due-at; zero on main
 	state itemState
+	ready bool // in its lane's ready heap
 }
+
+// ready is a min-heap by offset of a lane's waiting records that are first
+// of their key and of their event id: exactly the records the key/id rule
+// allows to start.
+type readyHeap []*item
+
+func (h *readyHeap) push(it *item) {
+	it.ready = true
+	*h = append(*h, it)
+	q := *h
+	i := len(q) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if q[p].rec.Offset <= q[i].rec.Offset {
+			break
+		}
+		q[p], q[i] = q[i], q[p]
+		i = p
+	}
+}
+
+func (h *readyHeap) pop() *item {
+	q := *h
+	it := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = nil
+	q = q[:n]
+	i := 0
+	for {
+		l, m := 2*i+1, i
+		if l < n && q[l].rec.Offset < q[m].rec.Offset {
+			m = l
+		}
+		if r := l + 1; r < n && q[r].rec.Offset < q[m].rec.Offset {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	it.ready = false
+	return it
+}
+
+// fifo is the queue of one key's (or one event id's) unfinished records in
+// offset order; the first one is the only one that may run.
+type fifo []*item
 
 // lane is the state of one assigned topic partition.
 type lane struct {
@@ -197,7 +248,10 @@ type lane struct {
 	tier int // retry tier, 0 on main
 
 	items    []*item // unfinished records in offset order (done ones are popped from the front)
-	waiting  int     // items not started
+	byKey    map[string]fifo
+	byID     map[string]fifo
+	ready    readyHeap // waiting records first of their key and id, by offset
+	waiting  int       // items not started
 	inFlight int
 	next     int64 // next offset expected from fetches
 	hw       int64 // last high watermark seen
@@ -275,18 +329,16 @@ func New(cfg Config) (*Consumer, error) {
 	m.init(cfg.Plan.Names)
 	log := cfg.Logger.With("component", "consumer", "group", cfg.Group)
 	c := &Consumer{
-		cfg:      cfg,
-		names:    cfg.Plan.Names,
-		group:    cfg.Group,
-		maxPer:   cfg.MaxInFlightPerPartition,
-		maxAll:   cfg.MaxInFlight,
-		hold:     holdPerPartitionFactor * cfg.MaxInFlightPerPartition,
-		log:      log,
-		rl:       ratelog.New(log, 10*time.Second),
-		m:        m,
-		lanes:    map[tp]*lane{},
-		busyKeys: map[string]struct{}{},
-		busyIDs:  map[string]struct{}{},
+		cfg:    cfg,
+		names:  cfg.Plan.Names,
+		group:  cfg.Group,
+		maxPer: cfg.MaxInFlightPerPartition,
+		maxAll: cfg.MaxInFlight,
+		hold:   holdPerPartitionFactor * cfg.MaxInFlightPerPartition,
+		log:    log,
+		rl:     ratelog.New(log, 10*time.Second),
+		m:      m,
+		lanes:  map[tp]*lane{},
 	}
 	c.base, c.cancelBase = context.WithCancel(context.Background())
 	c.dedup = newDedupState(c)
@@ -500,8 +552,64 @@ func (c *Consumer) add(fp kgo.FetchTopicPartition) {
 		}
 		l.items = append(l.items, it)
 		l.waiting++
+		l.enqueue(it)
 	}
 	c.schedule(l)
+}
+
+// enqueue adds a new waiting record to its key and id queues and, when it is
+// first of both, to the ready heap. c.mu is held.
+func (l *lane) enqueue(it *item) {
+	kq := append(l.byKey[it.key], it)
+	l.byKey[it.key] = kq
+	first := len(kq) == 1
+	if it.id != "" {
+		iq := append(l.byID[it.id], it)
+		l.byID[it.id] = iq
+		first = first && len(iq) == 1
+	}
+	if first {
+		l.ready.push(it)
+	}
+}
+
+// dequeue removes a finished record (the first of its key and of its id)
+// from its queues and makes the records now first of both ready. c.mu is
+// held.
+func (l *lane) dequeue(it *item) {
+	next := func(m map[string]fifo, k string) *item {
+		q := m[k]
+		if i := slices.Index(q, it); i > 0 {
+			// Cannot happen: only the first record of a key and an id
+			// runs. Keep the queue consistent anyway.
+			q = slices.Delete(q, i, i+1)
+		} else if i == 0 {
+			q[0] = nil
+			q = q[1:]
+		}
+		if len(q) == 0 {
+			delete(m, k)
+			return nil
+		}
+		m[k] = q
+		return q[0]
+	}
+	cands := [2]*item{next(l.byKey, it.key)}
+	if it.id != "" {
+		cands[1] = next(l.byID, it.id)
+	}
+	for _, n := range cands {
+		if n == nil || n.ready || n.state != stateWaiting {
+			continue
+		}
+		if l.byKey[n.key][0] != n {
+			continue
+		}
+		if n.id != "" && l.byID[n.id][0] != n {
+			continue
+		}
+		l.ready.push(n)
+	}
 }
 
 // dueOf reads hookline-due-at; a missing or unparseable header means now.
@@ -530,25 +638,14 @@ func (c *Consumer) schedule(l *lane) {
 		return
 	}
 	now := time.Now()
-	clear(c.busyKeys)
-	clear(c.busyIDs)
 	var nextDue time.Time
+	var notDue []*item
 	full := false
-	for _, it := range l.items {
-		if it.state == stateDone {
-			continue
-		}
-		_, kb := c.busyKeys[it.key]
-		ib := false
-		if it.id != "" {
-			_, ib = c.busyIDs[it.id]
-			c.busyIDs[it.id] = struct{}{}
-		}
-		c.busyKeys[it.key] = struct{}{}
-		if it.state == stateRunning || kb || ib {
-			continue
-		}
+	for len(l.ready) > 0 {
+		it := l.ready[0]
 		if !it.due.IsZero() && now.Before(it.due) {
+			l.ready.pop()
+			notDue = append(notDue, it)
 			if nextDue.IsZero() || it.due.Before(nextDue) {
 				nextDue = it.due
 			}
@@ -563,7 +660,11 @@ func (c *Consumer) schedule(l *lane) {
 			full = true
 			break
 		}
+		l.ready.pop()
 		c.start(l, it)
+	}
+	for _, it := range notDue {
+		l.ready.push(it)
 	}
 	if !full || !nextDue.IsZero() {
 		c.armTimer(l, nextDue)
@@ -644,6 +745,7 @@ func (c *Consumer) finish(l *lane, it *item, done bool) {
 	c.m.inFlight.Dec()
 	if done && !l.abandoned {
 		it.state = stateDone
+		l.dequeue(it)
 		for len(l.items) > 0 && l.items[0].state == stateDone {
 			r := l.items[0].rec
 			l.commitAt, l.epoch, l.dirty = r.Offset+1, r.LeaderEpoch, true
@@ -675,8 +777,12 @@ func (c *Consumer) finish(l *lane, it *item, done bool) {
 
 // process handles one record and routes it on failure.
 func (c *Consumer) process(l *lane, it *item) {
-	done := false
-	defer func() { c.finish(l, it, done) }()
+	done, handedOff := false, false
+	defer func() {
+		if !handedOff {
+			c.finish(l, it, done)
+		}
+	}()
 	ctx := l.ctx
 	r := it.rec
 	ev := eventOf(r, l.role == topics.RoleMain)
@@ -699,11 +805,17 @@ func (c *Consumer) process(l *lane, it *item) {
 		return // abandoned: the partition's next owner gets it again
 	}
 	if herr == nil {
-		if err := c.dedup.record(ctx, r.Partition, ev.EventID, outcomeProcessed); err != nil {
-			return
-		}
-		c.m.events.WithLabelValues(r.Topic, OutcomeProcessed).Inc()
-		done = true
+		// The dedup record is produced by the shared writer; the record
+		// is finished (and its offset may be committed, and the next
+		// record of its key and id may start) only once it is
+		// acknowledged.
+		handedOff = true
+		c.dedup.recordAsync(ctx, r.Partition, ev.EventID, outcomeProcessed, func(err error) {
+			if err == nil {
+				c.m.events.WithLabelValues(r.Topic, OutcomeProcessed).Inc()
+			}
+			c.finish(l, it, err == nil)
+		})
 		return
 	}
 
@@ -825,6 +937,106 @@ func (c *Consumer) produce(ctx context.Context, rec *kgo.Record) error {
 	}
 }
 
+// asyncWrite is a record waiting for the writer.
+type asyncWrite struct {
+	ctx  context.Context
+	rec  *kgo.Record
+	done func(error)
+}
+
+// writer hands records to the producer from one long-lived goroutine, so
+// the per-record goroutines neither wait for acknowledgements nor grow their
+// stacks in the producer's code.
+type writer struct {
+	once   sync.Once
+	wake   chan struct{}
+	mu     sync.Mutex
+	q      []asyncWrite
+	closed bool
+}
+
+// produceAsync writes rec like produce (retrying with backoff until it is
+// acknowledged or ctx is done) without waiting: done is called once, with
+// nil after the broker's acknowledgement or with ctx's error.
+func (c *Consumer) produceAsync(ctx context.Context, rec *kgo.Record, done func(error)) {
+	w := &c.w
+	w.once.Do(func() {
+		w.wake = make(chan struct{}, 1)
+		go c.writeLoop()
+	})
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		done(context.Canceled)
+		return
+	}
+	w.q = append(w.q, asyncWrite{ctx, rec, done})
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop produces what produceAsync queued until the consumer's base
+// context ends.
+func (c *Consumer) writeLoop() {
+	w := &c.w
+	var batch []asyncWrite
+	for {
+		select {
+		case <-w.wake:
+		case <-c.base.Done():
+			w.mu.Lock()
+			w.closed = true
+			rest := w.q
+			w.q = nil
+			w.mu.Unlock()
+			for _, a := range rest {
+				a.done(c.base.Err())
+			}
+			return
+		}
+		w.mu.Lock()
+		batch, w.q = w.q, batch[:0]
+		w.mu.Unlock()
+		for i, a := range batch {
+			c.produceOnce(a)
+			batch[i] = asyncWrite{}
+		}
+	}
+}
+
+// produceOnce hands a to the producer; a failed attempt continues as
+// produce does, on its own goroutine.
+func (c *Consumer) produceOnce(a asyncWrite) {
+	r := &kgo.Record{Topic: a.rec.Topic, Partition: a.rec.Partition, Key: a.rec.Key, Value: a.rec.Value, Headers: a.rec.Headers}
+	c.prod.Produce(a.ctx, r, func(_ *kgo.Record, err error) {
+		if err == nil {
+			a.done(nil)
+			return
+		}
+		if a.ctx.Err() != nil {
+			a.done(a.ctx.Err())
+			return
+		}
+		c.m.produceErrors.WithLabelValues(a.rec.Topic).Inc()
+		c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+a.rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
+			"topic", a.rec.Topic, "partition", a.rec.Partition, "err", err)
+		go func() {
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-a.ctx.Done():
+				t.Stop()
+				a.done(a.ctx.Err())
+				return
+			case <-t.C:
+			}
+			a.done(c.produce(a.ctx, a.rec))
+		}()
+	})
+}
+
 // onAssigned creates lanes for new partitions and starts restoring their
 // dedup state.
 func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
@@ -841,7 +1053,8 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 				c.dropLane(old)
 			}
 			ctx, cancel := context.WithCancel(c.base)
-			c.lanes[k] = &lane{tp: k, role: role, tier: tier, commitAt: -1, epoch: -1, ctx: ctx, cancel: cancel}
+			c.lanes[k] = &lane{tp: k, role: role, tier: tier, commitAt: -1, epoch: -1, ctx: ctx, cancel: cancel,
+				byKey: map[string]fifo{}, byID: map[string]fifo{}}
 			parts[p] = true
 		}
 	}

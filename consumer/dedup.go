@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -182,7 +181,13 @@ func (d *dedupState) seen(ctx context.Context, p int32, ev Event) (bool, error) 
 
 // dedupValue is the JSON value of a dedup record.
 func dedupValue(outcome string, at time.Time) []byte {
-	return fmt.Appendf(nil, `{"outcome":%q,"at":%q}`, outcome, headers.FormatTime(at))
+	// outcome and the timestamp need no JSON escaping.
+	b := make([]byte, 0, 64)
+	b = append(b, `{"outcome":"`...)
+	b = append(b, outcome...)
+	b = append(b, `","at":"`...)
+	b = append(b, headers.FormatTime(at)...)
+	return append(b, `"}`...)
 }
 
 // record writes the dedup record of a terminal outcome, waits for the
@@ -197,18 +202,41 @@ func (d *dedupState) record(ctx context.Context, p int32, id, outcome string) er
 	if err := d.c.produce(ctx, rec); err != nil {
 		return err
 	}
+	d.remember(p, rec.Key, outcome, now)
+	return nil
+}
+
+// recordAsync is record without waiting: done is called once, with nil
+// after the dedup record was acknowledged and the id remembered, or with
+// ctx's error.
+func (d *dedupState) recordAsync(ctx context.Context, p int32, id, outcome string, done func(error)) {
+	if id == "" {
+		done(ctx.Err())
+		return
+	}
+	now := time.Now()
+	rec := &kgo.Record{Topic: d.topic, Partition: p, Key: []byte(id), Value: dedupValue(outcome, now)}
+	d.c.produceAsync(ctx, rec, func(err error) {
+		if err == nil {
+			d.remember(p, rec.Key, outcome, now)
+		}
+		done(err)
+	})
+}
+
+// remember notes an acknowledged dedup record in p's state.
+func (d *dedupState) remember(p int32, key []byte, outcome string, now time.Time) {
 	st := d.part(p)
 	if st == nil {
-		return nil // no longer owned: the next owner restores it from the topic
+		return // no longer owned: the next owner restores it from the topic
 	}
 	exp := now.Truncate(time.Millisecond).Add(d.window).UnixMilli()
 	st.mu.Lock()
-	st.m[digestOf(rec.Key)] = makeEntry(exp, outcome == outcomeDeadLettered)
+	st.m[digestOf(key)] = makeEntry(exp, outcome == outcomeDeadLettered)
 	if st.nextSweepMs != 0 && exp < st.nextSweepMs { // 0 means a sweep is due anyway
 		st.nextSweepMs = exp
 	}
 	st.mu.Unlock()
-	return nil
 }
 
 // apply applies one record of <base>.dedup read from the log. st.mu is held.
