@@ -207,10 +207,13 @@ func Extract(body []byte, r Rules) (IDs, error) {
 	if len(body) == 0 {
 		return IDs{}, malformed("empty body")
 	}
-	d, err := parse(body)
-	if err != nil {
+	p := parserPool.Get().(*parser)
+	defer p.release()
+	if err := p.parse(body); err != nil {
 		return IDs{}, err
 	}
+	d := &p.doc
+	var err error
 	if d.nodes[d.root].kind != kObject {
 		return IDs{}, malformed("top-level JSON value is %s, want an object", d.nodes[d.root].kind)
 	}

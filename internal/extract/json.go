@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -76,6 +78,7 @@ type doc struct {
 	members []member
 	elems   []int32
 	root    int32
+	canon   []byte // scratch for hash
 }
 
 func (d *doc) str(t text) string {
@@ -96,33 +99,82 @@ type parser struct {
 }
 
 func parse(body []byte) (*doc, error) {
+	p := new(parser)
+	if err := p.parse(body); err != nil {
+		return nil, err
+	}
+	return &p.doc, nil
+}
+
+// parserPool caches parsers so that their arenas and scratch buffers are
+// reused across calls: a pure cache, each parser is used by one call at a
+// time and holds nothing of a body once put back (see release).
+var parserPool = sync.Pool{New: func() any { return new(parser) }}
+
+// maxPooledItems bounds the arenas kept in the pool, so that one huge body
+// does not pin megabytes for the life of the process.
+const maxPooledItems = 1 << 14
+
+// release forgets the body and the decoded strings and returns p to the pool
+// when its arenas are of a reasonable size.
+func (p *parser) release() {
+	if cap(p.nodes) > maxPooledItems || cap(p.members) > maxPooledItems || cap(p.elems) > maxPooledItems ||
+		cap(p.stackM) > maxPooledItems || cap(p.stackE) > maxPooledItems || cap(p.decoded) > maxPooledItems ||
+		cap(p.canon) > 16*maxPooledItems {
+		return
+	}
+	clear(p.decoded)
+	*p = parser{
+		doc: doc{
+			decoded: p.decoded[:0],
+			nodes:   p.nodes[:0],
+			members: p.members[:0],
+			elems:   p.elems[:0],
+			canon:   p.canon[:0],
+		},
+		stackM: p.stackM[:0],
+		stackE: p.stackE[:0],
+	}
+	parserPool.Put(p)
+}
+
+// parse parses body into p, which is fresh or released.
+func (p *parser) parse(body []byte) error {
 	if len(body) > math.MaxInt32 {
 		// Offsets are int32 to keep the arenas small.
-		return nil, malformed("body of %d bytes is larger than 2 GiB", len(body))
+		return malformed("body of %d bytes is larger than 2 GiB", len(body))
 	}
 	// Validate UTF-8 once, with the fast ASCII path of utf8.Valid, so the
 	// string scanner only looks for quotes, backslashes and control bytes.
 	// Outside strings only ASCII is valid JSON anyway.
 	if !utf8.Valid(body) {
-		return nil, malformed("not JSON: invalid UTF-8 at offset %d", invalidUTF8(body))
+		return malformed("not JSON: invalid UTF-8 at offset %d", invalidUTF8(body))
 	}
-	p := &parser{doc: doc{s: string(body)}}
+	p.s = string(body)
 	// Rough size hint: Genesys bodies have about one value per 25 bytes.
 	n := len(body)/25 + 8
-	p.nodes = make([]node, 0, n)
-	p.members = make([]member, 0, n)
-	p.stackM = make([]member, 0, 32)
-	p.stackE = make([]int32, 0, 16)
+	if cap(p.nodes) < n {
+		p.nodes = make([]node, 0, n)
+	}
+	if cap(p.members) < n {
+		p.members = make([]member, 0, n)
+	}
+	if cap(p.stackM) < 32 {
+		p.stackM = make([]member, 0, 32)
+	}
+	if cap(p.stackE) < 16 {
+		p.stackE = make([]int32, 0, 16)
+	}
 	root, err := p.value()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.skipSpace()
 	if p.pos != len(p.s) {
-		return nil, malformed("trailing data after the JSON value at offset %d", p.pos)
+		return malformed("trailing data after the JSON value at offset %d", p.pos)
 	}
 	p.root = root
-	return &p.doc, nil
+	return nil
 }
 
 func (p *parser) syntax(what string) error {
@@ -240,7 +292,7 @@ func (p *parser) object() (int32, error) {
 	ms := p.stackM[base:]
 	// Sorted members give the canonical order, cheap duplicate detection and
 	// binary-search lookups.
-	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(p.str(a.key), p.str(b.key)) })
+	p.sortMembers(ms)
 	for i := 1; i < len(ms); i++ {
 		if k := p.str(ms[i].key); k == p.str(ms[i-1].key) {
 			return 0, malformed("duplicate key %s in the object at offset %d", shortQuote(k), start)
@@ -251,6 +303,35 @@ func (p *parser) object() (int32, error) {
 	p.stackM = p.stackM[:base]
 	p.depth--
 	return p.add(node{kind: kObject, text: text{lo: lo, hi: int32(len(p.members))}}), nil
+}
+
+// sortMembers sorts ms by key. Small objects, the usual case, use an
+// insertion sort without the indirect comparison calls of slices.SortFunc.
+// Any correct sort gives the same order: keys are unique or the object is
+// refused.
+func (p *parser) sortMembers(ms []member) {
+	if len(ms) > 12 {
+		slices.SortFunc(ms, func(a, b member) int { return strings.Compare(p.str(a.key), p.str(b.key)) })
+		return
+	}
+	for i := 1; i < len(ms); i++ {
+		m := ms[i]
+		k := p.str(m.key)
+		j := i
+		for ; j > 0 && keyAfter(p.str(ms[j-1].key), k); j-- {
+			ms[j] = ms[j-1]
+		}
+		ms[j] = m
+	}
+}
+
+// keyAfter reports a > b, deciding on the first byte without a call when it
+// differs (it usually does).
+func keyAfter(a, b string) bool {
+	if a != "" && b != "" && a[0] != b[0] {
+		return a[0] > b[0]
+	}
+	return a > b
 }
 
 // shortQuote quotes at most 64 bytes of s for an error message.
@@ -358,7 +439,20 @@ func (p *parser) stringLit() (text, error) {
 	start := p.pos
 	s := p.s
 	// Fast path: no escapes, the decoded string is a substring of the body.
-	for i := start; i < len(s); {
+	// Skip eight bytes at a time while none is '"', '\\' or a control byte;
+	// the byte loop below then looks at the first one that may be.
+	i := start
+	for ; i+8 <= len(s); i += 8 {
+		t := s[i : i+8] // one bounds check; the loads below combine into one
+		w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+		if m := specialBytes(w); m != 0 {
+			// Bytes below the lowest flagged one are not special.
+			i += bits.TrailingZeros64(m) >> 3
+			break
+		}
+	}
+	for i < len(s) {
 		c := s[i]
 		switch {
 		case c == '"':
@@ -375,6 +469,17 @@ func (p *parser) stringLit() (text, error) {
 	}
 	p.pos = len(s)
 	return text{}, p.syntax("'\"' to close the string")
+}
+
+// specialBytes flags with 0x80 the bytes of w (little endian) that are '"',
+// '\\' or below 0x20. The classic SWAR has-zero and has-less tests never miss
+// such a byte and only flag a wrong one above a right one, so the lowest
+// flagged byte is always special and the bytes below it never are.
+func specialBytes(w uint64) uint64 {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (lsb * '"')
+	bs := w ^ (lsb * '\\')
+	return ((q-lsb)&^q | (bs-lsb)&^bs | (w-lsb*0x20)&^w) & msb
 }
 
 // strSlow decodes a string with escapes; s[start:i] has none, s[i] is '\\'.
@@ -507,10 +612,14 @@ func (d *doc) has(n int32, key string) bool {
 func (d *doc) hash(n int32) string {
 	// The canonical form is never longer than the body it came from: it drops
 	// whitespace and only writes escapes the input also had to use.
-	buf := make([]byte, 0, len(d.s))
-	buf = d.appendCanonical(buf, n)
-	sum := sha256.Sum256(buf)
-	return hex.EncodeToString(sum[:])
+	if cap(d.canon) < len(d.s) {
+		d.canon = make([]byte, 0, len(d.s))
+	}
+	d.canon = d.appendCanonical(d.canon[:0], n)
+	sum := sha256.Sum256(d.canon)
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }
 
 // appendCanonical appends the canonical JSON of node n (see the package
@@ -525,9 +634,9 @@ func (d *doc) appendCanonical(b []byte, n int32) []byte {
 	case kTrue:
 		return append(b, "true"...)
 	case kNumber:
-		return append(b, d.str(nd.text)...)
+		return append(b, d.s[nd.lo:nd.hi]...)
 	case kString:
-		return appendString(b, d.str(nd.text))
+		return d.appendText(b, nd.text)
 	case kArray:
 		b = append(b, '[')
 		for i, e := range d.elems[nd.lo:nd.hi] {
@@ -543,12 +652,26 @@ func (d *doc) appendCanonical(b []byte, n int32) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, d.str(m.key))
+			b = d.appendText(b, m.key)
 			b = append(b, ':')
 			b = d.appendCanonical(b, m.val)
 		}
 		return append(b, '}')
 	}
+}
+
+// appendText appends string t as a canonical JSON string. A string written
+// without escapes (esc == 0) is its own canonical form: stringLit took the
+// fast path only because it has no '"', '\\' or control byte, and the body
+// is valid UTF-8, so it has no WTF-8 surrogate either; appendString would
+// copy it unchanged.
+func (d *doc) appendText(b []byte, t text) []byte {
+	if t.esc > 0 {
+		return appendString(b, d.decoded[t.esc-1])
+	}
+	b = append(b, '"')
+	b = append(b, d.s[t.lo:t.hi]...)
+	return append(b, '"')
 }
 
 // appendString appends s (decoded, WTF-8) as a canonical JSON string.
