@@ -11,7 +11,7 @@ RUN_ARGS  ?=
 # Fuzz targets: package:FuzzName, each run for FUZZTIME by `make fuzz`.
 # Minimising a new input may take up to a minute by default, which would eat
 # a 30 s run (no executions while minimising): cap it.
-FUZZ_TARGETS := ./internal/extract:FuzzExtract ./internal/verify:FuzzVerifyHMAC
+FUZZ_TARGETS := ./internal/extract:FuzzExtract ./internal/extract:FuzzCanonical ./internal/verify:FuzzVerifyHMAC
 
 .PHONY: help build run test unit integration bench fuzz kafka-up kafka-down fmt vet tidy clean
 
