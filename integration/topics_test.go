@@ -74,16 +74,7 @@ func TestTopicsCheckFailsOnDeletedTopic(t *testing.T) {
 	if _, err := admin(t).DeleteTopics(ctx, base+".retry-2"); err != nil {
 		t.Fatal(err)
 	}
-	// Topic deletion is asynchronous on a real broker: check until it shows.
-	var r cliResult
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r = runCLI(t, nil, "topics", "check", "--base", base)
-		if r.code != 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	r := checkUntilFails(t, base)
 	if r.code != 1 {
 		t.Fatalf("check after deleting retry-2: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -107,19 +98,26 @@ func TestTopicsCheckFailsOnPartitionMismatch(t *testing.T) {
 	if _, err := admin(t).CreatePartitions(ctx, 2, base+".retry-1"); err != nil {
 		t.Fatal(err)
 	}
-	var r cliResult
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r = runCLI(t, nil, "topics", "check", "--base", base)
-		if r.code != 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	r := checkUntilFails(t, base)
 	if r.code != 1 {
 		t.Fatalf("check with a 5-partition retry-1: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if want := base + ".retry-1: has 5 partitions but the rest of the pipeline has 3"; !strings.Contains(r.stderr, want) {
 		t.Fatalf("stderr lacks %q:\n%s", want, r.stderr)
+	}
+}
+
+// checkUntilFails runs `topics check` until it fails or 30 s pass: topic
+// deletion and partition changes reach a real broker's metadata
+// asynchronously.
+func checkUntilFails(t *testing.T, base string) cliResult {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := runCLI(t, nil, "topics", "check", "--base", base)
+		if r.code != 0 || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
