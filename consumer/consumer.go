@@ -913,19 +913,29 @@ func (c *Consumer) forward(l *lane, r *kgo.Record, ev Event, herr error, now tim
 // produce writes rec and waits for the broker's acknowledgement, retrying
 // with backoff until it succeeds or ctx (the lane) is done.
 func (c *Consumer) produce(ctx context.Context, rec *kgo.Record) error {
+	return retryBackoff(ctx, func() error {
+		r := &kgo.Record{Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value, Headers: rec.Headers}
+		return c.prod.ProduceSync(ctx, r).FirstErr()
+	}, func(err error) {
+		c.m.produceErrors.WithLabelValues(rec.Topic).Inc()
+		c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
+			"topic", rec.Topic, "partition", rec.Partition, "err", err)
+	})
+}
+
+// retryBackoff runs fn until it succeeds or ctx is done, calling failed after
+// each failure and waiting between tries: 100 ms, doubling up to 5 s.
+func retryBackoff(ctx context.Context, fn func() error, failed func(error)) error {
 	backoff := 100 * time.Millisecond
 	for {
-		r := &kgo.Record{Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value, Headers: rec.Headers}
-		err := c.prod.ProduceSync(ctx, r).FirstErr()
+		err := fn()
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		c.m.produceErrors.WithLabelValues(rec.Topic).Inc()
-		c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
-			"topic", rec.Topic, "partition", rec.Partition, "err", err)
+		failed(err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -1082,29 +1092,38 @@ func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 				break wait
 			}
 		}
+	}
+	c.commitAndDrop(ctx, ls)
+	cl.ResumeFetchPartitions(revoked)
+	c.dedup.revoked(c.ownedParts())
+	c.log.Debug("partitions revoked", "partitions", revoked)
+}
+
+// commitAndDrop commits what finished on ls (bounded to 10 s) and then
+// forgets the lanes.
+func (c *Consumer) commitAndDrop(ctx context.Context, ls []*lane) {
+	if len(ls) > 0 { // commit(nil) would mean every lane
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		c.commit(cctx, ls)
 		cancel()
 	}
+	c.dropLanes(ls)
+}
+
+// dropLanes forgets ls.
+func (c *Consumer) dropLanes(ls []*lane) {
 	c.mu.Lock()
 	for _, l := range ls {
 		c.dropLane(l)
 	}
 	c.mu.Unlock()
-	cl.ResumeFetchPartitions(revoked)
-	c.dedup.revoked(c.ownedParts())
-	c.log.Debug("partitions revoked", "partitions", revoked)
 }
 
 // onLost abandons lost partitions at once: another member may own them
 // already, so nothing is committed.
 func (c *Consumer) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	ls, _ := c.markRevoked(lost)
-	c.mu.Lock()
-	for _, l := range ls {
-		c.dropLane(l)
-	}
-	c.mu.Unlock()
+	c.dropLanes(ls)
 	cl.ResumeFetchPartitions(lost)
 	c.dedup.revoked(c.ownedParts())
 	c.log.Warn("partitions lost; their in-flight work is abandoned and will be redelivered", "partitions", lost)
@@ -1326,14 +1345,7 @@ func (c *Consumer) shutdown() {
 		ls = append(ls, l)
 	}
 	c.mu.Unlock()
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	c.commit(cctx, ls)
-	cancel()
-	c.mu.Lock()
-	for _, l := range ls {
-		c.dropLane(l)
-	}
-	c.mu.Unlock()
+	c.commitAndDrop(context.Background(), ls)
 	c.dedup.stop()
 	c.cl.AllowRebalance()
 	c.cl.Close() // leaves the group

@@ -355,25 +355,9 @@ func (d *dedupState) markReady(gen int, p int32, took time.Duration) {
 
 // retry runs fn until it succeeds or ctx is done, backing off between tries.
 func (d *dedupState) retry(ctx context.Context, what string, fn func() error) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil || ctx.Err() != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return nil
-		}
+	return retryBackoff(ctx, fn, func(err error) {
 		d.c.rl.Log(context.Background(), slog.LevelWarn, "dedup:"+what, "dedup state: "+what+" failed; retrying", "topic", d.topic, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
+	})
 }
 
 // endOffsets returns the high watermarks of the dedup topic's partitions.
