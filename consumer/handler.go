@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -74,29 +76,72 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// eventOf builds the Event for a record.
+// eventOf builds the Event for a record. Its strings alias the record's
+// header bytes, which nothing writes once fetched (Event's contract forbids
+// handlers to, and franz-go does not reuse fetched buffers without
+// kgo.WithPools, which hookline does not set).
 func eventOf(r *kgo.Record, mainTopic bool) Event {
 	hs := r.Headers
 	ev := Event{
-		Topic:          r.Topic,
-		Partition:      r.Partition,
-		Offset:         r.Offset,
-		Key:            r.Key,
-		Value:          r.Value,
-		Headers:        hs,
-		EventID:        headers.Value(hs, headers.EventID),
-		ReceiptID:      headers.Value(hs, headers.ReceiptID),
-		Source:         headers.Value(hs, headers.Source),
-		ConversationID: headers.Value(hs, headers.ConversationID),
-		ContentType:    headers.Value(hs, headers.ContentType),
+		Topic:     r.Topic,
+		Partition: r.Partition,
+		Offset:    r.Offset,
+		Key:       r.Key,
+		Value:     r.Value,
+		Headers:   hs,
 	}
-	if !mainTopic {
-		ev.Attempt = max(headers.Int(hs, headers.Attempt, 0), 0)
+	// One pass, the last header of a name winning (as headers.Value).
+	var attempt, receivedAt string
+	for _, h := range hs {
+		switch h.Key {
+		case headers.EventID:
+			ev.EventID = bytesView(h.Value)
+		case headers.ReceiptID:
+			ev.ReceiptID = bytesView(h.Value)
+		case headers.Source:
+			ev.Source = bytesView(h.Value)
+		case headers.ConversationID:
+			ev.ConversationID = bytesView(h.Value)
+		case headers.ContentType:
+			ev.ContentType = bytesView(h.Value)
+		case headers.ReceivedAt:
+			receivedAt = bytesView(h.Value)
+		case headers.Attempt:
+			attempt = bytesView(h.Value)
+		}
 	}
-	if v, ok := headers.Get(hs, headers.ReceivedAt); ok {
-		if t, err := headers.ParseTime(v); err == nil {
+	if !mainTopic && attempt != "" {
+		if n, err := strconv.Atoi(attempt); err == nil && n > 0 {
+			ev.Attempt = n
+		}
+	}
+	if receivedAt != "" {
+		if t, err := headers.ParseTime(receivedAt); err == nil {
 			ev.ReceivedAt = t
 		}
 	}
 	return ev
+}
+
+// headerView is headers.Value without a copy: the string aliases the
+// header's bytes (see eventOf for why that is safe).
+func headerView(hs []kgo.RecordHeader, key string) string {
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].Key == key {
+			return bytesView(hs[i].Value)
+		}
+	}
+	return ""
+}
+
+// bytesView returns b as a string without a copy; b must never be written
+// afterwards.
+func bytesView(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// stringBytes returns the bytes of s without a copy: they must not be
+// written (for strings from bytesView, the bytes they alias).
+func stringBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
