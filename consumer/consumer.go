@@ -11,8 +11,13 @@
 //   - Key-ordered concurrency: within a partition, records with different
 //     keys run concurrently (bounded per partition and in total); records of
 //     one key, and records with one event id, run one at a time in offset
-//     order. A later record starts only after the earlier one finished or
-//     was moved to a retry topic.
+//     order. A later record starts only after the earlier one finished (its
+//     dedup record acknowledged) or was moved to a retry topic.
+//   - A handled record's slot is free as soon as its handler returns; its
+//     dedup record is written asynchronously (batched by a 5 ms linger), so
+//     the broker's acknowledgement delays commits and the record's
+//     successors of its key, not other handlers. A pool of long-lived
+//     workers runs the handlers: no goroutine per record.
 //   - A source offset is committed only after every record it caused (retry,
 //     DLQ, dedup) was acknowledged by the broker, and only up to the lowest
 //     unfinished offset of the partition.
@@ -27,7 +32,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -69,9 +76,29 @@ const (
 	DefaultSessionTimeout = 15 * time.Second
 )
 
-// holdPerPartitionFactor × MaxInFlightPerPartition records may wait in one
-// partition (fetched, not started) before its fetching is paused.
-const holdPerPartitionFactor = 4
+// Flow control. The usual brake is the poll gate: the consumer stops polling
+// while it holds 2 × MaxInFlight records that could start at once (see
+// waitPollGate). Per partition, as a backstop for records that cannot start
+// (behind one busy conversation, or while the dedup state is restored),
+// fetching of a partition pauses when it holds holdBytes or holdRecords of
+// fetched records that have not started, or keepRecords unfinished ones
+// (including handled records whose dedup record awaits the broker's
+// acknowledgement), and resumes once all are below half: a resumed partition
+// waits for the broker's in-flight fetch (up to FetchMaxWait), and half a
+// hold is work in hand meanwhile. Pausing at a few hundred records stalled a
+// backlog after every fetch (franz-go fetches up to 1 MiB per partition at
+// once). Memory bound: ~holdBytes of payload per owned partition.
+const (
+	holdBytes   = 4 << 20
+	holdRecords = 4096
+	keepRecords = 8192
+)
+
+// attemptGranules: attempts of one partition that start within
+// HandlerTimeout/attemptGranules of each other share one deadline context
+// (one timer) instead of each paying for a context.WithTimeout; an attempt's
+// deadline is HandlerTimeout plus at most one granule.
+const attemptGranules = 64
 
 // handlerSlack is how long a handler that ignores its context's deadline is
 // waited for before its attempt counts as timed out anyway.
@@ -89,7 +116,8 @@ type Config struct {
 	// Handler does the work. Required; see NewHTTPSink for the default one.
 	Handler Handler
 	// HandlerTimeout bounds one attempt; default 30s. An overrun is a
-	// retryable failure.
+	// retryable failure. Attempts starting close together share one
+	// deadline, so an attempt may get up to HandlerTimeout/64 more.
 	HandlerTimeout time.Duration
 	// MaxInFlightPerPartition bounds concurrent records per partition;
 	// default 64.
@@ -130,7 +158,7 @@ type Consumer struct {
 	group  string
 	maxPer int
 	maxAll int
-	hold   int
+	gran   time.Duration
 	log    *slog.Logger
 	rl     *ratelog.Limiter
 	m      *metrics
@@ -145,13 +173,39 @@ type Consumer struct {
 
 	mu       sync.Mutex
 	lanes    map[tp]*lane
-	inFlight int
+	inFlight int           // records started and not released (queued for a worker, handled, or forwarded)
+	acking   int           // handled records whose dedup record awaits the broker's ack
 	starved  bool          // a lane may be waiting for a MaxInFlight slot: the next finish looks at the others
 	stopping bool          // no new work starts
-	idle     chan struct{} // closed when stopping and inFlight reaches 0
+	idle     chan struct{} // closed when stopping and inFlight and acking reach 0
+
+	// Workers run started records. They live until the base context
+	// ends, so a record costs a queue hand-off rather than new goroutines
+	// and grown stacks, and a worker that frees a slot takes the record
+	// that slot started itself instead of waking another (see dispatch).
+	// All guarded by c.mu.
+	runq      []task // started records no worker took yet, FIFO from runHead
+	runHead   int
+	wake      *sync.Cond
+	workers   int  // live workers
+	idleW     int  // workers waiting on wake and not signaled
+	takers    int  // workers signaled or spawned that have not looked at runq yet
+	maxTakers int  // bound on takers: GOMAXPROCS
+	stuck     int  // workers inside a handler the watchdog gave up on
+	selfTake  bool // the worker holding c.mu takes the next record itself
+
+	// Records that may start as soon as a slot is free (due, first of
+	// their key and id), summed over the lanes; poll waits while there are
+	// pollGate of them (see waitPollGate). All c.mu.
+	runnable    int
+	pollGate    int
+	pollWaiting bool
+	pollWake    chan struct{} // capacity 1
+
+	seed maphash.Seed // for lane.byKey and lane.byID
 
 	dedup *dedupState
-	w     writer
+	acks  ackQueue
 
 	commitMu sync.Mutex
 	phase    atomic.Int32
@@ -177,32 +231,65 @@ type itemState uint8
 const (
 	stateWaiting itemState = iota
 	stateRunning
+	stateAcking // handled; its dedup record awaits the broker's ack
 	stateDone
+)
+
+// Handler states of an item (item.hstate), for the overrun watchdog.
+const (
+	hIdle     int32 = iota // queued, not called yet
+	hRunning               // inside Handler.Handle
+	hReturned              // Handle returned and its worker goes on with the record
+	hDetached              // the watchdog gave up on the attempt and routed it
 )
 
 // item is one fetched record that is not finished yet.
 type item struct {
-	rec   *kgo.Record
-	key   string
-	id    string
-	due   time.Time // retry records: hookline-due-at; zero on main
-	state itemState
-	ready bool // in its lane's ready heap
+	rec            *kgo.Record
+	id             string    // aliases the event-id header
+	due            time.Time // retry records: hookline-due-at; zero on main
+	state          itemState
+	ready          bool   // in its lane's ready heap
+	kh, ih         uint64 // hashes of key and event id (see lane.byKey)
+	kNext, iNext   *item  // the next record of its key, of its event id
+	kFirst, iFirst bool   // first of its key, of its event id (always true without an id)
+
+	// Set by start (c.mu held) before the record goes to a worker.
+	hctx     context.Context // the attempt's context, shared within a granule
+	deadline time.Time       // hctx's deadline
+	dp       *dedupPart      // the partition's dedup state
+	hstate   atomic.Int32
+
+	drec   kgo.Record // its "processed" dedup record, once handled
+	acked  bool       // the outcome of drec's write came before handled ran (c.mu)
+	ackErr error
 }
 
-// ready is a min-heap by offset of a lane's waiting records that are first
-// of their key and of their event id: exactly the records the key/id rule
-// allows to start.
-type readyHeap []*item
+// task is a started record on its way to a worker.
+type task struct {
+	l  *lane
+	it *item
+}
+
+// readyHeap is a min-heap by offset of a lane's waiting records that are
+// first of their key and of their event id: exactly the records the key/id
+// rule allows to start. Entries carry the offset, so sifting does not touch
+// the items.
+type readyHeap []readyEnt
+
+type readyEnt struct {
+	off int64
+	it  *item
+}
 
 func (h *readyHeap) push(it *item) {
 	it.ready = true
-	*h = append(*h, it)
+	*h = append(*h, readyEnt{it.rec.Offset, it})
 	q := *h
 	i := len(q) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if q[p].rec.Offset <= q[i].rec.Offset {
+		if q[p].off <= q[i].off {
 			break
 		}
 		q[p], q[i] = q[i], q[p]
@@ -210,20 +297,23 @@ func (h *readyHeap) push(it *item) {
 	}
 }
 
+// peek returns the record with the lowest offset; the heap is not empty.
+func (h readyHeap) peek() *item { return h[0].it }
+
 func (h *readyHeap) pop() *item {
 	q := *h
-	it := q[0]
+	it := q[0].it
 	n := len(q) - 1
 	q[0] = q[n]
-	q[n] = nil
+	q[n] = readyEnt{}
 	q = q[:n]
 	i := 0
 	for {
 		l, m := 2*i+1, i
-		if l < n && q[l].rec.Offset < q[m].rec.Offset {
+		if l < n && q[l].off < q[m].off {
 			m = l
 		}
-		if r := l + 1; r < n && q[r].rec.Offset < q[m].rec.Offset {
+		if r := l + 1; r < n && q[r].off < q[m].off {
 			m = r
 		}
 		if m == i {
@@ -237,24 +327,28 @@ func (h *readyHeap) pop() *item {
 	return it
 }
 
-// fifo is the queue of one key's (or one event id's) unfinished records in
-// offset order; the first one is the only one that may run.
-type fifo []*item
-
 // lane is the state of one assigned topic partition.
 type lane struct {
 	tp
 	role topics.Role
 	tier int // retry tier, 0 on main
 
-	items    []*item // unfinished records in offset order (done ones are popped from the front)
-	byKey    map[string]fifo
-	byID     map[string]fifo
-	ready    readyHeap // waiting records first of their key and id, by offset
-	waiting  int       // items not started
-	inFlight int
-	next     int64 // next offset expected from fetches
-	hw       int64 // last high watermark seen
+	items []*item // unfinished records in offset order (done ones are popped from the front)
+	// Per key and per event id (by their 64-bit hashes), the last
+	// unfinished record: with the items' links (item.kNext, item.iNext)
+	// the queue of that key's (id's) records in offset order, of which
+	// only the first may run. Two keys with one hash share a queue: that
+	// only orders records that needed no order, and costs nothing else.
+	byKey        map[uint64]*item
+	byID         map[uint64]*item
+	ready        readyHeap // waiting records first of their key and id, by offset
+	waiting      int       // items not started
+	waitingBytes int       // their keys and values
+	inFlight     int
+	acking       int   // items handled, dedup record not yet acknowledged
+	runnable     int   // its share of Consumer.runnable
+	next         int64 // next offset expected from fetches
+	hw           int64 // last high watermark seen
 
 	commitAt int64 // offset to commit (one past the last finished prefix); -1 unknown
 	epoch    int32
@@ -265,10 +359,25 @@ type lane struct {
 	timerAt   time.Time
 	revoked   bool
 	abandoned bool
-	drained   chan struct{} // closed when revoked and inFlight is 0
+	drained   chan struct{} // closed when revoked and inFlight and acking are 0
 
 	ctx    context.Context // canceled when the lane's work is abandoned
 	cancel context.CancelFunc
+
+	dp *dedupPart // the partition's dedup state once restored; nothing starts before
+
+	// The shared attempt context of the current granule (see attemptCtx).
+	hctx      context.Context
+	hdeadline time.Time
+
+	m laneMetrics
+}
+
+// laneMetrics are the per-event metric children of a lane's topic, looked up
+// once.
+type laneMetrics struct {
+	processed, duplicate prometheus.Counter
+	latency              prometheus.Observer
 }
 
 // New validates cfg and returns a Consumer. It does not contact Kafka; Run
@@ -334,12 +443,18 @@ func New(cfg Config) (*Consumer, error) {
 		group:  cfg.Group,
 		maxPer: cfg.MaxInFlightPerPartition,
 		maxAll: cfg.MaxInFlight,
-		hold:   holdPerPartitionFactor * cfg.MaxInFlightPerPartition,
+		gran:   max(cfg.HandlerTimeout/attemptGranules, time.Millisecond),
 		log:    log,
 		rl:     ratelog.New(log, 10*time.Second),
 		m:      m,
 		lanes:  map[tp]*lane{},
 	}
+	c.wake = sync.NewCond(&c.mu)
+	c.pollGate = 2 * c.maxAll
+	c.maxTakers = max(runtime.GOMAXPROCS(0), 2)
+	c.pollWake = make(chan struct{}, 1)
+	c.seed = maphash.MakeSeed()
+	c.acks.wake = make(chan struct{}, 1)
 	c.base, c.cancelBase = context.WithCancel(context.Background())
 	c.dedup = newDedupState(c)
 	return c, nil
@@ -376,6 +491,11 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	defer func() {
 		c.phase.Store(phaseStopped)
 		c.cancelBase()
+		c.mu.Lock()
+		c.takers += c.idleW // idle workers wake, see the base context ended and exit
+		c.idleW = 0
+		c.wake.Broadcast()
+		c.mu.Unlock()
 	}()
 
 	if err := c.checkTopics(ctx); err != nil {
@@ -389,7 +509,12 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(15*time.Second),
-		kgo.ProducerLinger(0),
+		// Dedup records come one per event from many workers: a short
+		// linger gathers them into batches. With linger 0 a real broker
+		// got many tiny produce requests and the no-op consumer ran at
+		// ~100k events/s; at 5 ms, ~180k (make bench, KAFKA_BROKERS). The
+		// linger delays only acknowledgements, so commits, not handlers.
+		kgo.ProducerLinger(5*time.Millisecond),
 	)
 	if err != nil {
 		return err
@@ -430,6 +555,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	c.log.Info("consumer started", "topics", c.names.Consumed(), "max_in_flight", c.maxAll,
 		"max_in_flight_per_partition", c.maxPer, "handler_timeout", c.cfg.HandlerTimeout)
 
+	go c.applyAcks()
 	tickDone := make(chan struct{})
 	tickCtx, stopTick := context.WithCancel(context.Background())
 	go func() {
@@ -497,6 +623,9 @@ func pipelineError(rep topics.Report) error {
 // poll fetches until ctx is done or a fatal error.
 func (c *Consumer) poll(ctx context.Context) error {
 	for {
+		if c.waitPollGate(ctx) != nil {
+			return nil
+		}
 		fs := c.cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			c.cl.AllowRebalance()
@@ -546,12 +675,17 @@ func (c *Consumer) add(fp kgo.FetchTopicPartition) {
 			continue
 		}
 		l.next = r.Offset + 1
-		it := &item{rec: r, key: string(r.Key), id: headers.Value(r.Headers, headers.EventID)}
+		it := &item{rec: r, id: headerView(r.Headers, headers.EventID)}
+		it.kh = maphash.Bytes(c.seed, r.Key)
+		if it.id != "" {
+			it.ih = maphash.String(c.seed, it.id)
+		}
 		if l.role == topics.RoleRetry {
 			it.due = c.dueOf(r)
 		}
 		l.items = append(l.items, it)
 		l.waiting++
+		l.waitingBytes += recordBytes(r)
 		l.enqueue(it)
 	}
 	c.schedule(l)
@@ -560,15 +694,21 @@ func (c *Consumer) add(fp kgo.FetchTopicPartition) {
 // enqueue adds a new waiting record to its key and id queues and, when it is
 // first of both, to the ready heap. c.mu is held.
 func (l *lane) enqueue(it *item) {
-	kq := append(l.byKey[it.key], it)
-	l.byKey[it.key] = kq
-	first := len(kq) == 1
-	if it.id != "" {
-		iq := append(l.byID[it.id], it)
-		l.byID[it.id] = iq
-		first = first && len(iq) == 1
+	if last := l.byKey[it.kh]; last != nil {
+		last.kNext = it
+	} else {
+		it.kFirst = true
 	}
-	if first {
+	l.byKey[it.kh] = it
+	it.iFirst = true
+	if it.id != "" {
+		if last := l.byID[it.ih]; last != nil {
+			last.iNext = it
+			it.iFirst = false
+		}
+		l.byID[it.ih] = it
+	}
+	if it.kFirst && it.iFirst {
 		l.ready.push(it)
 	}
 }
@@ -577,40 +717,30 @@ func (l *lane) enqueue(it *item) {
 // from its queues and makes the records now first of both ready. c.mu is
 // held.
 func (l *lane) dequeue(it *item) {
-	next := func(m map[string]fifo, k string) *item {
-		q := m[k]
-		if i := slices.Index(q, it); i > 0 {
-			// Cannot happen: only the first record of a key and an id
-			// runs. Keep the queue consistent anyway.
-			q = slices.Delete(q, i, i+1)
-		} else if i == 0 {
-			q[0] = nil
-			q = q[1:]
-		}
-		if len(q) == 0 {
-			delete(m, k)
-			return nil
-		}
-		m[k] = q
-		return q[0]
+	// Without a next record, it is the last of its queue: the map points
+	// at it.
+	next := it.kNext
+	if next != nil {
+		next.kFirst = true
+	} else {
+		delete(l.byKey, it.kh)
 	}
-	cands := [2]*item{next(l.byKey, it.key)}
-	if it.id != "" {
-		cands[1] = next(l.byID, it.id)
+	nextID := it.iNext
+	if nextID != nil {
+		nextID.iFirst = true
+	} else if it.id != "" {
+		delete(l.byID, it.ih)
 	}
-	for _, n := range cands {
-		if n == nil || n.ready || n.state != stateWaiting {
-			continue
+	it.kNext, it.iNext = nil, nil
+	for _, n := range [2]*item{next, nextID} {
+		if n != nil && n.kFirst && n.iFirst && !n.ready && n.state == stateWaiting {
+			l.ready.push(n)
 		}
-		if l.byKey[n.key][0] != n {
-			continue
-		}
-		if n.id != "" && l.byID[n.id][0] != n {
-			continue
-		}
-		l.ready.push(n)
 	}
 }
+
+// recordBytes is what flow control counts of r.
+func recordBytes(r *kgo.Record) int { return len(r.Key) + len(r.Value) }
 
 // dueOf reads hookline-due-at; a missing or unparseable header means now.
 func (c *Consumer) dueOf(r *kgo.Record) time.Time {
@@ -629,20 +759,28 @@ func (c *Consumer) dueOf(r *kgo.Record) time.Time {
 
 // schedule starts every record of l that may start, arms the due timer and
 // pauses or resumes fetching. c.mu is held.
-func (c *Consumer) schedule(l *lane) {
+func (c *Consumer) schedule(l *lane) { c.scheduleAt(l, time.Time{}) }
+
+// scheduleAt is schedule with the current time, when the caller has it
+// (zero: read the clock). c.mu is held.
+func (c *Consumer) scheduleAt(l *lane, now time.Time) {
 	if l.revoked || l.abandoned || c.stopping {
+		c.setRunnable(l, 0)
 		return
 	}
-	if !c.dedup.ready(l.part) {
-		c.setPaused(l, l.waiting >= c.hold)
+	if l.dp == nil { // dedup state not restored yet
+		c.setRunnable(l, 0)
+		c.setPaused(l, l.overHeld())
 		return
 	}
-	now := time.Now()
+	if now.IsZero() {
+		now = time.Now()
+	}
 	var nextDue time.Time
 	var notDue []*item
 	full := false
 	for len(l.ready) > 0 {
-		it := l.ready[0]
+		it := l.ready.peek()
 		if !it.due.IsZero() && now.Before(it.due) {
 			l.ready.pop()
 			notDue = append(notDue, it)
@@ -661,8 +799,9 @@ func (c *Consumer) schedule(l *lane) {
 			break
 		}
 		l.ready.pop()
-		c.start(l, it)
+		c.start(l, it, now)
 	}
+	c.setRunnable(l, len(l.ready))
 	for _, it := range notDue {
 		l.ready.push(it)
 	}
@@ -672,7 +811,54 @@ func (c *Consumer) schedule(l *lane) {
 	// A retry partition holding a record that is not due yet stops
 	// fetching until the timer fires; any partition stops when it holds
 	// too many records.
-	c.setPaused(l, l.waiting >= c.hold || !nextDue.IsZero())
+	c.setPaused(l, l.overHeld() || !nextDue.IsZero())
+}
+
+// setRunnable notes that l holds n records that may start as soon as a
+// slot is free, and lets poll fetch more once the consumer holds fewer than
+// pollGate of them. c.mu is held.
+func (c *Consumer) setRunnable(l *lane, n int) {
+	c.runnable += n - l.runnable
+	l.runnable = n
+	if c.pollWaiting && c.runnable < c.pollGate {
+		c.pollWaiting = false
+		select {
+		case c.pollWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitPollGate waits until the consumer holds fewer than pollGate runnable
+// records: fetching more would only hold them in memory. Not polling is
+// franz-go's own back-pressure (it buffers one fetch per broker until
+// polled), and unlike pausing partitions it costs no stall: that fetch is
+// ready when poll takes it. The error is ctx's.
+func (c *Consumer) waitPollGate(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		if c.runnable < c.pollGate || c.stopping {
+			c.pollWaiting = false
+			c.mu.Unlock()
+			return nil
+		}
+		c.pollWaiting = true
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.pollWake:
+		}
+	}
+}
+
+// overHeld reports whether l holds too much to keep fetching (see
+// holdBytes). c.mu is held.
+func (l *lane) overHeld() bool {
+	if l.paused { // stay paused until below half
+		return l.waitingBytes >= holdBytes/2 || l.waiting >= holdRecords/2 || len(l.items) >= keepRecords/2
+	}
+	return l.waitingBytes >= holdBytes || l.waiting >= holdRecords || len(l.items) >= keepRecords
 }
 
 // setPaused pauses or resumes fetching of l. c.mu is held.
@@ -717,10 +903,13 @@ func (c *Consumer) armTimer(l *lane, due time.Time) {
 	l.timer, l.timerAt = t, due
 }
 
-// start runs it. c.mu is held.
-func (c *Consumer) start(l *lane, it *item) {
+// start hands it to a worker. c.mu is held.
+func (c *Consumer) start(l *lane, it *item, now time.Time) {
 	it.state = stateRunning
+	it.hctx, it.deadline = c.attemptCtx(l, now)
+	it.dp = l.dp
 	l.waiting--
+	l.waitingBytes -= recordBytes(it.rec)
 	l.inFlight++
 	c.inFlight++
 	if c.inFlight >= c.maxAll {
@@ -732,41 +921,226 @@ func (c *Consumer) start(l *lane, it *item) {
 		c.starved = true
 	}
 	c.m.inFlight.Inc()
-	go c.process(l, it)
+	c.runq = append(c.runq, task{l, it})
+	c.dispatch()
 }
 
-// finish records the end of it; done says it is finished for good (handled,
-// skipped or moved to another topic and acknowledged).
-func (c *Consumer) finish(l *lane, it *item, done bool) {
+// dispatch makes sure some worker will take each queued record: the worker
+// holding c.mu when it frees a slot (selfTake), workers already signaled or
+// starting, then idle workers, then new ones, keeping at least one worker
+// not stuck per record in flight. At most GOMAXPROCS workers are on their
+// way at once; each wakes the next when records remain (work), so a burst
+// of fast records is run by a few busy workers instead of hundreds of
+// goroutines taking turns on c.mu. c.mu is held.
+func (c *Consumer) dispatch() {
+	need := len(c.runq) - c.runHead - c.takers
+	if c.selfTake {
+		need--
+	}
+	need = min(need, c.maxTakers-c.takers)
+	for ; need > 0 && c.idleW > 0; need-- {
+		c.idleW--
+		c.takers++
+		c.wake.Signal()
+	}
+	for ; need > 0 && c.workers-c.stuck < c.inFlight; need-- {
+		c.workers++
+		c.takers++
+		go c.work()
+	}
+}
+
+// attemptCtx returns the context and deadline for an attempt of l starting
+// now: HandlerTimeout from now, rounded up to the granule, and shared by the
+// attempts of l that start within that granule. c.mu is held.
+func (c *Consumer) attemptCtx(l *lane, now time.Time) (context.Context, time.Time) {
+	earliest := now.Add(c.cfg.HandlerTimeout)
+	if l.hctx != nil && !l.hdeadline.Before(earliest) && l.hdeadline.Sub(earliest) <= c.gran {
+		return l.hctx, l.hdeadline
+	}
+	d := earliest.Add(c.gran)
+	// The context is released when its deadline passes or the lane's
+	// context ends, whichever is first; nothing else may cancel it while
+	// attempts share it.
+	ctx, cancel := context.WithDeadline(l.ctx, d)
+	l.hctx, l.hdeadline = ctx, d
+	// One watchdog per granule rather than per attempt: it gives up on the
+	// attempts of this granule whose handler ignores the deadline.
+	time.AfterFunc(time.Until(d)+handlerSlack, func() {
+		cancel()
+		c.detachOverruns(l, d)
+	})
+	return ctx, d
+}
+
+// detachOverruns gives up on l's attempts with the given deadline whose
+// handler is still running handlerSlack after it: each fails retryably on
+// its own goroutine, and the worker stuck in the handler is replaced (the
+// handler's result, whenever it returns, is dropped).
+func (c *Consumer) detachOverruns(l *lane, deadline time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if l.abandoned || l.inFlight == 0 {
+		return
+	}
+	for _, it := range l.items {
+		if it.state != stateRunning || !it.deadline.Equal(deadline) || !it.hstate.CompareAndSwap(hRunning, hDetached) {
+			continue
+		}
+		c.stuck++
+		err := fmt.Errorf("handler timed out after %s: it ignored its context and did not return within %s", c.cfg.HandlerTimeout, handlerSlack)
+		ev := eventOf(it.rec, l.role == topics.RoleMain)
+		go c.failed(l, it, ev, err, false)
+	}
+}
+
+// work runs started records until the consumer's base context ends.
+func (c *Consumer) work() {
+	c.mu.Lock()
+	taker := true // spawned or signaled by dispatch
+	for {
+		if taker {
+			c.takers--
+			taker = false
+		}
+		if c.runHead == len(c.runq) {
+			if c.base.Err() != nil {
+				c.workers--
+				c.mu.Unlock()
+				return
+			}
+			c.idleW++
+			c.wake.Wait()
+			taker = true
+			continue
+		}
+		t := c.runq[c.runHead]
+		c.runq[c.runHead] = task{}
+		c.runHead++
+		if c.runHead == len(c.runq) {
+			c.runq, c.runHead = c.runq[:0], 0
+		} else {
+			c.dispatch() // more queued: pass the baton
+		}
+		c.mu.Unlock()
+		c.process(t.l, t.it) // returns holding c.mu: one lock per record
+	}
+}
+
+// release gives back a record's in-flight slot on l. c.mu is held.
+func (c *Consumer) release(l *lane) {
 	l.inFlight--
 	c.inFlight--
 	c.m.inFlight.Dec()
+}
+
+// finish records the end of it; done says it is finished for good (skipped
+// as a duplicate, or moved to another topic and acknowledged). onWorker says
+// the caller is a worker: it takes the next queued record itself, and
+// finish returns still holding c.mu for that (see work).
+func (c *Consumer) finish(l *lane, it *item, done, onWorker bool) {
+	c.mu.Lock()
+	c.release(l)
 	if done && !l.abandoned {
 		it.state = stateDone
 		l.dequeue(it)
-		for len(l.items) > 0 && l.items[0].state == stateDone {
-			r := l.items[0].rec
-			l.commitAt, l.epoch, l.dirty = r.Offset+1, r.LeaderEpoch, true
-			l.items[0] = nil
-			l.items = l.items[1:]
-		}
+		l.advance()
 	}
-	if l.inFlight == 0 && l.drained != nil {
+	c.selfTake = onWorker
+	c.settle(l)
+	c.selfTake = false
+	if !onWorker {
+		c.mu.Unlock()
+	}
+}
+
+// handled records, on the worker, that it was handled and its dedup record
+// is on its way: its slot is free for other keys, but the next record of
+// its key and id starts, and its offset counts as finished, only once acked
+// says the record is acknowledged. Releasing the key earlier would let a
+// crash in between re-run it after its successor (the successor would not
+// be deduplicated yet either): per-key order must hold across redelivery
+// too. It returns holding c.mu (see work).
+func (c *Consumer) handled(l *lane, it *item, now time.Time) {
+	c.mu.Lock()
+	c.release(l)
+	switch {
+	case !it.acked:
+		l.acking++
+		c.acking++
+		if !l.abandoned {
+			it.state = stateAcking
+		}
+	case it.ackErr == nil && !l.abandoned: // acknowledged already
+		it.state = stateDone
+		l.dequeue(it)
+		l.advance()
+	}
+	c.selfTake = true
+	c.settleAt(l, now)
+	c.selfTake = false
+}
+
+// acked records the outcome of a handled record's dedup write: err is nil
+// once the broker acknowledged it, else the lane's work was abandoned. The
+// write starts before handled runs, so the outcome may come first: then
+// handled finishes the record. c.mu is held.
+func (c *Consumer) acked(l *lane, it *item, err error) {
+	if err == nil {
+		l.m.processed.Inc()
+	}
+	if it.state == stateRunning {
+		it.acked, it.ackErr = true, err
+		return
+	}
+	l.acking--
+	c.acking--
+	c.drainedCheck(l)
+	if err == nil && !l.abandoned {
+		it.state = stateDone
+		l.dequeue(it)
+		l.advance()
+		c.schedule(l) // the next record of its key and id may start
+	}
+}
+
+// advance moves l's commit point past its finished prefix. c.mu is held.
+func (l *lane) advance() {
+	for len(l.items) > 0 && l.items[0].state == stateDone {
+		r := l.items[0].rec
+		l.commitAt, l.epoch, l.dirty = r.Offset+1, r.LeaderEpoch, true
+		l.items[0] = nil
+		l.items = l.items[1:]
+	}
+}
+
+// drainedCheck wakes whoever waits for l or the consumer to drain. c.mu is
+// held.
+func (c *Consumer) drainedCheck(l *lane) {
+	if l.inFlight == 0 && l.acking == 0 && l.drained != nil {
 		close(l.drained)
 		l.drained = nil
 	}
-	if c.stopping && c.inFlight == 0 && c.idle != nil {
+	if c.stopping && c.inFlight == 0 && c.acking == 0 && c.idle != nil {
 		close(c.idle)
 		c.idle = nil
 	}
-	c.schedule(l)
+}
+
+// settle wakes whoever waits for l or the consumer to drain and starts what
+// may start now. c.mu is held.
+func (c *Consumer) settle(l *lane) { c.settleAt(l, time.Time{}) }
+
+// settleAt is settle with the current time (zero: read the clock). c.mu is
+// held.
+func (c *Consumer) settleAt(l *lane, now time.Time) {
+	c.drainedCheck(l)
+	c.scheduleAt(l, now)
 	if c.starved && c.inFlight < c.maxAll {
 		c.starved = false
 		for _, o := range c.lanes {
 			if o != l && o.waiting > 0 {
-				c.schedule(o)
+				c.scheduleAt(o, now)
 			}
 			if c.inFlight >= c.maxAll {
 				break
@@ -775,56 +1149,70 @@ func (c *Consumer) finish(l *lane, it *item, done bool) {
 	}
 }
 
-// process handles one record and routes it on failure.
+// process handles one record on a worker and routes it on failure. It
+// returns holding c.mu, so the worker takes its next record without locking
+// again (see work).
 func (c *Consumer) process(l *lane, it *item) {
-	done, handedOff := false, false
-	defer func() {
-		if !handedOff {
-			c.finish(l, it, done)
-		}
-	}()
+	const onWorker = true
 	ctx := l.ctx
+	if ctx.Err() != nil {
+		c.finish(l, it, false, onWorker) // abandoned while queued
+		return
+	}
 	r := it.rec
 	ev := eventOf(r, l.role == topics.RoleMain)
-
-	dup, err := c.dedup.seen(ctx, r.Partition, ev)
-	if err != nil {
-		return // abandoned
+	var dig digest
+	if it.id != "" {
+		dig = digestOfString(it.id)
 	}
-	if dup {
-		c.m.events.WithLabelValues(r.Topic, OutcomeDuplicate).Inc()
-		c.m.duplicates.Inc()
-		done = true
-		return
-	}
-
 	start := time.Now()
-	herr := c.call(ctx, ev)
-	c.m.latency.WithLabelValues(r.Topic).Observe(time.Since(start).Seconds())
-	if ctx.Err() != nil {
-		return // abandoned: the partition's next owner gets it again
-	}
-	if herr == nil {
-		// The dedup record is produced by the shared writer; the record
-		// is finished (and its offset may be committed, and the next
-		// record of its key and id may start) only once it is
-		// acknowledged.
-		handedOff = true
-		c.dedup.recordAsync(ctx, r.Partition, ev.EventID, outcomeProcessed, func(err error) {
-			if err == nil {
-				c.m.events.WithLabelValues(r.Topic, OutcomeProcessed).Inc()
-			}
-			c.finish(l, it, err == nil)
-		})
+	if it.id != "" && c.dedup.seen(it.dp, dig, ev, start) {
+		l.m.duplicate.Inc()
+		c.m.duplicates.Inc()
+		c.finish(l, it, true, onWorker)
 		return
 	}
 
+	herr, ok := c.call(l, it, ev)
+	if !ok {
+		return // the watchdog gave up on this attempt and routed it; c.mu held
+	}
+	end := time.Now()
+	l.m.latency.Observe(end.Sub(start).Seconds())
+	if ctx.Err() != nil {
+		c.finish(l, it, false, onWorker) // abandoned: the partition's next owner gets it again
+		return
+	}
+	if herr != nil {
+		c.failed(l, it, ev, herr, true)
+		return
+	}
+	if it.id == "" {
+		l.m.processed.Inc() // nothing to remember
+		c.finish(l, it, true, onWorker)
+		return
+	}
+	// Remembered at once, so a later record with this id is skipped. The
+	// slot is free now; the offset may be committed only once the dedup
+	// record is acknowledged (guarantee 2).
+	c.dedup.remember(it.dp, dig, false, end)
+	c.writeProcessed(ctx, l, it, end)
+	c.handled(l, it, end)
+}
+
+// failed routes a failed attempt to the next retry tier or the DLQ and
+// finishes it once the broker acknowledged that record.
+func (c *Consumer) failed(l *lane, it *item, ev Event, herr error, onWorker bool) {
+	ctx := l.ctx
+	r := it.rec
 	fwd, outcome := c.forward(l, r, ev, herr, time.Now())
 	if err := c.produce(ctx, fwd); err != nil {
+		c.finish(l, it, false, onWorker)
 		return
 	}
 	if outcome == OutcomeDeadLettered {
 		if err := c.dedup.record(ctx, r.Partition, ev.EventID, outcomeDeadLettered); err != nil {
+			c.finish(l, it, false, onWorker)
 			return
 		}
 		c.rl.Log(context.Background(), slog.LevelWarn, "dlq:"+headers.Value(fwd.Headers, headers.ErrorClass), "event dead-lettered",
@@ -835,41 +1223,38 @@ func (c *Consumer) process(l *lane, it *item) {
 			"event_id", ev.EventID, "to", fwd.Topic, "err", herr)
 	}
 	c.m.events.WithLabelValues(r.Topic, outcome).Inc()
-	done = true
+	c.finish(l, it, true, onWorker)
 }
 
-// call runs the handler with the per-attempt timeout, turning a panic or an
-// overrun into a retryable error.
-func (c *Consumer) call(ctx context.Context, ev Event) error {
-	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
-	defer cancel()
-	res := make(chan error, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				c.rl.Log(context.Background(), slog.LevelError, "panic", "handler panicked; the event is retried",
-					"topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset, "panic", fmt.Sprint(p),
-					"stack", string(debug.Stack()))
-				res <- fmt.Errorf("handler panicked: %v", p)
-			}
-		}()
-		res <- c.cfg.Handler.Handle(hctx, ev)
-	}()
-	var err error
-	select {
-	case err = <-res:
-	case <-hctx.Done():
-		select {
-		case err = <-res:
-		case <-time.After(handlerSlack):
-			err = fmt.Errorf("handler ignored its context and did not return within %s", handlerSlack)
-		}
+// call runs the handler under the attempt's context, turning a panic or an
+// overrun into a retryable error. ok is false when the watchdog gave up on
+// the attempt meanwhile: the record is no longer this worker's.
+func (c *Consumer) call(l *lane, it *item, ev Event) (err error, ok bool) {
+	it.hstate.Store(hRunning)
+	err = c.invoke(it.hctx, ev)
+	if !it.hstate.CompareAndSwap(hRunning, hReturned) {
+		c.mu.Lock() // kept: see work
+		c.stuck--
+		return nil, false
 	}
-	if err != nil && ctx.Err() == nil && errors.Is(hctx.Err(), context.DeadlineExceeded) {
+	if err != nil && l.ctx.Err() == nil && errors.Is(it.hctx.Err(), context.DeadlineExceeded) {
 		// An overrun is retryable, whatever the handler made of it.
-		return fmt.Errorf("handler timed out after %s: %v", c.cfg.HandlerTimeout, err)
+		return fmt.Errorf("handler timed out after %s: %v", c.cfg.HandlerTimeout, err), true
 	}
-	return err
+	return err, true
+}
+
+// invoke calls the handler, turning a panic into an error.
+func (c *Consumer) invoke(ctx context.Context, ev Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.rl.Log(context.Background(), slog.LevelError, "panic", "handler panicked; the event is retried",
+				"topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset, "panic", fmt.Sprint(p),
+				"stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return c.cfg.Handler.Handle(ctx, ev)
 }
 
 // forward builds the retry or DLQ record for a failed attempt.
@@ -947,104 +1332,94 @@ func retryBackoff(ctx context.Context, fn func() error, failed func(error)) erro
 	}
 }
 
-// asyncWrite is a record waiting for the writer.
-type asyncWrite struct {
-	ctx  context.Context
-	rec  *kgo.Record
-	done func(error)
-}
-
-// writer hands records to the producer from one long-lived goroutine, so
-// the per-record goroutines neither wait for acknowledgements nor grow their
-// stacks in the producer's code.
-type writer struct {
-	once   sync.Once
-	wake   chan struct{}
-	mu     sync.Mutex
-	q      []asyncWrite
-	closed bool
-}
-
-// produceAsync writes rec like produce (retrying with backoff until it is
-// acknowledged or ctx is done) without waiting: done is called once, with
-// nil after the broker's acknowledgement or with ctx's error.
-func (c *Consumer) produceAsync(ctx context.Context, rec *kgo.Record, done func(error)) {
-	w := &c.w
-	w.once.Do(func() {
-		w.wake = make(chan struct{}, 1)
-		go c.writeLoop()
+// writeProcessed writes the "processed" dedup record of it without waiting: its
+// outcome (nil once acknowledged, or the lane context's error) goes to
+// applyAcks. Failed tries are retried with backoff, as produce does.
+func (c *Consumer) writeProcessed(ctx context.Context, l *lane, it *item, now time.Time) {
+	// The record lives in the item (one allocation less per event); its
+	// key is the event-id header's own bytes, which nothing writes.
+	c.dedup.processedRecord(&it.drec, it.rec.Partition, stringBytes(it.id), now)
+	c.prod.Produce(ctx, &it.drec, func(rec *kgo.Record, err error) {
+		if err != nil && ctx.Err() == nil {
+			c.retryAsync(ctx, rec, err, func(err error) { c.acks.push(ackEv{l, it, err}) })
+			return
+		}
+		if err != nil {
+			err = ctx.Err()
+		}
+		c.acks.push(ackEv{l, it, err})
 	})
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		done(context.Canceled)
-		return
-	}
-	w.q = append(w.q, asyncWrite{ctx, rec, done})
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+}
+
+// retryAsync continues a failed asynchronous produce of rec on its own
+// goroutine, as produce does (backoff, until acknowledged or ctx is done),
+// and calls done with the outcome.
+func (c *Consumer) retryAsync(ctx context.Context, rec *kgo.Record, err error, done func(error)) {
+	c.m.produceErrors.WithLabelValues(rec.Topic).Inc()
+	c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
+		"topic", rec.Topic, "partition", rec.Partition, "err", err)
+	go func() {
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			done(ctx.Err())
+			return
+		case <-t.C:
+		}
+		done(c.produce(ctx, rec))
+	}()
+}
+
+// ackEv is the outcome of a handled record's dedup write.
+type ackEv struct {
+	l   *lane
+	it  *item
+	err error
+}
+
+// ackQueue collects dedup-write outcomes from the producer's callbacks, so
+// that one goroutine applies each batch of them under one c.mu lock.
+type ackQueue struct {
+	mu   sync.Mutex
+	q    []ackEv
+	wake chan struct{} // capacity 1
+}
+
+// push queues an outcome for applyAcks.
+func (a *ackQueue) push(ev ackEv) {
+	a.mu.Lock()
+	a.q = append(a.q, ev)
+	first := len(a.q) == 1
+	a.mu.Unlock()
+	if first {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// writeLoop produces what produceAsync queued until the consumer's base
-// context ends.
-func (c *Consumer) writeLoop() {
-	w := &c.w
-	var batch []asyncWrite
+// applyAcks applies queued dedup-write outcomes until the base context
+// ends (Run's shutdown has waited for them by then).
+func (c *Consumer) applyAcks() {
+	var batch []ackEv
 	for {
 		select {
-		case <-w.wake:
+		case <-c.acks.wake:
 		case <-c.base.Done():
-			w.mu.Lock()
-			w.closed = true
-			rest := w.q
-			w.q = nil
-			w.mu.Unlock()
-			for _, a := range rest {
-				a.done(c.base.Err())
-			}
 			return
 		}
-		w.mu.Lock()
-		batch, w.q = w.q, batch[:0]
-		w.mu.Unlock()
-		for i, a := range batch {
-			c.produceOnce(a)
-			batch[i] = asyncWrite{}
+		c.acks.mu.Lock()
+		batch, c.acks.q = c.acks.q, batch[:0]
+		c.acks.mu.Unlock()
+		c.mu.Lock()
+		for i, ev := range batch {
+			c.acked(ev.l, ev.it, ev.err)
+			batch[i] = ackEv{}
 		}
+		c.mu.Unlock()
 	}
-}
-
-// produceOnce hands a to the producer; a failed attempt continues as
-// produce does, on its own goroutine.
-func (c *Consumer) produceOnce(a asyncWrite) {
-	r := &kgo.Record{Topic: a.rec.Topic, Partition: a.rec.Partition, Key: a.rec.Key, Value: a.rec.Value, Headers: a.rec.Headers}
-	c.prod.Produce(a.ctx, r, func(_ *kgo.Record, err error) {
-		if err == nil {
-			a.done(nil)
-			return
-		}
-		if a.ctx.Err() != nil {
-			a.done(a.ctx.Err())
-			return
-		}
-		c.m.produceErrors.WithLabelValues(a.rec.Topic).Inc()
-		c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+a.rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
-			"topic", a.rec.Topic, "partition", a.rec.Partition, "err", err)
-		go func() {
-			t := time.NewTimer(100 * time.Millisecond)
-			select {
-			case <-a.ctx.Done():
-				t.Stop()
-				a.done(a.ctx.Err())
-				return
-			case <-t.C:
-			}
-			a.done(c.produce(a.ctx, a.rec))
-		}()
-	})
 }
 
 // onAssigned creates lanes for new partitions and starts restoring their
@@ -1064,8 +1439,20 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 			}
 			ctx, cancel := context.WithCancel(c.base)
 			c.lanes[k] = &lane{tp: k, role: role, tier: tier, commitAt: -1, epoch: -1, ctx: ctx, cancel: cancel,
-				byKey: map[string]fifo{}, byID: map[string]fifo{}}
+				byKey: map[uint64]*item{}, byID: map[uint64]*item{},
+				m: laneMetrics{
+					processed: c.m.events.WithLabelValues(t, OutcomeProcessed),
+					duplicate: c.m.events.WithLabelValues(t, OutcomeDuplicate),
+					latency:   c.m.latency.WithLabelValues(t),
+				}}
 			parts[p] = true
+		}
+	}
+	// The dedup state of these partition numbers is restored again: lanes
+	// already owning one (on another topic) wait for it too.
+	for k, l := range c.lanes {
+		if parts[k.part] {
+			l.dp = nil
 		}
 	}
 	c.mu.Unlock()
@@ -1147,7 +1534,7 @@ func (c *Consumer) markRevoked(m map[string][]int32) ([]*lane, []chan struct{}) 
 				l.timer.Stop()
 				l.timer = nil
 			}
-			if l.inFlight > 0 {
+			if l.inFlight > 0 || l.acking > 0 {
 				if l.drained == nil {
 					l.drained = make(chan struct{})
 				}
@@ -1162,6 +1549,7 @@ func (c *Consumer) markRevoked(m map[string][]int32) ([]*lane, []chan struct{}) 
 // dropLane abandons l's remaining work and forgets it. c.mu is held.
 func (c *Consumer) dropLane(l *lane) {
 	l.revoked, l.abandoned = true, true
+	c.setRunnable(l, 0)
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil
@@ -1316,24 +1704,24 @@ func (c *Consumer) shutdown() {
 		}
 	}
 	var idle chan struct{}
-	if c.inFlight > 0 {
+	if c.inFlight > 0 || c.acking > 0 {
 		idle = make(chan struct{})
 		c.idle = idle
 	}
-	inFlight := c.inFlight
+	inFlight, acking := c.inFlight, c.acking
 	c.mu.Unlock()
 
 	if idle != nil {
-		c.log.Info("shutting down: waiting for in-flight events", "in_flight", inFlight, "grace", c.cfg.ShutdownGrace)
+		c.log.Info("shutting down: waiting for in-flight events", "in_flight", inFlight, "awaiting_dedup_ack", acking, "grace", c.cfg.ShutdownGrace)
 		t := time.NewTimer(c.cfg.ShutdownGrace)
 		select {
 		case <-idle:
 			t.Stop()
 		case <-t.C:
 			c.mu.Lock()
-			n := c.inFlight
+			n, a := c.inFlight, c.acking
 			c.mu.Unlock()
-			c.log.Warn("shutdown grace expired; abandoning in-flight events, they will be redelivered", "in_flight", n)
+			c.log.Warn("shutdown grace expired; abandoning in-flight events, they will be redelivered", "in_flight", n, "awaiting_dedup_ack", a)
 		}
 	}
 	c.mu.Lock()

@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,6 +37,11 @@ type digest [16]byte
 func digestOf(id []byte) digest {
 	sum := sha256.Sum256(id)
 	return digest(sum[:16])
+}
+
+// digestOfString is digestOf without copying s.
+func digestOfString(s string) digest {
+	return digestOf(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 // entry packs an entry's expiry (unix ms) and whether the event was
@@ -86,6 +93,16 @@ type dedupState struct {
 
 	// ioMu serializes restores and sweeps: they share each part's cursors.
 	ioMu sync.Mutex
+
+	// The value of "processed" dedup records of the current millisecond,
+	// shared by the records written within it.
+	val atomic.Pointer[msValue]
+}
+
+// msValue is a dedup record value and the millisecond it says.
+type msValue struct {
+	ms  int64
+	val []byte
 }
 
 func newDedupState(c *Consumer) *dedupState {
@@ -116,14 +133,6 @@ func (d *dedupState) restoring() int {
 	return n
 }
 
-// ready reports whether partition p's state is restored.
-func (d *dedupState) ready(p int32) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	st := d.parts[p]
-	return st != nil && st.ready
-}
-
 func (d *dedupState) part(p int32) *dedupPart {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -147,36 +156,28 @@ func (d *dedupState) entries() int {
 	return n
 }
 
-// seen reports whether ev's event id was processed or dead-lettered within
-// the window. A replayed record (hookline-replayed-from) of a dead-lettered
-// event is not a duplicate: replaying dead letters is the point. The error is
-// non-nil only when ctx is done.
-func (d *dedupState) seen(ctx context.Context, p int32, ev Event) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	if ev.EventID == "" {
-		return false, nil
-	}
-	st := d.part(p)
+// seen reports whether the event id with digest k (of ev) was processed or
+// dead-lettered within the window (as of now), in the partition state st. A
+// replayed record (hookline-replayed-from) of a dead-lettered event is not a
+// duplicate: replaying dead letters is the point.
+func (d *dedupState) seen(st *dedupPart, k digest, ev Event, now time.Time) bool {
 	if st == nil {
-		return false, nil
+		return false
 	}
-	k := digestOf([]byte(ev.EventID))
 	st.mu.Lock()
 	e, ok := st.m[k]
 	st.mu.Unlock()
-	if !ok || e.expiryMs() <= time.Now().UnixMilli() {
-		return false, nil
+	if !ok || e.expiryMs() <= now.UnixMilli() {
+		return false
 	}
 	if _, replayed := headers.Get(ev.Headers, headers.ReplayedFrom); replayed {
 		// A replay of a dead letter is wanted work; a replay of an event
 		// that was processed runs only when the operator forced it.
 		if e.deadLettered() || headers.Value(ev.Headers, headers.ReplayForce) == "true" {
-			return false, nil
+			return false
 		}
 	}
-	return true, nil
+	return true
 }
 
 // dedupValue is the JSON value of a dedup record.
@@ -202,37 +203,39 @@ func (d *dedupState) record(ctx context.Context, p int32, id, outcome string) er
 	if err := d.c.produce(ctx, rec); err != nil {
 		return err
 	}
-	d.remember(p, rec.Key, outcome, now)
+	// A partition no longer owned has no state here: its next owner
+	// restores the record from the topic.
+	d.remember(d.part(p), digestOf(rec.Key), outcome == outcomeDeadLettered, now)
 	return nil
 }
 
-// recordAsync is record without waiting: done is called once, with nil
-// after the dedup record was acknowledged and the id remembered, or with
-// ctx's error.
-func (d *dedupState) recordAsync(ctx context.Context, p int32, id, outcome string, done func(error)) {
-	if id == "" {
-		done(ctx.Err())
-		return
-	}
-	now := time.Now()
-	rec := &kgo.Record{Topic: d.topic, Partition: p, Key: []byte(id), Value: dedupValue(outcome, now)}
-	d.c.produceAsync(ctx, rec, func(err error) {
-		if err == nil {
-			d.remember(p, rec.Key, outcome, now)
-		}
-		done(err)
-	})
+// processedRecord sets rec to the "processed" dedup record of the event
+// whose id is key, read from partition p.
+func (d *dedupState) processedRecord(rec *kgo.Record, p int32, key []byte, now time.Time) {
+	*rec = kgo.Record{Topic: d.topic, Partition: p, Key: key, Value: d.processedValue(now)}
 }
 
-// remember notes an acknowledged dedup record in p's state.
-func (d *dedupState) remember(p int32, key []byte, outcome string, now time.Time) {
-	st := d.part(p)
+// processedValue returns dedupValue(outcomeProcessed, now), shared by the
+// records of one millisecond (the resolution of the "at" field).
+func (d *dedupState) processedValue(now time.Time) []byte {
+	ms := now.UnixMilli()
+	if v := d.val.Load(); v != nil && v.ms == ms {
+		return v.val
+	}
+	v := &msValue{ms, dedupValue(outcomeProcessed, time.UnixMilli(ms))}
+	d.val.Store(v)
+	return v.val
+}
+
+// remember notes a dedup entry for digest k in the partition state st (nil:
+// not owned, nothing to do).
+func (d *dedupState) remember(st *dedupPart, k digest, deadLettered bool, now time.Time) {
 	if st == nil {
-		return // no longer owned: the next owner restores it from the topic
+		return
 	}
 	exp := now.Truncate(time.Millisecond).Add(d.window).UnixMilli()
 	st.mu.Lock()
-	st.m[digestOf(key)] = makeEntry(exp, outcome == outcomeDeadLettered)
+	st.m[k] = makeEntry(exp, deadLettered)
 	if st.nextSweepMs != 0 && exp < st.nextSweepMs { // 0 means a sweep is due anyway
 		st.nextSweepMs = exp
 	}
@@ -348,6 +351,7 @@ func (d *dedupState) markReady(gen int, p int32, took time.Duration) {
 	defer c.mu.Unlock()
 	for k, l := range c.lanes {
 		if k.part == p {
+			l.dp = st
 			c.schedule(l)
 		}
 	}

@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,4 +80,70 @@ func TestRetryProduceFailureKeepsOffset(t *testing.T) {
 		o, ok := offs.Lookup(e.plan.Names.Base, 0)
 		return ok && o.At == recs[1].Offset+1
 	})
+}
+
+// TestKeySuccessorWaitsForDedupAck holds back every dedup record's
+// acknowledgement: a handled event frees its slot at once (another
+// conversation is handled meanwhile), but the next event of its own
+// conversation starts only after the dedup record was acknowledged, so a
+// crash in between cannot replay the first after the second.
+func TestKeySuccessorWaitsForDedupAck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, 100*time.Millisecond)
+	var failing atomic.Bool
+	var rejected atomic.Int32
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		if !failing.Load() {
+			return nil, nil, false
+		}
+		rejected.Add(1)
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode, rp.BaseOffset = p.Partition, kerr.InvalidRecord.Code, -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	var mu sync.Mutex
+	var order []string
+	h := HandlerFunc(func(_ context.Context, ev Event) error {
+		mu.Lock()
+		order = append(order, ev.EventID)
+		mu.Unlock()
+		return nil
+	})
+	handled := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(order)
+	}
+	e.produce(event("conv-a", "a1", 0), event("conv-a", "a2", 1), event("conv-b", "b1", 0))
+	failing.Store(true)
+	c, _ := e.start(Config{Handler: h})
+	eventually(t, 10*time.Second, "a1 and b1 handled while dedup writes are rejected", func() bool {
+		got := handled()
+		return slices.Contains(got, "a1") && slices.Contains(got, "b1") && rejected.Load() >= 3
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := handled(); slices.Contains(got, "a2") {
+		t.Fatalf("a2 handled (%v) before a1's dedup record was acknowledged", got)
+	}
+	failing.Store(false)
+	eventually(t, 10*time.Second, "a2 handled after the acknowledgement", func() bool {
+		return slices.Contains(handled(), "a2")
+	})
+	eventually(t, 5*time.Second, "all three processed", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeProcessed) == 3
+	})
+	if got := handled(); len(got) != 3 {
+		t.Errorf("handled %v, want each event once", got)
+	}
 }
