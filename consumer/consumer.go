@@ -366,9 +366,11 @@ type lane struct {
 
 	dp *dedupPart // the partition's dedup state once restored; nothing starts before
 
-	// The shared attempt context of the current granule (see attemptCtx).
+	// The shared attempt context of the current granule (see attemptCtx)
+	// and the watchdog timers of the granules not over yet.
 	hctx      context.Context
 	hdeadline time.Time
+	watchdogs []*time.Timer
 
 	m laneMetrics
 }
@@ -965,11 +967,14 @@ func (c *Consumer) attemptCtx(l *lane, now time.Time) (context.Context, time.Tim
 	ctx, cancel := context.WithDeadline(l.ctx, d)
 	l.hctx, l.hdeadline = ctx, d
 	// One watchdog per granule rather than per attempt: it gives up on the
-	// attempts of this granule whose handler ignores the deadline.
-	time.AfterFunc(time.Until(d)+handlerSlack, func() {
+	// attempts of this granule whose handler ignores the deadline. The
+	// lane keeps it, so dropping the lane stops it.
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(d)+handlerSlack, func() {
 		cancel()
-		c.detachOverruns(l, d)
+		c.detachOverruns(l, d, t)
 	})
+	l.watchdogs = append(l.watchdogs, t)
 	return ctx, d
 }
 
@@ -977,9 +982,12 @@ func (c *Consumer) attemptCtx(l *lane, now time.Time) (context.Context, time.Tim
 // handler is still running handlerSlack after it: each fails retryably on
 // its own goroutine, and the worker stuck in the handler is replaced (the
 // handler's result, whenever it returns, is dropped).
-func (c *Consumer) detachOverruns(l *lane, deadline time.Time) {
+func (c *Consumer) detachOverruns(l *lane, deadline time.Time, t *time.Timer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if i := slices.Index(l.watchdogs, t); i >= 0 {
+		l.watchdogs = slices.Delete(l.watchdogs, i, i+1)
+	}
 	if l.abandoned || l.inFlight == 0 {
 		return
 	}
@@ -1550,6 +1558,10 @@ func (c *Consumer) markRevoked(m map[string][]int32) ([]*lane, []chan struct{}) 
 func (c *Consumer) dropLane(l *lane) {
 	l.revoked, l.abandoned = true, true
 	c.setRunnable(l, 0)
+	for _, t := range l.watchdogs {
+		t.Stop()
+	}
+	l.watchdogs = nil
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil
