@@ -126,12 +126,8 @@ func eventOf(r *kgo.Record, mainTopic bool) Event {
 // headerView is headers.Value without a copy: the string aliases the
 // header's bytes (see eventOf for why that is safe).
 func headerView(hs []kgo.RecordHeader, key string) string {
-	for i := len(hs) - 1; i >= 0; i-- {
-		if hs[i].Key == key {
-			return bytesView(hs[i].Value)
-		}
-	}
-	return ""
+	v, _ := headers.Bytes(hs, key)
+	return bytesView(v)
 }
 
 // bytesView returns b as a string without a copy; b must never be written

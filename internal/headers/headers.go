@@ -64,14 +64,21 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 // ParseTime parses a time written by FormatTime (any RFC 3339 time works).
 func ParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
 
-// Get returns the value of the last header named key, and whether it exists.
-func Get(hs []kgo.RecordHeader, key string) (string, bool) {
+// Bytes returns the value of the last header named key, not copied, and
+// whether it exists.
+func Bytes(hs []kgo.RecordHeader, key string) ([]byte, bool) {
 	for i := len(hs) - 1; i >= 0; i-- {
 		if hs[i].Key == key {
-			return string(hs[i].Value), true
+			return hs[i].Value, true
 		}
 	}
-	return "", false
+	return nil, false
+}
+
+// Get returns the value of the last header named key, and whether it exists.
+func Get(hs []kgo.RecordHeader, key string) (string, bool) {
+	v, ok := Bytes(hs, key)
+	return string(v), ok
 }
 
 // Value returns the value of the last header named key, or "".
@@ -96,13 +103,7 @@ func Int(hs []kgo.RecordHeader, key string, def int) int {
 // Set replaces every header named key with one holding value, appending it
 // when absent. It returns the new slice.
 func Set(hs []kgo.RecordHeader, key, value string) []kgo.RecordHeader {
-	out := hs[:0:0]
-	for _, h := range hs {
-		if h.Key != key {
-			out = append(out, h)
-		}
-	}
-	return append(out, kgo.RecordHeader{Key: key, Value: []byte(value)})
+	return append(Del(hs, key), kgo.RecordHeader{Key: key, Value: []byte(value)})
 }
 
 // Cut shortens s to at most n bytes without splitting a UTF-8 sequence.
