@@ -1080,7 +1080,7 @@ func (c *Consumer) finish(l *lane, it *item, done, onWorker bool) {
 		l.advance()
 	}
 	c.selfTake = onWorker
-	c.settle(l)
+	c.settleAt(l, time.Time{})
 	c.selfTake = false
 	if !onWorker {
 		c.mu.Unlock()
@@ -1160,12 +1160,9 @@ func (c *Consumer) drainedCheck(l *lane) {
 	}
 }
 
-// settle wakes whoever waits for l or the consumer to drain and starts what
-// may start now. c.mu is held.
-func (c *Consumer) settle(l *lane) { c.settleAt(l, time.Time{}) }
-
-// settleAt is settle with the current time (zero: read the clock). c.mu is
-// held.
+// settleAt wakes whoever waits for l or the consumer to drain and starts
+// what may start now; now is the current time (zero: read the clock). c.mu
+// is held.
 func (c *Consumer) settleAt(l *lane, now time.Time) {
 	c.drainedCheck(l)
 	c.scheduleAt(l, now)
@@ -1334,11 +1331,14 @@ func (c *Consumer) produce(ctx context.Context, rec *kgo.Record) error {
 	return retryBackoff(ctx, func() error {
 		r := &kgo.Record{Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value, Headers: rec.Headers}
 		return c.prod.ProduceSync(ctx, r).FirstErr()
-	}, func(err error) {
-		c.m.produceErrors.WithLabelValues(rec.Topic).Inc()
-		c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
-			"topic", rec.Topic, "partition", rec.Partition, "err", err)
-	})
+	}, func(err error) { c.produceFailed(rec, err) })
+}
+
+// produceFailed counts and logs (rate-limited) a failed try to write rec.
+func (c *Consumer) produceFailed(rec *kgo.Record, err error) {
+	c.m.produceErrors.WithLabelValues(rec.Topic).Inc()
+	c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
+		"topic", rec.Topic, "partition", rec.Partition, "err", err)
 }
 
 // retryBackoff runs fn until it succeeds or ctx is done, calling failed after
@@ -1388,9 +1388,7 @@ func (c *Consumer) writeProcessed(ctx context.Context, l *lane, it *item, now ti
 // goroutine, as produce does (backoff, until acknowledged or ctx is done),
 // and calls done with the outcome.
 func (c *Consumer) retryAsync(ctx context.Context, rec *kgo.Record, err error, done func(error)) {
-	c.m.produceErrors.WithLabelValues(rec.Topic).Inc()
-	c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
-		"topic", rec.Topic, "partition", rec.Partition, "err", err)
+	c.produceFailed(rec, err)
 	go func() {
 		t := time.NewTimer(100 * time.Millisecond)
 		select {
