@@ -88,16 +88,16 @@ func (r consumeResult) rate() float64 {
 	return float64(r.n) / r.span.Seconds()
 }
 
-// rawConsume reads n records of topic with a fresh franz-go group consumer.
-func rawConsume(b testing.TB, k *broker, topic string, n int) consumeResult {
+// rawGroupConsumer returns a plain franz-go group consumer of topic from its
+// start, in a fresh group (an old one of that name is deleted). The caller
+// closes it, so that it leaves the group before the next measurement.
+func (k *broker) rawGroupConsumer(b testing.TB, group, topic string) *kgo.Client {
 	b.Helper()
-	group := "bench-raw-" + runID + fmt.Sprint(time.Now().UnixNano())
 	k.deleteGroup(b, group)
 	opts, err := k.kafka.Opts()
 	if err != nil {
 		b.Fatal(err)
 	}
-	start := time.Now()
 	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
@@ -106,6 +106,14 @@ func rawConsume(b testing.TB, k *broker, topic string, n int) consumeResult {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return cl
+}
+
+// rawConsume reads n records of topic with a fresh franz-go group consumer.
+func rawConsume(b testing.TB, k *broker, topic string, n int) consumeResult {
+	b.Helper()
+	start := time.Now()
+	cl := k.rawGroupConsumer(b, "bench-raw-"+runID+fmt.Sprint(time.Now().UnixNano()), topic)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -136,8 +144,6 @@ func rawConsume(b testing.TB, k *broker, topic string, n int) consumeResult {
 // for the acknowledgements before polling again.
 func rawDedupConsume(b testing.TB, k *broker, plan topics.Plan, n int) consumeResult {
 	b.Helper()
-	group := "bench-rawdedup-" + runID
-	k.deleteGroup(b, group)
 	opts, err := k.kafka.Opts()
 	if err != nil {
 		b.Fatal(err)
@@ -153,14 +159,7 @@ func rawDedupConsume(b testing.TB, k *broker, plan topics.Plan, n int) consumeRe
 	}
 	defer prod.Close()
 	start := time.Now()
-	cl, err := kgo.NewClient(append(opts,
-		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(plan.Names.Base),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)...)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cl := k.rawGroupConsumer(b, "bench-rawdedup-"+runID, plan.Names.Base)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
