@@ -134,6 +134,14 @@ type Config struct {
 	MaxInFlightPerPartition int
 	// MaxInFlight bounds concurrent records per consumer; default 512.
 	MaxInFlight int
+	// MaxUnfinished bounds records started and not finished: running, or
+	// handled with their dedup record not yet acknowledged by the broker.
+	// A crash re-runs at most this many handled records (the rest were
+	// committed or are skipped as duplicates). Handler slots are freed at
+	// handler return, so fast handlers keep running while dedup writes are
+	// on the wire; this is how far ahead of the broker they may get.
+	// Default 8 × MaxInFlight; at least MaxInFlight.
+	MaxUnfinished int
 	// ShutdownGrace is how long shutdown and a revoking rebalance wait for
 	// in-flight records before abandoning them (they are redelivered);
 	// default 10s. The group's rebalance timeout is ShutdownGrace+50s.
@@ -168,6 +176,7 @@ type Consumer struct {
 	group  string
 	maxPer int
 	maxAll int
+	maxUnf int // MaxUnfinished: bound of inFlight+acking
 	gran   time.Duration
 	log    *slog.Logger
 	rl     *ratelog.Limiter
@@ -185,7 +194,7 @@ type Consumer struct {
 	lanes    map[tp]*lane
 	inFlight int           // records started and not released (queued for a worker, handled, or forwarded)
 	acking   int           // handled records whose dedup record awaits the broker's ack
-	starved  bool          // a lane may be waiting for a MaxInFlight slot: the next finish looks at the others
+	starved  bool          // a lane may be waiting for a MaxInFlight or MaxUnfinished slot: the next finish or ack looks at the others
 	stopping bool          // no new work starts
 	idle     chan struct{} // closed when stopping and inFlight and acking reach 0
 
@@ -416,7 +425,7 @@ func New(cfg Config) (*Consumer, error) {
 	if cfg.Plan.DedupWindow <= 0 {
 		cfg.Plan.DedupWindow = topics.DefaultDedupWindow
 	}
-	if cfg.HandlerTimeout < 0 || cfg.MaxInFlight < 0 || cfg.MaxInFlightPerPartition < 0 || cfg.ShutdownGrace < 0 || cfg.CommitInterval < 0 {
+	if cfg.HandlerTimeout < 0 || cfg.MaxInFlight < 0 || cfg.MaxInFlightPerPartition < 0 || cfg.MaxUnfinished < 0 || cfg.ShutdownGrace < 0 || cfg.CommitInterval < 0 {
 		return nil, errors.New("consumer: timeouts and limits must not be negative")
 	}
 	if cfg.HandlerTimeout == 0 {
@@ -427,6 +436,12 @@ func New(cfg Config) (*Consumer, error) {
 	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.MaxUnfinished == 0 {
+		cfg.MaxUnfinished = 8 * cfg.MaxInFlight
+	}
+	if cfg.MaxUnfinished < cfg.MaxInFlight {
+		return nil, fmt.Errorf("consumer: MaxUnfinished (%d) must be at least MaxInFlight (%d): raise it or leave it 0 for the default", cfg.MaxUnfinished, cfg.MaxInFlight)
 	}
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = DefaultShutdownGrace
@@ -458,6 +473,7 @@ func New(cfg Config) (*Consumer, error) {
 		group:  cfg.Group,
 		maxPer: cfg.MaxInFlightPerPartition,
 		maxAll: cfg.MaxInFlight,
+		maxUnf: cfg.MaxUnfinished,
 		gran:   max(cfg.HandlerTimeout/attemptGranules, time.Millisecond),
 		log:    log,
 		rl:     ratelog.New(log, 10*time.Second),
@@ -808,7 +824,7 @@ func (c *Consumer) scheduleAt(l *lane, now time.Time) {
 			full = true
 			break
 		}
-		if c.inFlight >= c.maxAll {
+		if c.full() {
 			c.starved = true
 			full = true
 			break
@@ -939,7 +955,7 @@ func (c *Consumer) start(l *lane, it *item, now time.Time) {
 	l.waitingBytes -= recordBytes(it.rec)
 	l.inFlight++
 	c.inFlight++
-	if c.inFlight >= c.maxAll {
+	if c.full() {
 		// This took the last slot. Other lanes may hold records that now
 		// wait for one, and schedule only notices when it is asked to
 		// start one of them: without this, a lane that takes the last slot
@@ -1135,6 +1151,7 @@ func (c *Consumer) acked(l *lane, it *item, err error) {
 		l.advance()
 		c.schedule(l) // the next record of its key and id may start
 	}
+	c.wakeStarved(l, time.Time{})
 }
 
 // advance moves l's commit point past its finished prefix. c.mu is held.
@@ -1166,15 +1183,28 @@ func (c *Consumer) drainedCheck(l *lane) {
 func (c *Consumer) settleAt(l *lane, now time.Time) {
 	c.drainedCheck(l)
 	c.scheduleAt(l, now)
-	if c.starved && c.inFlight < c.maxAll {
-		c.starved = false
-		for _, o := range c.lanes {
-			if o != l && o.waiting > 0 {
-				c.scheduleAt(o, now)
-			}
-			if c.inFlight >= c.maxAll {
-				break
-			}
+	c.wakeStarved(l, now)
+}
+
+// full says no record may start: MaxInFlight records run, or MaxUnfinished
+// are started and not finished. c.mu is held.
+func (c *Consumer) full() bool {
+	return c.inFlight >= c.maxAll || c.inFlight+c.acking >= c.maxUnf
+}
+
+// wakeStarved starts waiting records of lanes other than l once a slot is
+// free again after the consumer was full. c.mu is held.
+func (c *Consumer) wakeStarved(l *lane, now time.Time) {
+	if !c.starved || c.full() {
+		return
+	}
+	c.starved = false
+	for _, o := range c.lanes {
+		if o != l && o.waiting > 0 {
+			c.scheduleAt(o, now)
+		}
+		if c.full() {
+			break
 		}
 	}
 }

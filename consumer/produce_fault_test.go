@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,8 +12,38 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
+
+// rejectProduces makes the broker reject every produce request while the
+// returned flag is set, with an error the client does not retry (the
+// consumer's own loop must), and counts the rejected requests. Newer
+// Produce versions name topics by id, so it fails them all.
+func rejectProduces(e *env) (failing *atomic.Bool, rejected *atomic.Int32) {
+	failing, rejected = new(atomic.Bool), new(atomic.Int32)
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		if !failing.Load() {
+			return nil, nil, false
+		}
+		rejected.Add(1)
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode, rp.BaseOffset = p.Partition, kerr.InvalidRecord.Code, -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	return failing, rejected
+}
 
 // TestRetryProduceFailureKeepsOffset makes the broker reject every produce
 // of the consumer (retry-1 and dedup records) for a while: the event must not be lost, and the main offset
@@ -21,30 +52,7 @@ func TestRetryProduceFailureKeepsOffset(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1, 100*time.Millisecond)
 	retry1 := e.plan.Names.Retry(1)
-	var failing atomic.Bool
-	var rejected atomic.Int32
-	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		e.cluster.KeepControl()
-		r := req.(*kmsg.ProduceRequest)
-		if !failing.Load() { // newer Produce versions name topics by id: fail them all
-			return nil, nil, false
-		}
-		rejected.Add(1)
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = t.Topic, t.TopicID
-			for _, p := range t.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client: our loop must
-				rp.BaseOffset = -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
-	})
+	failing, rejected := rejectProduces(e)
 	var calls atomic.Int32
 	h := HandlerFunc(func(ctx context.Context, ev Event) error {
 		if calls.Add(1) == 1 {
@@ -90,28 +98,7 @@ func TestRetryProduceFailureKeepsOffset(t *testing.T) {
 func TestKeySuccessorWaitsForDedupAck(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1, 100*time.Millisecond)
-	var failing atomic.Bool
-	var rejected atomic.Int32
-	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		e.cluster.KeepControl()
-		if !failing.Load() {
-			return nil, nil, false
-		}
-		rejected.Add(1)
-		r := req.(*kmsg.ProduceRequest)
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = t.Topic, t.TopicID
-			for _, p := range t.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition, rp.ErrorCode, rp.BaseOffset = p.Partition, kerr.InvalidRecord.Code, -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
-	})
+	failing, rejected := rejectProduces(e)
 	var mu sync.Mutex
 	var order []string
 	h := HandlerFunc(func(_ context.Context, ev Event) error {
@@ -145,5 +132,43 @@ func TestKeySuccessorWaitsForDedupAck(t *testing.T) {
 	})
 	if got := handled(); len(got) != 3 {
 		t.Errorf("handled %v, want each event once", got)
+	}
+}
+
+// TestUnfinishedBoundsHandlersAheadOfDedupAcks holds back every dedup
+// acknowledgement: handlers of other conversations keep starting after
+// earlier ones returned, but only until MaxUnfinished records are started
+// and unacknowledged, which bounds what a crash would re-run. Once the
+// broker acknowledges again, the rest is handled, each event once.
+func TestUnfinishedBoundsHandlersAheadOfDedupAcks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, 100*time.Millisecond)
+	failing, rejected := rejectProduces(e)
+	var calls atomic.Int32
+	h := HandlerFunc(func(context.Context, Event) error {
+		calls.Add(1)
+		return nil
+	})
+	const maxInFlight, maxUnfinished, n = 2, 5, 20
+	var evs []*kgo.Record
+	for i := range n {
+		evs = append(evs, event(fmt.Sprintf("conv-%d", i), fmt.Sprintf("e%d", i), 0))
+	}
+	e.produce(evs...)
+	failing.Store(true)
+	c, _ := e.start(Config{Handler: h, MaxInFlight: maxInFlight, MaxUnfinished: maxUnfinished})
+	eventually(t, 10*time.Second, "MaxUnfinished events handled while dedup writes are rejected", func() bool {
+		return calls.Load() >= maxUnfinished && rejected.Load() >= 3
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := calls.Load(); got != maxUnfinished {
+		t.Fatalf("%d handler calls with no dedup write acknowledged, want MaxUnfinished = %d", got, maxUnfinished)
+	}
+	failing.Store(false)
+	eventually(t, 10*time.Second, "all processed after the acknowledgements", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeProcessed) == n
+	})
+	if got := calls.Load(); got != n {
+		t.Errorf("%d handler calls for %d events", got, n)
 	}
 }

@@ -323,6 +323,12 @@ func committed(t testing.TB, group, topic string) map[int32]int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	offs, err := admin(t).FetchOffsetsForTopics(ctx, group, topic)
+	// A broker that just started may still be loading the offsets topic
+	// (COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS): ask again.
+	for kerr.IsRetriable(err) && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond)
+		offs, err = admin(t).FetchOffsetsForTopics(ctx, group, topic)
+	}
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return map[int32]int64{} // kfake: no commit yet
 	}

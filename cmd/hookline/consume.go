@@ -68,6 +68,7 @@ func newConsumers(a *appFlags, s settings, log *slog.Logger, reg prometheus.Regi
 			HandlerTimeout:          p.handlerTimeout,
 			MaxInFlight:             a.concurrency,
 			MaxInFlightPerPartition: a.perPartition,
+			MaxUnfinished:           a.maxUnfinished,
 			SessionTimeout:          a.sessionTimeout,
 			InstanceID:              a.instanceID,
 			Logger:                  log.With("pipeline", p.plan.Names.Base),
