@@ -1151,7 +1151,6 @@ func (c *Consumer) acked(l *lane, it *item, err error) {
 		l.advance()
 		c.schedule(l) // the next record of its key and id may start
 	}
-	c.wakeStarved(l, time.Time{})
 }
 
 // advance moves l's commit point past its finished prefix. c.mu is held.
@@ -1479,6 +1478,7 @@ func (c *Consumer) applyAcks() {
 			c.acked(ev.l, ev.it, ev.err)
 			batch[i] = ackEv{}
 		}
+		c.wakeStarved(nil, time.Time{}) // once per batch: acks free MaxUnfinished room
 		c.mu.Unlock()
 	}
 }
