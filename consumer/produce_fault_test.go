@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/topics"
 )
 
 // rejectProduces makes the broker reject every produce request while the
@@ -170,5 +174,27 @@ func TestUnfinishedBoundsHandlersAheadOfDedupAcks(t *testing.T) {
 	})
 	if got := calls.Load(); got != n {
 		t.Errorf("%d handler calls for %d events", got, n)
+	}
+}
+
+// TestNewDefaultsAndChecksMaxUnfinished: 0 means 8 × MaxInFlight, and a
+// bound below MaxInFlight is refused with what to do.
+func TestNewDefaultsAndChecksMaxUnfinished(t *testing.T) {
+	plan, err := topics.NewPlan(topics.Config{Base: "t.events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Kafka: kafkaconf.Config{Brokers: []string{"127.0.0.1:9"}}, Plan: plan, Group: "g",
+		Handler: HandlerFunc(func(context.Context, Event) error { return nil })}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.maxUnf != 8*DefaultMaxInFlight {
+		t.Errorf("default MaxUnfinished = %d, want %d", c.maxUnf, 8*DefaultMaxInFlight)
+	}
+	cfg.MaxInFlight, cfg.MaxUnfinished = 10, 9
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "at least MaxInFlight") {
+		t.Errorf("MaxUnfinished below MaxInFlight: err = %v", err)
 	}
 }
