@@ -135,6 +135,18 @@ func TestStartupRefusals(t *testing.T) {
 	if code, _, errOut := call(t, nil, "topics", "check"); code != 1 || !strings.Contains(errOut, "HOOKLINE_BROKERS") {
 		t.Fatalf("topics without brokers: exit %d %s", code, errOut)
 	}
+	// Refused before any connection: the brokers here do not exist.
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{nil, []string{"consume", "--brokers", "127.0.0.1:1", "--handler-url", "http://127.0.0.1:1/", "--concurrency", "8", "--max-unfinished", "5"}},
+		{map[string]string{"HOOKLINE_MAX_UNFINISHED": "100"}, []string{"consume", "--brokers", "127.0.0.1:1", "--handler-url", "http://127.0.0.1:1/"}},
+	} {
+		if code, _, errOut := call(t, c.env, c.args...); code != 2 || !strings.Contains(errOut, "--max-unfinished") {
+			t.Errorf("%v %v: exit %d %s; want 2 naming --max-unfinished", c.env, c.args, code, errOut)
+		}
+	}
 }
 
 func TestSendReportsStatusAndFailsOnNon2xx(t *testing.T) {

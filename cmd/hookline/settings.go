@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -106,6 +107,9 @@ type settings struct {
 func (a *appFlags) setup(env *environment, args []string, wantSources bool) (*slog.Logger, settings, error) {
 	if err := a.fs.parse(args); err != nil {
 		return nil, settings{}, err
+	}
+	if conc := cmp.Or(a.concurrency, consumer.DefaultMaxInFlight); a.maxUnfinished != 0 && a.maxUnfinished < conc {
+		return nil, settings{}, usagef("--max-unfinished %d is below --concurrency %d: it counts running events too; raise it or leave it 0 (8 x --concurrency)", a.maxUnfinished, conc)
 	}
 	log, err := a.logger(env)
 	if err != nil {
