@@ -48,6 +48,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/hookline/hookline/internal/ctxtime"
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
 	"github.com/hookline/hookline/internal/ratelog"
@@ -1383,12 +1384,8 @@ func retryBackoff(ctx context.Context, fn func() error, failed func(error)) erro
 			return ctx.Err()
 		}
 		failed(err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := ctxtime.Sleep(ctx, backoff); err != nil {
+			return err
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
@@ -1419,13 +1416,9 @@ func (c *Consumer) writeProcessed(ctx context.Context, l *lane, it *item, now ti
 func (c *Consumer) retryAsync(ctx context.Context, rec *kgo.Record, err error, done func(error)) {
 	c.produceFailed(rec, err)
 	go func() {
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			done(ctx.Err())
+		if err := ctxtime.Sleep(ctx, 100*time.Millisecond); err != nil {
+			done(err)
 			return
-		case <-t.C:
 		}
 		done(c.produce(ctx, rec))
 	}()

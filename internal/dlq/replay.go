@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookline/hookline/internal/ctxtime"
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
 )
@@ -615,14 +616,8 @@ func (p *pacer) wait(ctx context.Context) error {
 	if p.next.Before(now) {
 		p.next = now
 	}
-	if d := p.next.Sub(now); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
+	if err := ctxtime.Sleep(ctx, p.next.Sub(now)); err != nil {
+		return err
 	}
 	p.next = p.next.Add(p.interval)
 	return nil

@@ -45,6 +45,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookline/hookline/internal/ctxtime"
 	"github.com/hookline/hookline/internal/extract"
 )
 
@@ -504,12 +505,7 @@ func (r *runner) send(ctx context.Context, ev *event, rng *rand.Rand, duplicate 
 			failure = fmt.Sprintf("gave up after %s: %s", r.cfg.MaxRetryTime, why)
 			break
 		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
+		_ = ctxtime.Sleep(ctx, d) // a cancelled run ends the loop at its next check
 	}
 	if duplicate {
 		return // the event was acknowledged before; a failed duplicate changes nothing
@@ -690,18 +686,7 @@ func (p *pacer) wait(ctx context.Context) error {
 	at := p.next
 	p.next = p.next.Add(p.every)
 	p.mu.Unlock()
-	d := time.Until(at)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return ctxtime.Sleep(ctx, time.Until(at))
 }
 
 // Summary formats the totals for people, several lines.

@@ -39,6 +39,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/hookline/hookline/internal/ctxtime"
 )
 
 // Defaults of Config.
@@ -366,14 +368,8 @@ func (s *Sink) deliver(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	out := s.Outcome(req.EventID, req.Attempt)
-	if d := s.latency(); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			out = Canceled
-		}
+	if ctxtime.Sleep(r.Context(), s.latency()) != nil {
+		out = Canceled
 	}
 	switch out {
 	case OK:
