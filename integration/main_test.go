@@ -126,15 +126,7 @@ func deleteTopics(names ...string) {
 // endOffsets sums the end offsets of topic over its partitions.
 func endOffsets(t testing.TB, topic string) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ends, err := admin(t).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-	return n
+	return sumOffsets(endsOf(t, topic))
 }
 
 // readAll reads every record of topic up to its current end offsets.
