@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/extract"
@@ -43,6 +44,12 @@ const (
 	DefaultRetryAfter = 2 * time.Second
 )
 
+// Timeouts of the server Serve runs; see Config.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+)
+
 // Source is one sender, served at POST /webhooks/<Name>.
 type Source struct {
 	Name     string
@@ -52,15 +59,24 @@ type Source struct {
 }
 
 // Config configures a Receiver. Zero values mean the documented defaults.
+//
+// Serve bounds every request: its headers must arrive within 5 s and its
+// headers and body within 10 s, so a sender that trickles its body cannot
+// hold an in-flight slot; a body that does not arrive in time gets 408 (a
+// client-side failure: neither a produce error nor an ERROR log). The ack
+// budget starts only after that, so a slow upload is never blamed on Kafka.
 type Config struct {
 	Kafka   kafkaconf.Config
 	Sources []Source
 	Listen  string // default DefaultListen
 
-	MaxBodyBytes int64         // default DefaultMaxBodyBytes (1 MiB); larger bodies get 413
-	AckTimeout   time.Duration // default DefaultAckTimeout (1.5 s); no ack within it → 503
-	MaxInFlight  int           // default DefaultMaxInFlight; more concurrent webhooks get 429
-	RetryAfter   time.Duration // default DefaultRetryAfter
+	MaxBodyBytes int64 // default DefaultMaxBodyBytes (1 MiB); larger bodies get 413
+	// AckTimeout is the budget for the broker's acknowledgement, measured
+	// from the start of the produce (after the body was read, verified and
+	// its ids found); no ack within it → 503. Default DefaultAckTimeout (1.5 s).
+	AckTimeout  time.Duration
+	MaxInFlight int           // default DefaultMaxInFlight; more concurrent webhooks get 429
+	RetryAfter  time.Duration // default DefaultRetryAfter
 
 	// Ready, when set, is asked by /readyz besides the receiver's own checks
 	// (for example, the consumer of the same process restoring state).
@@ -91,10 +107,14 @@ type Receiver struct {
 	sem        chan struct{}
 	bufs       sync.Pool // *bytes.Buffer for request bodies
 
-	closing  atomic.Bool
-	inflight sync.WaitGroup
-	ready    atomic.Pointer[readiness]
-	now      func() time.Time
+	// gate admits webhooks until shutdown and counts the admitted ones.
+	gate  *gate
+	ready atomic.Pointer[readiness]
+	// produceDown is when a produce last failed for the broker's sake
+	// (unix ns; 0 when the last one succeeded). /readyz turns 503 at once
+	// instead of at the next broker check; see noteProduce.
+	produceDown atomic.Int64
+	now         func() time.Time
 }
 
 type readiness struct {
@@ -135,6 +155,7 @@ func New(cfg Config) (*Receiver, error) {
 		errs:    ratelog.New(cfg.Logger, 10*time.Second),
 		sources: map[string]*Source{},
 		sem:     make(chan struct{}, cfg.MaxInFlight),
+		gate:    newGate(),
 		now:     time.Now,
 	}
 	r.bufs.New = func() any { return new(bytes.Buffer) }
@@ -221,15 +242,21 @@ func (r *Receiver) Run(ctx context.Context) error {
 }
 
 // Serve serves on ln until ctx is cancelled, then shuts down gracefully:
-// /readyz turns 503 and new webhooks get 503 at once, in-flight webhooks
-// finish within the ack budget, the producer is flushed and closed.
+// /readyz turns 503 and new webhooks get 503 with Retry-After at once, while
+// the listener stays open until every in-flight webhook was answered (or the
+// grace of the ack budget plus 2 s ran out), so senders get an answer they
+// retry rather than connection refused. Then the server closes, the
+// producer is flushed and closed.
 func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           r.router,
-		ReadHeaderTimeout: 5 * time.Second,
-		// A sender that trickles its body must not hold a slot forever.
-		ReadTimeout:  10 * time.Second,
-		WriteTimeout: r.cfg.AckTimeout + 10*time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
+		// A sender that trickles its body must not hold a slot forever:
+		// the body read fails and the webhook gets 408.
+		ReadTimeout: readTimeout,
+		// The write deadline starts after the headers: it covers the rest
+		// of the body and the ack budget.
+		WriteTimeout: r.cfg.AckTimeout + readTimeout,
 		IdleTimeout:  90 * time.Second,
 	}
 	checkCtx, stopCheck := context.WithCancel(context.WithoutCancel(ctx))
@@ -245,14 +272,15 @@ func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	case err = <-serveErr:
 		err = fmt.Errorf("receiver: serve: %w", err)
 	}
-	r.closing.Store(true)
 	// In-flight webhooks finish within their ack budget; give a little more.
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout+2*time.Second)
 	defer cancel()
-	if e := srv.Shutdown(shutCtx); e != nil && err == nil {
-		err = fmt.Errorf("receiver: shutdown: %w", e)
+	if e := r.shutdown(shutCtx, srv); e != nil && err == nil {
+		err = e
 	}
-	r.inflight.Wait()
+	// Past the grace a webhook may still run (its body read and ack budget
+	// bound it); it must not produce on a closed client.
+	_ = r.gate.wait(context.Background())
 	stopCheck()
 	checker.Wait()
 	if e := r.client.Flush(shutCtx); e != nil {
@@ -260,6 +288,23 @@ func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	r.client.Close()
 	return err
+}
+
+// shutdown answers new webhooks 503 but keeps the listener open until the
+// admitted ones were answered or ctx ends; only then does srv.Shutdown close
+// the listener and the idle connections.
+func (r *Receiver) shutdown(ctx context.Context, srv *http.Server) error {
+	r.gate.close()
+	// Answers now say Connection: close, so keep-alive senders reconnect,
+	// through the load balancer, to an instance that is not stopping.
+	srv.SetKeepAlivesEnabled(false)
+	if err := r.gate.wait(ctx); err != nil {
+		r.log.Warn("receiver: in-flight webhooks still running at the shutdown deadline; closing the listener", "err", err)
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("receiver: shutdown: %w", err)
+	}
+	return nil
 }
 
 // checkLoop refreshes the broker part of readiness every few seconds, so
@@ -278,6 +323,7 @@ func (r *Receiver) checkLoop(ctx context.Context) {
 }
 
 func (r *Receiver) checkBroker(ctx context.Context) {
+	started := r.now().UnixNano()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	want := map[string]bool{}
@@ -300,15 +346,41 @@ func (r *Receiver) checkBroker(ctx context.Context) {
 		}
 	}
 	r.ready.Store(&readiness{true, ""})
+	// A produce failure older than this successful check no longer keeps
+	// /readyz at 503: without traffic (the load balancer took us out) no
+	// acknowledged record would ever clear it.
+	if t := r.produceDown.Load(); t != 0 && t < started {
+		r.produceDown.CompareAndSwap(t, 0)
+	}
+}
+
+// noteProduce records the outcome of a produce for /readyz. Only failures
+// that are the broker's count: a record too large for its topic says
+// nothing about the broker.
+func (r *Receiver) noteProduce(err error) {
+	switch {
+	case err == nil:
+		// Load first: a store on every webhook would bounce the cache
+		// line between cores.
+		if r.produceDown.Load() != 0 {
+			r.produceDown.Store(0)
+		}
+	case errors.Is(err, kerr.MessageTooLarge):
+	default:
+		r.produceDown.Store(r.now().UnixNano())
+	}
 }
 
 // Ready reports what /readyz reports.
 func (r *Receiver) Ready() (bool, string) {
-	if r.closing.Load() {
+	if r.gate.isClosed() {
 		return false, "shutting down"
 	}
 	if rd := r.ready.Load(); !rd.ok {
 		return false, rd.reason
+	}
+	if r.produceDown.Load() != 0 {
+		return false, "kafka did not acknowledge the last webhook"
 	}
 	if r.cfg.Ready != nil {
 		return r.cfg.Ready()

@@ -375,7 +375,7 @@ func TestShutdownTurnsReadyzAndWebhooksTo503(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	h.rcv.closing.Store(true) // the first step of shutdown
+	h.rcv.gate.close() // the first step of shutdown
 	resp, err := http.Get(h.url + "/readyz")
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("readyz while closing: %v %v", resp.StatusCode, err)

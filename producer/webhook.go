@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/segmentio/ksuid"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/extract"
@@ -19,8 +21,10 @@ import (
 )
 
 // webhook handles POST /webhooks/:source. Order of work: source (404) →
-// shutdown (503) → in-flight bound (429) → body limit (413) → verify (401) →
-// extract ids (malformed: DLQ, 202) → produce within the ack budget (503) → 200.
+// shutdown (503) → in-flight bound (429) → body limit (413; 408 when it does
+// not arrive within the read timeout) → verify (401) → extract ids
+// (malformed: DLQ, 202) → produce within the ack budget (503; 413 when the
+// record is larger than the topic accepts) → 200.
 func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
 	start := r.now()
 	name := ps.ByName("source")
@@ -36,9 +40,10 @@ func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprout
 }
 
 func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source, sm *sourceMetrics, start time.Time) int {
-	if r.closing.Load() {
+	if !r.gate.enter() {
 		return r.unavailable(w, "shutting down: retry against another instance")
 	}
+	defer r.gate.leave()
 	select {
 	case r.sem <- struct{}{}:
 	default:
@@ -46,11 +51,9 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 		writeError(w, http.StatusTooManyRequests, "too many webhooks in flight; retry later")
 		return http.StatusTooManyRequests
 	}
-	r.inflight.Add(1)
 	r.metrics.inFlight.Inc()
 	defer func() {
 		<-r.sem
-		r.inflight.Done()
 		r.metrics.inFlight.Dec()
 	}()
 
@@ -72,6 +75,13 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return r.tooLarge(w)
+		}
+		if isTimeout(err) {
+			// The sender's upload, not Kafka: a client-side failure.
+			r.errs.Log(req.Context(), slog.LevelWarn, "slowbody/"+src.Name, "webhook body not received within the read timeout; answered 408",
+				"source", src.Name, "remote", req.RemoteAddr)
+			writeError(w, http.StatusRequestTimeout, "request body not received within the read timeout; retry")
+			return http.StatusRequestTimeout
 		}
 		writeError(w, http.StatusBadRequest, "could not read the request body")
 		return http.StatusBadRequest
@@ -118,8 +128,23 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	}
 	rec.Headers = hs
 
-	err := r.produce(req.Context(), rec, r.cfg.AckTimeout-r.now().Sub(start))
+	// The budget is the broker's alone: a slow upload already spent its
+	// time under the server's read timeout.
+	err := r.produce(req.Context(), rec, r.cfg.AckTimeout)
 	sm.ackLatency.Observe(r.now().Sub(start).Seconds())
+	if err != nil && req.Context().Err() != nil {
+		// The sender hung up before Kafka confirmed: nobody reads the
+		// answer, and it says nothing about Kafka, so neither readiness
+		// nor the produce-error count changes. The record may still be
+		// written; the sender's redelivery is absorbed by dedup.
+		r.errs.Log(req.Context(), slog.LevelInfo, "hangup/"+src.Name, "sender closed the connection before Kafka acknowledged; it will redeliver",
+			"source", src.Name, "remote", req.RemoteAddr)
+		return r.unavailable(w, "connection closed by the sender")
+	}
+	r.noteProduce(err)
+	if errors.Is(err, kerr.MessageTooLarge) {
+		return r.recordTooLarge(req.Context(), w, src, rec.Topic, len(body), err)
+	}
 	if err != nil {
 		sm.produceErrors.Inc()
 		r.errs.Log(req.Context(), slog.LevelError, "produce/"+src.Name, "webhook not acknowledged by Kafka; answered 503 so the sender retries",
@@ -168,6 +193,24 @@ func (r *Receiver) unavailable(w http.ResponseWriter, msg string) int {
 func (r *Receiver) tooLarge(w http.ResponseWriter) int {
 	writeError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(r.cfg.MaxBodyBytes, 10)+" bytes")
 	return http.StatusRequestEntityTooLarge
+}
+
+// recordTooLarge answers a record the producer or the broker refused as too
+// large. Retrying cannot help, so it is 413, not 503: a 503 would make the
+// sender retry until it gives up and the event is lost without a trace.
+func (r *Receiver) recordTooLarge(ctx context.Context, w http.ResponseWriter, src *Source, topic string, size int, err error) int {
+	r.errs.Log(ctx, slog.LevelWarn, "recordtoolarge/"+src.Name, "webhook rejected: record larger than the Kafka topic accepts; answered 413",
+		"source", src.Name, "topic", topic, "body_bytes", size, "err", err.Error())
+	writeError(w, http.StatusRequestEntityTooLarge, "body and headers exceed what Kafka topic "+strconv.Quote(topic)+
+		" accepts: send a smaller body, or raise the topic's max.message.bytes (hookline topics check shows it)")
+	return http.StatusRequestEntityTooLarge
+}
+
+// isTimeout reports whether err is a read deadline, such as the server's
+// read timeout expiring while the body trickles in.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func retryAfter(d time.Duration) string {
