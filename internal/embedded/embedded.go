@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -36,6 +37,7 @@ type Config struct {
 type Broker struct {
 	c    *kfake.Cluster
 	addr string
+	lock *os.File // flock on <DataDir>/.lock while the broker runs
 }
 
 // Start starts the broker. A taken port is an error that says what to do.
@@ -65,6 +67,11 @@ func Start(cfg Config) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("embedded broker data dir %s: %w", cfg.DataDir, err)
 	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	handed := false
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
@@ -88,9 +95,29 @@ func Start(cfg Config) (*Broker, error) {
 		if !handed {
 			ln.Close()
 		}
+		lock.Close()
 		return nil, fmt.Errorf("start embedded broker (data dir %s): %w", cfg.DataDir, err)
 	}
-	return &Broker{c: c, addr: c.ListenAddrs()[0]}, nil
+	return &Broker{c: c, addr: c.ListenAddrs()[0], lock: lock}, nil
+}
+
+// lockDir takes an exclusive lock on dir/.lock: two brokers writing one
+// data directory would corrupt each other's segments. The kernel drops the
+// lock when the process dies, so a crash leaves nothing to clean up.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, ".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker data dir %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("embedded broker data dir %s is in use by another hookline process: stop it, or choose another --data-dir", dir)
+		}
+		return nil, fmt.Errorf("lock embedded broker data dir %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // Addr is the bootstrap address, usable by any Kafka client (kcat -b).
@@ -99,5 +126,9 @@ func (b *Broker) Addr() string { return b.addr }
 // Cluster exposes the fake cluster, for tests that inject faults.
 func (b *Broker) Cluster() *kfake.Cluster { return b.c }
 
-// Close stops the broker and flushes its state to the data directory.
-func (b *Broker) Close() { b.c.Close() }
+// Close stops the broker, flushes its state to the data directory and
+// releases the directory.
+func (b *Broker) Close() {
+	b.c.Close()
+	b.lock.Close()
+}
