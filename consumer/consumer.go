@@ -530,7 +530,8 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		c.mu.Unlock()
 	}()
 
-	if err := c.checkTopics(ctx); err != nil {
+	rep, err := c.checkTopics(ctx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -538,6 +539,10 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	}
 
 	c.prod, err = kafkaconf.NewClient(ctx, c.cfg.Kafka,
+		// franz-go's default batch limit (1,000,012 bytes) is below a
+		// 1 MiB body with headers: follow each topic's max.message.bytes,
+		// or a record the receiver stored could not move to a retry tier.
+		rep.ProducerBatchMaxBytes(),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(15*time.Second),
@@ -609,47 +614,23 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 
 // checkTopics refuses a pipeline with missing topics or topics that disagree
 // on partition count; other differences from the plan are logged.
-func (c *Consumer) checkTopics(ctx context.Context) error {
+func (c *Consumer) checkTopics(ctx context.Context) (topics.Report, error) {
 	cl, err := kafkaconf.NewClient(ctx, c.cfg.Kafka)
 	if err != nil {
-		return err
+		return topics.Report{}, err
 	}
 	defer cl.Close()
 	rep, err := topics.Inspect(ctx, kadm.NewClient(cl), c.cfg.Plan, 0)
 	if err != nil {
-		return fmt.Errorf("consumer: check pipeline topics: %w", err)
+		return topics.Report{}, fmt.Errorf("consumer: check pipeline topics: %w", err)
 	}
-	if err := pipelineError(rep); err != nil {
-		return err
+	if err := rep.Unusable(); err != nil {
+		return topics.Report{}, fmt.Errorf("consumer refuses to start: %w", err)
 	}
 	for _, p := range rep.Problems {
 		c.log.Warn("pipeline topic differs from its plan", "problem", p.String())
 	}
-	return nil
-}
-
-// pipelineError returns an error when the pipeline cannot be consumed:
-// a topic is missing or the partition counts differ.
-func pipelineError(rep topics.Report) error {
-	counts := map[int32]bool{}
-	missing := false
-	for _, st := range rep.Topics {
-		if !st.Exists {
-			missing = true
-			continue
-		}
-		counts[st.Partitions] = true
-	}
-	if !missing && len(counts) <= 1 {
-		return nil
-	}
-	msg := "consumer refuses to start"
-	if len(counts) > 1 {
-		msg += ": the pipeline's topics are not co-partitioned (partition counts differ), so partition p of every topic cannot go to one member"
-	} else {
-		msg += ": pipeline topics are missing"
-	}
-	return fmt.Errorf("%s (run `hookline topics check`): %w", msg, rep.Err())
+	return rep, nil
 }
 
 // poll fetches until ctx is done or a fatal error.
@@ -1277,10 +1258,13 @@ func (c *Consumer) failed(l *lane, it *item, ev Event, herr error, onWorker bool
 		}
 		c.rl.Log(context.Background(), slog.LevelWarn, "dlq:"+headers.Value(fwd.Headers, headers.ErrorClass), "event dead-lettered",
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
-			"class", headers.Value(fwd.Headers, headers.ErrorClass), "err", herr)
+			"class", headers.Value(fwd.Headers, headers.ErrorClass), "err", headers.Cut(herr.Error(), headers.MaxErrorLen))
 	} else {
-		c.log.Debug("event sent to retry", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-			"event_id", ev.EventID, "to", fwd.Topic, "err", herr)
+		// Rate-limited per tier: a failing downstream shows up in the log
+		// within one interval, not once per event.
+		c.rl.Log(context.Background(), slog.LevelWarn, "retry:"+fwd.Topic, "handler failed; event sent to a retry tier",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
+			"to", fwd.Topic, "due_at", headers.Value(fwd.Headers, headers.DueAt), "err", headers.Cut(herr.Error(), headers.MaxErrorLen))
 	}
 	c.m.events.WithLabelValues(r.Topic, outcome).Inc()
 	c.finish(l, it, true, onWorker)
@@ -1367,7 +1351,11 @@ func (c *Consumer) produce(ctx context.Context, rec *kgo.Record) error {
 // produceFailed counts and logs (rate-limited) a failed try to write rec.
 func (c *Consumer) produceFailed(rec *kgo.Record, err error) {
 	c.m.produceErrors.WithLabelValues(rec.Topic).Inc()
-	c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+rec.Topic, "cannot write record; retrying, the source offset stays uncommitted",
+	msg := "cannot write record; retrying, the source offset stays uncommitted"
+	if errors.Is(err, kerr.MessageTooLarge) {
+		msg += "; the record is larger than the topic's max.message.bytes: raise it (hookline topics check shows the planned value)"
+	}
+	c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+rec.Topic, msg,
 		"topic", rec.Topic, "partition", rec.Partition, "err", err)
 }
 
@@ -1567,6 +1555,12 @@ func (c *Consumer) onLost(_ context.Context, cl *kgo.Client, lost map[string][]i
 	c.dropLanes(ls)
 	cl.ResumeFetchPartitions(lost)
 	c.dedup.revoked(c.ownedParts())
+	// franz-go also calls this with nothing lost, on every failed
+	// rejoin while the broker is away: once is enough to say that.
+	if len(lost) == 0 {
+		c.rl.Log(context.Background(), slog.LevelWarn, "lost:none", "consumer group membership lost (is Kafka reachable?); rejoining")
+		return
+	}
 	c.log.Warn("partitions lost; their in-flight work is abandoned and will be redelivered", "partitions", lost)
 }
 

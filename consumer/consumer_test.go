@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -204,10 +205,30 @@ func TestAlwaysFailingIsExhausted(t *testing.T) {
 		recs = append(recs, event(fmt.Sprintf("conv-%d", i), fmt.Sprintf("ev-%d", i), 1))
 	}
 	e.produce(recs...)
-	c, _ := e.start(Config{Handler: h})
+	var logs syncBuffer
+	c, _ := e.start(Config{Handler: h, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	eventually(t, 20*time.Second, "all events dead-lettered", func() bool {
 		return c.eventsCount(e.plan.Names.Retry(3), OutcomeDeadLettered) == 8
 	})
+	// A failing handler is visible in the log (rate-limited) before the
+	// first dead letter: once per tier, with the event and the cut error.
+	for k := 1; k <= 3; k++ {
+		from := e.plan.Names.Base
+		if k > 1 {
+			from = e.plan.Names.Retry(k - 1)
+		}
+		found := false
+		for _, line := range strings.Split(logs.String(), "\n") {
+			found = found || strings.Contains(line, `msg="handler failed; event sent to a retry tier"`) &&
+				strings.Contains(line, " topic="+from+" ") && strings.Contains(line, " event_id=ev-")
+		}
+		if !found {
+			t.Errorf("log lacks a retry line from %s:\n%.2000s", from, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "event dead-lettered") || strings.Contains(logs.String(), strings.Repeat("x", headers.MaxErrorLen+1)) {
+		t.Errorf("log lacks the dead letter, or carries the handler's error uncut")
+	}
 	time.Sleep(200 * time.Millisecond)
 	if n := calls.Load(); n != 8*4 {
 		t.Errorf("handler called %d times, want %d (main + 3 tiers per event)", n, 8*4)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,36 +12,70 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // CreateResult says what Create did with one topic.
 type CreateResult struct {
-	Topic   string
-	Created bool // false: it existed already
+	Topic      string
+	Created    bool  // false: it existed already
+	Partitions int32 // of a created topic
 }
 
 // Create creates every topic of the plan that does not exist yet, with the
-// plan's partitions, replication factor and configs. Existing topics are left
-// untouched (run [Check] to compare them with the plan), so Create is
-// idempotent.
+// plan's replication factor and configs. Existing topics are left untouched
+// (run [Inspect] to compare them with the plan), so Create is idempotent.
+//
+// New topics get the plan's partition count, unless topics of the pipeline
+// exist already: then they get the main topic's count (else that of the
+// first existing topic), because a pipeline whose topics disagree on
+// partition count cannot run and partitions cannot be removed. Adding a
+// retry tier to a running pipeline therefore just works; a CreateResult
+// with Partitions != p.Partitions tells the caller the plan's count was not
+// used.
 func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, error) {
+	parts, err := existingPartitions(ctx, adm, p)
+	if err != nil {
+		return nil, err
+	}
+	if parts == 0 {
+		parts = p.Partitions
+	}
 	var out []CreateResult
 	for _, s := range p.Topics {
 		configs := make(map[string]*string, len(s.Configs))
 		for k, v := range s.Configs {
 			configs[k] = kadm.StringPtr(v)
 		}
-		_, err := adm.CreateTopic(ctx, p.Partitions, p.ReplicationFactor, configs, s.Name)
+		_, err := adm.CreateTopic(ctx, parts, p.ReplicationFactor, configs, s.Name)
 		switch {
 		case err == nil:
-			out = append(out, CreateResult{Topic: s.Name, Created: true})
+			out = append(out, CreateResult{Topic: s.Name, Created: true, Partitions: parts})
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			out = append(out, CreateResult{Topic: s.Name})
 		default:
-			return out, fmt.Errorf("create topic %s (%d partitions): %w", s.Name, p.Partitions, err)
+			return out, fmt.Errorf("create topic %s (%d partitions): %w", s.Name, parts, err)
 		}
 	}
 	return out, waitVisible(ctx, adm, p.Names.All())
+}
+
+// existingPartitions returns the partition count new topics of the pipeline
+// must have to match the existing ones: the main topic's, else the first
+// existing topic's in plan order; 0 when none exists.
+func existingPartitions(ctx context.Context, adm *kadm.Client, p Plan) (int32, error) {
+	// All topics: asking for missing ones by name makes the client retry
+	// the metadata request for seconds.
+	details, err := adm.ListTopics(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list topics: %w", err)
+	}
+	for _, n := range p.Names.All() {
+		if d, ok := details[n]; ok && d.Err == nil && len(d.Partitions) > 0 {
+			return int32(len(d.Partitions)), nil
+		}
+	}
+	return 0, nil
 }
 
 // waitVisible waits until metadata shows every topic with leaders: a real
@@ -118,6 +153,29 @@ func (r Report) Err() error {
 		b.WriteString("\n  - " + p.String())
 	}
 	return errors.New(b.String())
+}
+
+// Unusable returns an error when the pipeline cannot run at all: a topic is
+// missing, or its topics disagree on partition count (so partition p of
+// every topic cannot go to one consumer). Other problems, such as configs
+// that differ from the plan, leave the pipeline usable: callers log them.
+func (r Report) Unusable() error {
+	counts := map[int32]bool{}
+	missing := false
+	for _, st := range r.Topics {
+		if !st.Exists {
+			missing = true
+			continue
+		}
+		counts[st.Partitions] = true
+	}
+	switch {
+	case len(counts) > 1:
+		return fmt.Errorf("the pipeline's topics are not co-partitioned (partition counts differ), so partition p of every topic cannot go to one consumer (run `hookline topics check`): %w", r.Err())
+	case missing:
+		return fmt.Errorf("pipeline topics are missing (run `hookline topics create`, or start with --create-topics): %w", r.Err())
+	}
+	return nil
 }
 
 // Inspect compares the cluster with the plan. It reports every mismatch: a
@@ -225,6 +283,12 @@ func configProblems(st State, p Plan) []Problem {
 		out = append(out, Problem{st.Name, fmt.Sprintf("cleanup.policy is %q, expected %q: kafka-configs --alter --entity-type topics --entity-name %s --add-config cleanup.policy=%s",
 			got, want, st.Name, want)})
 	}
+	if want, planned := st.Configs[maxMessageBytes]; planned {
+		if got, ok := st.Actual[maxMessageBytes]; ok && atoi(got) < atoi(want) {
+			out = append(out, Problem{st.Name, fmt.Sprintf("max.message.bytes is %s, below the planned %s: bodies above %d bytes are refused with 413; kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=%s",
+				got, want, atoi(got)-HeaderRoom, st.Name, want)})
+		}
+	}
 	if st.Role == RoleRetry {
 		if v, ok := st.Actual["retention.ms"]; ok {
 			if msv, err := strconv.ParseInt(v, 10, 64); err == nil && msv >= 0 {
@@ -236,6 +300,81 @@ func configProblems(st State, p Plan) []Problem {
 		}
 	}
 	return out
+}
+
+// atoi parses a numeric config value; 0 when it is not a number.
+func atoi(v string) int {
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+// MaxMessageBytes returns the max.message.bytes of the named topic as
+// Inspect read it, or KafkaDefaultMaxMessageBytes when it is unknown.
+func (r Report) MaxMessageBytes(topic string) int32 {
+	for _, st := range r.Topics {
+		if st.Name == topic {
+			if n := atoi(st.Actual[maxMessageBytes]); n > 0 {
+				return int32(min(n, 1<<30))
+			}
+		}
+	}
+	return KafkaDefaultMaxMessageBytes
+}
+
+// TopicMaxMessageBytes asks the cluster for one topic's max.message.bytes;
+// KafkaDefaultMaxMessageBytes when the broker does not say.
+func TopicMaxMessageBytes(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("describe configs of %s: %w", topic, err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		return 0, fmt.Errorf("describe configs of %s: %w", topic, err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == maxMessageBytes && c.Value != nil {
+			if n := atoi(*c.Value); n > 0 {
+				return int32(min(n, 1<<30)), nil
+			}
+		}
+	}
+	return KafkaDefaultMaxMessageBytes, nil
+}
+
+// MaxBodyBytes is the largest body every hop of the pipeline can carry: the
+// smallest max.message.bytes of its main, retry and DLQ topics, minus
+// HeaderRoom.
+func (r Report) MaxBodyBytes() int64 {
+	limit := int32(math.MaxInt32)
+	for _, st := range r.Topics {
+		if st.Role != RoleDedup {
+			limit = min(limit, r.MaxMessageBytes(st.Name))
+		}
+	}
+	if limit == math.MaxInt32 {
+		limit = KafkaDefaultMaxMessageBytes
+	}
+	return int64(limit) - HeaderRoom
+}
+
+// ProducerBatchMaxBytes returns the franz-go option that caps produce
+// batches to each pipeline topic at its max.message.bytes (other topics:
+// franz-go's default, 1,000,012). Without it franz-go refuses any record
+// above its default, whatever the topic allows.
+func (r Report) ProducerBatchMaxBytes() kgo.ProducerOpt {
+	limits := make(map[string]int32, len(r.Topics))
+	for _, st := range r.Topics {
+		if st.Exists {
+			limits[st.Name] = r.MaxMessageBytes(st.Name)
+		}
+	}
+	return kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
+		if n, ok := limits[topic]; ok {
+			return n
+		}
+		return 1_000_012
+	})
 }
 
 func normalizePolicy(v string) string {

@@ -23,6 +23,20 @@ const (
 	// DefaultDedupWindow is how long a processed event id is remembered:
 	// Genesys re-sends to EventBridge for up to four days.
 	DefaultDedupWindow = 96 * time.Hour
+	// DefaultMaxMessageBytes is the max.message.bytes Create sets on the
+	// main, retry and DLQ topics: the receiver's default 1 MiB body limit
+	// plus HeaderRoom, and some slack for the record batch around it.
+	// Kafka's own default (1,048,588) is below a 1 MiB body with its
+	// headers.
+	DefaultMaxMessageBytes = 1<<20 + 64<<10
+	// HeaderRoom is what a pipeline record needs beyond its body: the key
+	// and hookline's headers, including those a retry, DLQ or replay hop
+	// adds (the error text is cut to 1 KiB). The largest body a pipeline
+	// can carry is its smallest max.message.bytes minus HeaderRoom.
+	HeaderRoom = 16 << 10
+	// KafkaDefaultMaxMessageBytes is Kafka's default message.max.bytes,
+	// assumed for a topic whose max.message.bytes cannot be read.
+	KafkaDefaultMaxMessageBytes = 1048588
 )
 
 // Config describes a pipeline's topics. The zero value of each field means
@@ -30,6 +44,7 @@ const (
 type Config struct {
 	Base              string          // default DefaultBase
 	Partitions        int32           // default DefaultPartitions
+	MaxMessageBytes   int32           // max.message.bytes of main, retry and DLQ topics; default DefaultMaxMessageBytes
 	ReplicationFactor int16           // default -1: the broker's default.replication.factor
 	RetryDelays       []time.Duration // default DefaultRetryDelays; its length is the tier count
 	DedupWindow       time.Duration   // default DefaultDedupWindow
@@ -65,6 +80,12 @@ func NewPlan(c Config) (Plan, error) {
 	}
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxMessageBytes < 2*HeaderRoom {
+		return Plan{}, fmt.Errorf("max.message.bytes must be at least %d, got %d", 2*HeaderRoom, c.MaxMessageBytes)
 	}
 	if c.Partitions < 1 {
 		return Plan{}, fmt.Errorf("partitions must be at least 1, got %d", c.Partitions)
@@ -111,21 +132,25 @@ func NewPlan(c Config) (Plan, error) {
 		RetryDelays:       slices.Clone(c.RetryDelays),
 		DedupWindow:       c.DedupWindow,
 	}
-	p.Topics = append(p.Topics, Spec{Name: n.Base, Role: RoleMain, Configs: deleteConfigs(c.Retention)})
+	p.Topics = append(p.Topics, Spec{Name: n.Base, Role: RoleMain, Configs: deleteConfigs(c.Retention, c.MaxMessageBytes)})
 	for k, name := range n.Retries {
-		p.Topics = append(p.Topics, Spec{Name: name, Role: RoleRetry, Tier: k + 1, Configs: deleteConfigs(retryRetention)})
+		p.Topics = append(p.Topics, Spec{Name: name, Role: RoleRetry, Tier: k + 1, Configs: deleteConfigs(retryRetention, c.MaxMessageBytes)})
 	}
-	p.Topics = append(p.Topics, Spec{Name: n.DLQ, Role: RoleDLQ, Configs: deleteConfigs(c.DLQRetention)})
+	p.Topics = append(p.Topics, Spec{Name: n.DLQ, Role: RoleDLQ, Configs: deleteConfigs(c.DLQRetention, c.MaxMessageBytes)})
 	p.Topics = append(p.Topics, Spec{Name: n.Dedup, Role: RoleDedup, Configs: dedupConfigs(c.DedupWindow)})
 	return p, nil
 }
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
-func deleteConfigs(retention time.Duration) map[string]string {
+// maxMessageBytes is the topic config that bounds one record batch.
+const maxMessageBytes = "max.message.bytes"
+
+func deleteConfigs(retention time.Duration, maxMessage int32) map[string]string {
 	return map[string]string{
 		"cleanup.policy": "delete",
 		"retention.ms":   ms(retention),
+		maxMessageBytes:  strconv.Itoa(int(maxMessage)),
 	}
 }
 

@@ -2,6 +2,7 @@ package topics
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,96 @@ func TestCreateIsIdempotentAndInspectFindsProblems(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("report lacks %q:\n%s", want, msg)
 		}
+	}
+}
+
+// Adding a retry tier to an existing pipeline, with a --partitions that
+// differs from the existing topics, must not break co-partitioning: the new
+// topic gets the pipeline's existing count.
+func TestCreateKeepsTheExistingPartitionCount(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, _ := newAdmin(t)
+	small, err := NewPlan(Config{Base: "mix", Partitions: 3, RetryDelays: []time.Duration{time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, small); err != nil {
+		t.Fatal(err)
+	}
+	wider, err := NewPlan(Config{Base: "mix", Partitions: 6, RetryDelays: []time.Duration{time.Second, 5 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Create(ctx, adm, wider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created []CreateResult
+	for _, r := range res {
+		if r.Created {
+			created = append(created, r)
+		}
+	}
+	if len(created) != 1 || created[0].Topic != "mix.retry-2" || created[0].Partitions != 3 {
+		t.Fatalf("created %+v, want only mix.retry-2 with the existing 3 partitions", created)
+	}
+	rep, err := Inspect(ctx, adm, wider, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Unusable(); err != nil {
+		t.Fatalf("pipeline unusable after adding a tier: %v", err)
+	}
+	if rep.Topics[2].Partitions != 3 {
+		t.Fatalf("retry-2 has %d partitions", rep.Topics[2].Partitions)
+	}
+}
+
+// The main, retry and DLQ topics are created with room for a 1 MiB body and
+// its headers; a topic left at Kafka's default is reported with the fix, and
+// the limits the receiver and producers derive follow what the broker says.
+func TestMaxMessageBytesIsPlannedCheckedAndReported(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, _ := newAdmin(t)
+	p, err := NewPlan(Config{Base: "big", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, p); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Inspect(ctx, adm, p, 0)
+	if err != nil || !rep.OK() {
+		t.Fatalf("fresh pipeline: %v %v", err, rep.Err())
+	}
+	if got := rep.MaxMessageBytes("big"); got != DefaultMaxMessageBytes {
+		t.Fatalf("main topic max.message.bytes %d, want %d", got, DefaultMaxMessageBytes)
+	}
+	if got := rep.MaxBodyBytes(); got < 1<<20 {
+		t.Fatalf("a fresh pipeline carries bodies up to %d bytes, less than the receiver's 1 MiB default", got)
+	}
+	if n, err := TopicMaxMessageBytes(ctx, adm, "big.retry-2"); err != nil || n != DefaultMaxMessageBytes {
+		t.Fatalf("TopicMaxMessageBytes = %d, %v", n, err)
+	}
+
+	// An operator (or an older hookline) left the DLQ at Kafka's default.
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr("1048588")}}, "big.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Inspect(ctx, adm, p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Unusable(); err != nil {
+		t.Fatalf("a config difference must not make the pipeline unusable: %v", err)
+	}
+	if msg := fmt.Sprint(rep.Err()); !strings.Contains(msg, "big.dlq: max.message.bytes is 1048588, below the planned") ||
+		!strings.Contains(msg, "--add-config max.message.bytes=") {
+		t.Fatalf("report: %s", msg)
+	}
+	if got, want := rep.MaxBodyBytes(), int64(1048588-HeaderRoom); got != want {
+		t.Fatalf("MaxBodyBytes = %d, want the DLQ's limit minus HeaderRoom = %d", got, want)
 	}
 }
