@@ -121,3 +121,25 @@ func TestConfigurationDoc(t *testing.T) {
 	}
 	t.Fatalf("docs/configuration.md does not match the flags of the code; run: go test ./cmd/hookline -run TestConfigurationDoc -update")
 }
+
+// The hand-written part of docs/configuration.md explains the forms of
+// ${…} the file accepts, since hookline.example.yaml relies on them.
+func TestConfigurationDocExplainsEnvReferences(t *testing.T) {
+	doc, err := os.ReadFile(configDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../hookline.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := map[string]*regexp.Regexp{
+		"${NAME}":          regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`),
+		"${NAME:-default}": regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*:-[^}]*\}`),
+	}
+	for form, re := range forms {
+		if re.Match(example) && !strings.Contains(string(doc), "`"+form+"`") {
+			t.Errorf("hookline.example.yaml uses %s but %s does not document it", form, configDoc)
+		}
+	}
+}

@@ -53,6 +53,9 @@ func runDlq(ctx context.Context, env *environment, args []string) error {
 	case "show":
 		return runDlqShow(ctx, env, args[1:])
 	default:
+		if strings.HasPrefix(args[0], "-") {
+			return usagef("the subcommand comes first, then its flags: %s", subcommandFirst("dlq", []string{"ls", "show", "list"}, args))
+		}
 		return usagef("unknown dlq command %q: use ls or show", args[0])
 	}
 }

@@ -2,10 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/topics"
 )
 
 // ttyBuffer is a bytes.Buffer that says it is a terminal.
@@ -128,5 +139,133 @@ func TestFormatPayload(t *testing.T) {
 	}
 	if got := formatPayload(nil); got != "(empty)" {
 		t.Errorf("empty: %q", got)
+	}
+}
+
+// replayCluster is an in-process Kafka with pipeline t.events (one
+// partition, three retry tiers): a dead letter of each event id in ids, and
+// the ones in processed marked processed in the dedup topic.
+func replayCluster(t *testing.T, ids []string, processed ...string) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	plan, err := topics.NewPlan(topics.Config{Base: "t.events", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: c.ListenAddrs()}, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := topics.Create(ctx, kadm.NewClient(cl), plan); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var recs []*kgo.Record
+	for _, id := range ids {
+		hs := []kgo.RecordHeader{
+			{Key: headers.EventID, Value: []byte(id)},
+			{Key: headers.Source, Value: []byte("genesys")},
+			{Key: headers.ErrorClass, Value: []byte(headers.ClassExhausted)},
+			{Key: headers.FailedAt, Value: []byte(headers.FormatTime(now))},
+			{Key: headers.Error, Value: []byte("handler answered 500")},
+		}
+		recs = append(recs, &kgo.Record{Topic: plan.Names.DLQ, Key: []byte(id), Value: []byte(`{}`), Headers: hs})
+	}
+	for _, id := range processed {
+		v := fmt.Sprintf(`{"outcome":"processed","at":%q}`, headers.FormatTime(now))
+		recs = append(recs, &kgo.Record{Topic: plan.Names.Dedup, Key: []byte(id), Value: []byte(v)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(c.ListenAddrs(), ",")
+}
+
+func TestReplayChecksToBeforeReading(t *testing.T) {
+	brokers := replayCluster(t, []string{"ev-1"})
+	code, out, errOut := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--all", "--to", "retry-9")
+	if code != 2 || !strings.Contains(errOut, "--to retry-9") || !strings.Contains(errOut, "retry-1, retry-2, retry-3") {
+		t.Fatalf("--to retry-9 with 3 tiers: exit %d %q; want 2 naming the tiers", code, errOut)
+	}
+	if strings.Contains(out, "matched") {
+		t.Fatalf("counts printed before the refusal:\n%s", out)
+	}
+	// An existing tier is fine (dry run: nothing written).
+	if code, out, errOut := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--all", "--to", "retry-3", "--dry-run"); code != 0 || !strings.Contains(out, "would replay 1") {
+		t.Fatalf("--to retry-3: exit %d\n%s%s", code, out, errOut)
+	}
+	// A pipeline that does not exist: its error, without "matched 0".
+	code, out, errOut = call(t, nil, "replay", "--brokers", brokers, "--base", "nope.events", "--all")
+	if code != 1 || !strings.Contains(errOut, "nope.events.dlq does not exist") || strings.Contains(out, "matched") {
+		t.Fatalf("missing pipeline: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func TestReplayDryRunTableIsNarrow(t *testing.T) {
+	brokers := replayCluster(t, []string{"ev-new", "ev-done-1234567890", "ev-new"}, "ev-done-1234567890")
+	code, out, errOut := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--all", "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	var actions []string
+	for _, line := range strings.Split(out, "\n") {
+		for _, a := range []string{"replay ", "skip (processed) ", "skip (duplicate) "} {
+			if strings.HasPrefix(line, a) {
+				actions = append(actions, strings.TrimSpace(a))
+			}
+		}
+		if strings.HasPrefix(line, "ACTION") && strings.Index(line, "TIME") > len("skip (processed)")+2 {
+			t.Errorf("ACTION column wider than its longest value: %q", line)
+		}
+	}
+	if strings.Join(actions, ",") != "replay,skip (processed),skip (duplicate)" {
+		t.Fatalf("actions %v:\n%s", actions, out)
+	}
+	// The details the cells leave out follow the table.
+	if !strings.Contains(out, "skip (processed): the dedup state says") || !regexp.MustCompile(`0:1  event ev-done-1234567890  processed 20\d\d-`).MatchString(out) ||
+		!strings.Contains(out, "skip (duplicate): an earlier dead letter") {
+		t.Fatalf("notes below the table:\n%s", out)
+	}
+}
+
+func TestReplayAcceptsEventIDPrefix(t *testing.T) {
+	brokers := replayCluster(t, []string{"9c1d0b7e4f2a0011", "77aa00"})
+	code, out, errOut := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--event-id", "9c1d0b7e4f…", "--dry-run")
+	if code != 0 || !strings.Contains(out, "matched 1, would replay 1") || !strings.Contains(out, "9c1d0b7e4f2a0011") {
+		t.Fatalf("prefix with an ellipsis: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = call(t, nil, "replay", "--help")
+	if code != 0 || !strings.Contains(out, "may be a prefix") {
+		t.Fatalf("replay --help does not say --event-id takes a prefix:\n%s%s", out, errOut)
+	}
+}
+
+func TestDlqFlagsBeforeSubcommand(t *testing.T) {
+	code, _, errOut := call(t, nil, "dlq", "--brokers", "127.0.0.1:1", "ls", "--since", "2h")
+	if code != 2 || !strings.Contains(errOut, "the subcommand comes first") || !strings.Contains(errOut, "hookline dlq ls --brokers 127.0.0.1:1 --since 2h") {
+		t.Fatalf("exit %d %q", code, errOut)
+	}
+	if code, _, errOut := call(t, nil, "dlq", "--base", "x"); code != 2 || !strings.Contains(errOut, "hookline dlq ls|show|list [flags]") {
+		t.Fatalf("no subcommand: exit %d %q", code, errOut)
+	}
+	if code, _, errOut := call(t, nil, "topics", "--brokers", "127.0.0.1:1", "check"); code != 2 || !strings.Contains(errOut, "hookline topics check --brokers 127.0.0.1:1") {
+		t.Fatalf("topics: exit %d %q", code, errOut)
+	}
+}
+
+func TestHelpWithoutFlagsHasNoFlagsHeader(t *testing.T) {
+	code, out, _ := call(t, nil, "version", "--help")
+	if code != 0 || strings.Contains(out, "Flags") || !strings.Contains(out, "Examples:") {
+		t.Fatalf("version --help: exit %d\n%s", code, out)
+	}
+	if _, out, _ := call(t, nil, "send", "--help"); !strings.Contains(out, "Flags (each also read from HOOKLINE_<FLAG>):") {
+		t.Fatalf("send --help lost its flags header:\n%s", out)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ type flagSet struct {
 	*flag.FlagSet
 	env      *environment
 	explicit map[string]bool // set on the command line or from the environment
+	checks   []func() error  // run by parse once every value is in
 }
 
 // envName is the environment variable that sets flag name.
@@ -32,7 +35,12 @@ func newFlagSet(env *environment, name, usage, examples string) *flagSet {
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
 		w := env.stdout
-		fmt.Fprintf(w, "Usage: hookline %s\n\nFlags (each also read from HOOKLINE_<FLAG>):\n", usage)
+		fmt.Fprintf(w, "Usage: hookline %s\n", usage)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintf(w, "\nFlags (each also read from HOOKLINE_<FLAG>):\n")
+		}
 		fs.VisitAll(func(f *flag.Flag) {
 			def := ""
 			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
@@ -68,11 +76,35 @@ func (fs *flagSet) parse(args []string) error {
 			fs.explicit[f.Name] = true
 		}
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	for _, check := range fs.checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// check adds a validation parse runs after the command line and the
+// environment are applied, so both go through it.
+func (fs *flagSet) check(fn func() error) { fs.checks = append(fs.checks, fn) }
 
 // set reports whether the flag was given on the command line or environment.
 func (fs *flagSet) set(name string) bool { return fs.explicit[name] }
+
+// badValue is the usage error for flag name holding a value outside its
+// valid range: it names the flag, the value, where the value came from when
+// it was the environment, and valid (e.g. "must be positive (e.g. 1.5s)").
+func (fs *flagSet) badValue(name, valid string) error {
+	f := fs.Lookup(name)
+	from := ""
+	if fs.set(name) && !fromCommandLine(fs, name) {
+		from = " (from " + envName(name) + ")"
+	}
+	return usagef("--%s %s%s: %s", name, f.Value.String(), from, valid)
+}
 
 // durations is a comma-separated list of durations, e.g. "10s,1m,10m".
 type durations []time.Duration
@@ -155,7 +187,31 @@ func addPipelineFlags(fs *flagSet) *pipelineFlags {
 	fs.IntVar(&p.rf, "replication-factor", -1, "replication factor of new topics (-1: broker default)")
 	fs.Var(&p.retryDelays, "retry-delays", "delays of the retry tiers, one per tier")
 	fs.DurationVar(&p.dedupWindow, "dedup-window", topics.DefaultDedupWindow, "how long a processed event id is remembered")
+	fs.check(func() error { return p.validate(fs) })
 	return p
+}
+
+// validate refuses values that topics.NewPlan would silently replace by
+// its default (0) or refuse without naming the flag.
+func (p *pipelineFlags) validate(fs *flagSet) error {
+	if p.partitions < 1 || p.partitions > math.MaxInt32 {
+		return fs.badValue("partitions", "must be at least 1 (every topic of the pipeline gets this many partitions)")
+	}
+	if p.rf == 0 || p.rf < -1 || p.rf > math.MaxInt16 {
+		return fs.badValue("replication-factor", "must be -1 (the broker's default) or a replica count of 1 or more")
+	}
+	if len(p.retryDelays) == 0 {
+		return fs.badValue("retry-delays", "give at least one delay, e.g. 10s,1m,10m")
+	}
+	for _, d := range p.retryDelays {
+		if d <= 0 {
+			return fs.badValue("retry-delays", "every delay must be positive, e.g. 10s,1m,10m")
+		}
+	}
+	if p.dedupWindow <= 0 {
+		return fs.badValue("dedup-window", "must be positive, e.g. 96h (the default)")
+	}
+	return nil
 }
 
 func (p *pipelineFlags) topicsConfig() topics.Config {
@@ -178,4 +234,24 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// subcommandFirst suggests args with the subcommand first (`dlq --brokers X
+// ls` → `hookline dlq ls --brokers X`), or the synopsis when no known
+// subcommand is among them.
+func subcommandFirst(cmd string, subs, args []string) string {
+	for i, a := range args {
+		if !slices.Contains(subs, a) {
+			continue
+		}
+		words := []string{"hookline", cmd, a}
+		for _, w := range append(args[:i:i], args[i+1:]...) {
+			if w == "" || strings.ContainsAny(w, " \t'\"$`\\|&;<>()*?") {
+				w = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+			}
+			words = append(words, w)
+		}
+		return strings.Join(words, " ")
+	}
+	return "hookline " + cmd + " " + strings.Join(subs, "|") + " [flags] (see hookline " + cmd + " --help)"
 }

@@ -147,6 +147,60 @@ func TestStartupRefusals(t *testing.T) {
 			t.Errorf("%v %v: exit %d %s; want 2 naming --max-unfinished", c.env, c.args, code, errOut)
 		}
 	}
+
+	// Numbers out of range: refused before connecting (exit 2), naming the
+	// flag, the value and the range, whether from a flag or HOOKLINE_<FLAG>,
+	// instead of silently becoming the default or a nameless consumer error.
+	serve := []string{"serve", "--brokers", "127.0.0.1:1", "--insecure-no-auth"}
+	consume := []string{"consume", "--brokers", "127.0.0.1:1", "--handler-url", "http://127.0.0.1:1/"}
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, append(serve, "--ack-timeout", "-1s"), "--ack-timeout -1s: must be positive"},
+		{nil, append(serve, "--ack-timeout", "0s"), "--ack-timeout 0s: must be positive"},
+		{nil, append(serve, "--max-body", "0"), "--max-body 0: must be at least 1"},
+		{nil, append(serve, "--max-body", "-1"), "--max-body -1: must be at least 1"},
+		{nil, append(serve, "--max-in-flight", "0"), "--max-in-flight 0: must be at least 1"},
+		{nil, append(serve, "--max-in-flight", "-1"), "--max-in-flight -1: must be at least 1"},
+		{nil, append(serve, "--partitions", "0"), "--partitions 0: must be at least 1"},
+		{nil, append(consume, "--partitions", "-2"), "--partitions -2: must be at least 1"},
+		{nil, append(serve, "--replication-factor", "0"), "--replication-factor 0: must be -1"},
+		{nil, append(serve, "--dedup-window", "0s"), "--dedup-window 0s: must be positive"},
+		{nil, append(serve, "--retry-delays", "10s,0s"), "--retry-delays 10s,0s: every delay must be positive"},
+		{nil, append(consume, "--handler-timeout", "-1s"), "--handler-timeout -1s: must be positive"},
+		{nil, append(consume, "--concurrency", "-3"), "--concurrency -3: must be 0 (the consumer default"},
+		{nil, append(consume, "--partition-concurrency", "-1"), "--partition-concurrency -1: must be 0"},
+		{nil, append(consume, "--max-unfinished", "-1"), "--max-unfinished -1: must be 0"},
+		{nil, append(consume, "--session-timeout", "-1s"), "--session-timeout -1s: must be positive"},
+		{map[string]string{"HOOKLINE_ACK_TIMEOUT": "0s"}, serve, "--ack-timeout 0s (from HOOKLINE_ACK_TIMEOUT): must be positive"},
+		{map[string]string{"HOOKLINE_MAX_BODY": "-1"}, serve, "--max-body -1 (from HOOKLINE_MAX_BODY)"},
+		{map[string]string{"HOOKLINE_PARTITIONS": "0"}, consume, "--partitions 0 (from HOOKLINE_PARTITIONS)"},
+		{map[string]string{"HOOKLINE_CONCURRENCY": "-3"}, consume, "--concurrency -3 (from HOOKLINE_CONCURRENCY)"},
+		{nil, []string{"topics", "check", "--brokers", "127.0.0.1:1", "--partitions", "0"}, "--partitions 0: must be at least 1"},
+	} {
+		if code, _, errOut := call(t, c.env, c.args...); code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v %v: exit %d %q; want 2 and %q", c.env, c.args, code, errOut, c.want)
+		}
+	}
+	// 0 keeps its documented meaning (the consumer's default): no refusal
+	// from the checks, the (absent) broker is what fails.
+	if code, _, errOut := call(t, nil, append(consume, "--concurrency", "0", "--partition-concurrency", "0", "--max-unfinished", "0", "--create-topics=false")...); code == 2 {
+		t.Errorf("0 for the consumer limits refused: %s", errOut)
+	}
+	// The file's values get the same checks, naming the file and the key.
+	for key, yaml := range map[string]string{
+		"handler.timeout -1s":  "pipelines:\n  - base: f.events\n    handler: {url: \"http://h/x\", timeout: -1s}\n",
+		"partitions -2":        "pipelines:\n  - base: f.events\n    partitions: -2\n",
+		"dedup_window -1h0m0s": "pipelines:\n  - base: f.events\n    dedup_window: -1h\n",
+	} {
+		path := filepath.Join(dir, "neg.yaml")
+		os.WriteFile(path, []byte(yaml), 0o600)
+		if _, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "abc"}, "--config", path); err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "neg.yaml") {
+			t.Errorf("file %q: %v; want an error naming %q and the file", yaml, err, key)
+		}
+	}
 }
 
 func TestSendReportsStatusAndFailsOnNon2xx(t *testing.T) {

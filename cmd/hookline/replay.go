@@ -3,12 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/hookline/hookline/internal/dlq"
 	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/topics"
 )
 
 const replayExamples = `  # see what would be replayed, write nothing
@@ -47,6 +54,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	kf := addKafkaFlags(fs)
 	base := addBaseFlag(fs)
 	ff := addFilterFlags(fs)
+	fs.Lookup("event-id").Usage = "only these event ids; as in dlq show, 6+ characters may be a prefix (… copied from a table included) that names one event"
 	all := fs.Bool("all", false, "replay every dead letter (required when no filter is given; command line only)")
 	to := fs.String("to", "main", "where to write: main (<base>) or retry-K (<base>.retry-K, handled at once)")
 	limit := fs.Int("limit", 0, "write at most this many, oldest first; skipped ones do not count (0: no limit)")
@@ -98,8 +106,15 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		resumeFrom = &p
 	}
 
+	kc := kf.config(env, nil)
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	cl, err := dlq.Dial(dctx, kf.config(env, nil))
+	if toRetry {
+		if err := checkTarget(dctx, kc, names, *to, target); err != nil {
+			cancel()
+			return err
+		}
+	}
+	cl, err := dlq.Dial(dctx, kc)
 	cancel()
 	if err != nil {
 		return err
@@ -120,6 +135,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	fmt.Fprintf(env.stdout, "%s: %s → %s (%s)\n", verb, names.DLQ, target, scope)
 
 	prog := newProgress(env, "replay")
+	planned := false // the selection is made: from here on a summary means something
 	var table *letterTable
 	if *dryRun {
 		table = newLetterTable(env.stdout, "ACTION")
@@ -137,12 +153,14 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		Rate:            *rate,
 		DeliveryTimeout: *deliveryTimeout,
 		OnPlan: func(p dlq.Plan) {
+			planned = true
 			if !*dryRun {
 				prog.begin(p.Selected)
 			}
 		},
 	}
 	skipped := 0
+	var notes dryRunNotes
 	cfg.OnStep = func(s dlq.Step) {
 		switch s.Action {
 		case dlq.SkippedProcessed, dlq.SkippedDuplicate, dlq.SkippedGone:
@@ -154,6 +172,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 				l = &dlq.Letter{Partition: s.Pos.Partition, Offset: s.Pos.Offset}
 			}
 			table.row(dryRunAction(s), l)
+			notes.add(s)
 			return
 		}
 		switch s.Action {
@@ -176,6 +195,10 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	prog.finish()
 	if table != nil {
 		table.flush()
+		notes.print(env.stdout)
+	}
+	if err != nil && !planned {
+		return err // refused before selecting: no counts to report
 	}
 	if res.Plan.Matched == 0 && err == nil {
 		fmt.Fprintf(env.stdout, "matched 0: no dead letters in %s match (%s)\n", names.DLQ, f)
@@ -224,16 +247,92 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	return exitCode{1, msg}
 }
 
+// dryRunAction is the ACTION cell of a dry run: short, so the table stays
+// narrow; dryRunNotes explains the skips below it.
 func dryRunAction(s dlq.Step) string {
 	switch s.Action {
 	case dlq.WouldReplay:
 		return "replay"
 	case dlq.SkippedProcessed:
-		return "skip: processed " + s.ProcessedAt.UTC().Format(time.RFC3339)
+		return "skip (processed)"
 	case dlq.SkippedDuplicate:
-		return "skip: same event id"
+		return "skip (duplicate)"
 	case dlq.SkippedGone:
-		return "skip: deleted by retention"
+		return "skip (gone)"
 	}
 	return s.Action.String()
+}
+
+// dryRunNotes collects what the short ACTION cells leave out.
+type dryRunNotes struct {
+	processed       []string
+	duplicate, gone bool
+}
+
+func (n *dryRunNotes) add(s dlq.Step) {
+	switch s.Action {
+	case dlq.SkippedProcessed:
+		id := "-"
+		if s.Letter != nil {
+			id = abbrev(s.Letter.EventID, 24)
+		}
+		n.processed = append(n.processed, fmt.Sprintf("  %s  event %s  processed %s", s.Pos, id, s.ProcessedAt.UTC().Format(time.RFC3339)))
+	case dlq.SkippedDuplicate:
+		n.duplicate = true
+	case dlq.SkippedGone:
+		n.gone = true
+	}
+}
+
+func (n *dryRunNotes) print(w io.Writer) {
+	if len(n.processed) > 0 || n.duplicate || n.gone {
+		fmt.Fprintln(w)
+	}
+	if len(n.processed) > 0 {
+		fmt.Fprintln(w, "skip (processed): the dedup state says the consumer handled these; --force replays them anyway")
+		for _, line := range n.processed {
+			fmt.Fprintln(w, line)
+		}
+	}
+	if n.duplicate {
+		fmt.Fprintln(w, "skip (duplicate): an earlier dead letter of the same event id is replayed in this run")
+	}
+	if n.gone {
+		fmt.Fprintln(w, "skip (gone): deleted by retention before it could be read again")
+	}
+}
+
+// checkTarget refuses a --to retry tier the pipeline does not have, before
+// any dead letter is read, naming the tiers it has.
+func checkTarget(ctx context.Context, kc kafkaconf.Config, names topics.Names, to, target string) error {
+	cl, err := kafkaconf.NewClient(ctx, kc)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	details, err := kadm.NewClient(cl).ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("list topics to check --to %s: %w", to, err)
+	}
+	if d, ok := details[target]; ok && d.Err == nil {
+		return nil
+	}
+	var tiers []int
+	for name, d := range details {
+		k, ok := strings.CutPrefix(name, names.Base+".")
+		if m := retryTarget.FindStringSubmatch(k); ok && m != nil && d.Err == nil {
+			n, _ := strconv.Atoi(m[1])
+			tiers = append(tiers, n)
+		}
+	}
+	slices.Sort(tiers)
+	has := "no retry tiers"
+	if len(tiers) > 0 {
+		list := make([]string, len(tiers))
+		for i, n := range tiers {
+			list[i] = fmt.Sprintf("retry-%d", n)
+		}
+		has = "the retry tiers " + strings.Join(list, ", ")
+	}
+	return usagef("--to %s: there is no topic %s; pipeline %s has %s: use one of those or main (is --base right?)", to, target, names.Base, has)
 }

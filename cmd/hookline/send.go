@@ -2,7 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/verify"
 )
 
 const sendExamples = `  # post a built-in Genesys sample with the default source's shared secret
@@ -20,9 +27,21 @@ const sendExamples = `  # post a built-in Genesys sample with the default source
   # the same event re-wrapped in an EventBridge envelope (same event id)
   hookline send --url http://127.0.0.1:8080/webhooks/genesys --secret s3cret --sample customer.start.eventbridge
 
+  # an Open Messaging body signed like Genesys signs it:
+  # X-Hub-Signature-256: sha256=<base64 HMAC-SHA256 of the body> (secret from HOOKLINE_HMAC_SECRET)
+  HOOKLINE_HMAC_SECRET="$OM_SECRET" hookline send --url http://127.0.0.1:8080/webhooks/genesys-messaging --sample open-messaging
+
+  # a GitHub-style signature: hex, same header and prefix
+  hookline send --url http://127.0.0.1:8080/webhooks/github --file push.json --hmac-secret "$GH_SECRET" --hmac-encoding hex
+
   # a file, with an extra header; list the samples
   hookline send --url https://hooks.example.com/webhooks/genesys --file event.json -H 'Authorization: Bearer t0ken'
-  hookline send --list-samples`
+  hookline send --list-samples
+
+Exit status: 0 when the receiver acknowledged the request (2xx; a 202 with
+"dead_lettered":true means it was stored in the dead-letter topic as
+malformed, which send notes on stderr), 1 on any other answer or no answer,
+2 for a mistake in the command line.`
 
 // headerList collects repeated -H 'Name: value' flags.
 type headerList []string
@@ -45,11 +64,32 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 	secret := fs.String("secret", "", "shared secret to send (prefer HOOKLINE_SECRET)")
 	secretHeader := fs.String("secret-header", DefaultSecretHeader, "header that carries --secret")
 	contentType := fs.String("content-type", "application/json", "Content-Type of the request")
+	hmacSecret := fs.String("hmac-secret", "", "sign the body with HMAC-SHA256 under this key (prefer HOOKLINE_HMAC_SECRET)")
+	hmacHeader := fs.String("hmac-header", verify.DefaultHMACHeader, "header that carries the --hmac-secret signature")
+	hmacPrefix := fs.String("hmac-prefix", "sha256=", "written before the signature in --hmac-header (empty: none)")
+	hmacEncoding := fs.String("hmac-encoding", verify.EncodingBase64, "encoding of the signature: base64 (Genesys Open Messaging) or hex (GitHub)")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	var extra headerList
 	fs.Var(&extra, "H", "extra header 'Name: value' (repeatable)")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if *timeout <= 0 {
+		return fs.badValue("timeout", "must be positive, e.g. 10s (the default)")
+	}
+	var signer *hmacSigner
+	if *hmacSecret != "" {
+		sg, err := newHMACSigner(*hmacSecret, *hmacHeader, *hmacPrefix, *hmacEncoding)
+		if err != nil {
+			return err
+		}
+		signer = sg
+	} else {
+		for _, name := range []string{"hmac-header", "hmac-prefix", "hmac-encoding"} {
+			if fs.set(name) {
+				return usagef("--%s without --hmac-secret: give the key with --hmac-secret or HOOKLINE_HMAC_SECRET", name)
+			}
+		}
 	}
 	samples := extract.Samples()
 	if *list {
@@ -103,6 +143,11 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 		k, v, _ := strings.Cut(h, ":")
 		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
+	if signer != nil {
+		if err := signer.sign(req.Header, body); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -120,6 +165,55 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 	fmt.Fprintf(env.stdout, "%s\n", bytes.TrimSpace(rb))
 	if resp.StatusCode/100 != 2 {
 		return exitCode{1, fmt.Sprintf("the receiver answered %s", resp.Status)}
+	}
+	var receipt struct {
+		EventID      string `json:"event_id"`
+		DeadLettered bool   `json:"dead_lettered"`
+	}
+	if json.Unmarshal(rb, &receipt) == nil && receipt.DeadLettered {
+		fmt.Fprintf(env.stderr, "note: the receiver acknowledged the request but stored it in the dead-letter topic as malformed "+
+			"(no event id or key could be extracted with the source's rules); the consumer will not handle it. "+
+			"Inspect it with: hookline dlq show %s\n", cmp.Or(receipt.EventID, "<event id>"))
+	}
+	return nil
+}
+
+// hmacSigner signs a body the way an hmac-sha256 source verifies it.
+type hmacSigner struct {
+	key, header, prefix string
+	base64              bool
+	check               verify.Verifier // the receiver's verifier for the same settings
+}
+
+// newHMACSigner checks the signing flags with the verifier the receiver
+// uses, so send refuses what a source would refuse (an unknown encoding, a
+// header name or prefix that cannot be sent).
+func newHMACSigner(key, header, prefix, encoding string) (*hmacSigner, error) {
+	switch encoding {
+	case verify.EncodingBase64, verify.EncodingHex:
+	default:
+		return nil, usagef("--hmac-encoding %q: use base64 or hex", encoding)
+	}
+	v, err := verify.New(verify.Config{Type: verify.TypeHMACSHA256, Header: header, Prefix: prefix, Encoding: encoding, Secret: key})
+	if err != nil {
+		return nil, usagef("--hmac-header/--hmac-prefix/--hmac-encoding: %v", err)
+	}
+	return &hmacSigner{key: key, header: header, prefix: prefix, base64: encoding == verify.EncodingBase64, check: v}, nil
+}
+
+// sign sets the signature header of body, then checks it with the
+// receiver's verifier (internal/verify exposes no signer).
+func (s *hmacSigner) sign(h http.Header, body []byte) error {
+	m := hmac.New(sha256.New, []byte(s.key))
+	m.Write(body)
+	sum := m.Sum(nil)
+	sig := hex.EncodeToString(sum)
+	if s.base64 {
+		sig = base64.StdEncoding.EncodeToString(sum)
+	}
+	h.Set(s.header, s.prefix+sig)
+	if err := s.check.Verify(h, body); err != nil {
+		return fmt.Errorf("the signature send made does not pass the receiver's own check (a bug in hookline send): %w", err)
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 		fs.StringVar(&a.secretHeader, "secret-header", DefaultSecretHeader, "header that carries --secret")
 		fs.BoolVar(&a.insecureNoAuth, "insecure-no-auth", false, "accept unauthenticated webhooks on the default source (local testing only)")
 		fs.DurationVar(&a.ackTimeout, "ack-timeout", producer.DefaultAckTimeout, "answer 503 when Kafka has not acknowledged within this budget")
-		fs.Int64Var(&a.maxBody, "max-body", producer.DefaultMaxBodyBytes, "largest accepted body in bytes (larger: 413)")
+		fs.Int64Var(&a.maxBody, "max-body", producer.DefaultMaxBodyBytes, "largest accepted body in bytes (larger: 413); capped at what the pipeline topics' max.message.bytes can store")
 		fs.IntVar(&a.maxInFlight, "max-in-flight", producer.DefaultMaxInFlight, "concurrent webhooks before answering 429")
 	}
 	if withConsumer {
@@ -108,6 +108,9 @@ func (a *appFlags) setup(env *environment, args []string, wantSources bool) (*sl
 	if err := a.fs.parse(args); err != nil {
 		return nil, settings{}, err
 	}
+	if err := a.validate(); err != nil {
+		return nil, settings{}, err
+	}
 	if conc := cmp.Or(a.concurrency, consumer.DefaultMaxInFlight); a.maxUnfinished != 0 && a.maxUnfinished < conc {
 		return nil, settings{}, usagef("--max-unfinished %d is below --concurrency %d: it counts running events too; raise it or leave it 0 (8 x --concurrency)", a.maxUnfinished, conc)
 	}
@@ -117,6 +120,66 @@ func (a *appFlags) setup(env *environment, args []string, wantSources bool) (*sl
 	}
 	s, err := a.resolve(env, wantSources)
 	return log, s, err
+}
+
+// validate refuses numbers outside their range, before anything connects,
+// naming the flag (or its HOOKLINE_<FLAG> variable). Zero is refused where
+// the help text does not give it a meaning: it used to fall back to the
+// default silently. The pipeline flags check themselves in parse.
+func (a *appFlags) validate() error {
+	fs := a.fs
+	if fs.Lookup("ack-timeout") != nil { // the receiver's flags
+		if a.ackTimeout <= 0 {
+			return fs.badValue("ack-timeout", fmt.Sprintf("must be positive, e.g. %s (the default); keep it below the sender's timeout", producer.DefaultAckTimeout))
+		}
+		if a.maxBody < 1 {
+			return fs.badValue("max-body", fmt.Sprintf("must be at least 1 byte (default %d)", producer.DefaultMaxBodyBytes))
+		}
+		if a.maxInFlight < 1 {
+			return fs.badValue("max-in-flight", fmt.Sprintf("must be at least 1 (default %d)", producer.DefaultMaxInFlight))
+		}
+	}
+	if fs.Lookup("handler-url") != nil { // the consumer's flags
+		if a.handlerTimeout <= 0 {
+			return fs.badValue("handler-timeout", "must be positive, e.g. 30s (the default)")
+		}
+		if a.concurrency < 0 {
+			return fs.badValue("concurrency", fmt.Sprintf("must be 0 (the consumer default, %d) or positive", consumer.DefaultMaxInFlight))
+		}
+		if a.perPartition < 0 {
+			return fs.badValue("partition-concurrency", fmt.Sprintf("must be 0 (the consumer default, %d) or positive", consumer.DefaultMaxInFlightPerPartition))
+		}
+		if a.maxUnfinished < 0 {
+			return fs.badValue("max-unfinished", "must be 0 (8 x --concurrency) or at least --concurrency")
+		}
+		if a.sessionTimeout <= 0 {
+			return fs.badValue("session-timeout", fmt.Sprintf("must be positive, e.g. %s (the default)", consumer.DefaultSessionTimeout))
+		}
+	}
+	return nil
+}
+
+// validateFilePipeline refuses the numbers of a file pipeline that the
+// flags' checks would refuse. Zero means "not in the file" (the flag's value
+// applies), so only negative values are left to catch here.
+func validateFilePipeline(path string, i int, fp config.Pipeline) error {
+	where := fmt.Sprintf("config %s: pipelines[%d] (%s)", path, i, fp.Base)
+	switch {
+	case fp.Partitions < 0:
+		return fmt.Errorf("%s: partitions %d: must be at least 1 (or leave it out for --partitions)", where, fp.Partitions)
+	case fp.ReplicationFactor < -1:
+		return fmt.Errorf("%s: replication_factor %d: must be -1 (the broker's default) or a replica count of 1 or more", where, fp.ReplicationFactor)
+	case fp.DedupWindow < 0:
+		return fmt.Errorf("%s: dedup_window %s: must be positive, e.g. 96h (or leave it out for --dedup-window)", where, time.Duration(fp.DedupWindow))
+	case fp.Handler.Timeout < 0:
+		return fmt.Errorf("%s: handler.timeout %s: must be positive, e.g. 30s (or leave it out for --handler-timeout)", where, time.Duration(fp.Handler.Timeout))
+	}
+	for _, d := range fp.RetryDelays {
+		if d <= 0 {
+			return fmt.Errorf("%s: retry_delays: %s: every delay must be positive, e.g. [10s, 1m, 10m]", where, time.Duration(d))
+		}
+	}
+	return nil
 }
 
 func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
@@ -162,7 +225,10 @@ func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error)
 			}
 		}
 	}
-	for _, fp := range file.Pipelines {
+	for i, fp := range file.Pipelines {
+		if err := validateFilePipeline(a.configPath, i, fp); err != nil {
+			return settings{}, err
+		}
 		tc := topics.Config{
 			Base:              fp.Base,
 			Partitions:        fp.Partitions,

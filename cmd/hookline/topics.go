@@ -29,6 +29,9 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 			fmt.Fprintf(env.stdout, "Usage: hookline topics create|check|describe [flags]\n\nExamples:\n%s\n", topicsExamples)
 			return nil
 		}
+		if len(args) > 0 {
+			return usagef("the subcommand comes first, then its flags: %s", subcommandFirst("topics", []string{"create", "check", "describe"}, args))
+		}
 		return usagef("which one: hookline topics create|check|describe (see --help)")
 	}
 	sub, args := args[0], args[1:]
@@ -67,16 +70,20 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	case "create":
 		res, err := topics.Create(ctx, adm, plan)
 		for _, r := range res {
-			state := "exists"
-			if r.Created {
-				state = "created"
+			switch {
+			case !r.Created:
+				fmt.Fprintf(env.stdout, "%-8s %s\n", "exists", r.Topic)
+			case r.Partitions != plan.Partitions:
+				fmt.Fprintf(env.stdout, "%-8s %s with %d partitions, as the pipeline's existing topics (not %d: a pipeline must be co-partitioned)\n",
+					"created", r.Topic, r.Partitions, plan.Partitions)
+			default:
+				fmt.Fprintf(env.stdout, "%-8s %s\n", "created", r.Topic)
 			}
-			fmt.Fprintf(env.stdout, "%-8s %s\n", state, r.Topic)
 		}
 		if err != nil {
 			return err
 		}
-		return reportCheck(ctx, env, adm, plan, plan.Partitions)
+		return reportCheck(ctx, env, adm, plan, expect)
 	case "check":
 		return reportCheck(ctx, env, adm, plan, expect)
 	default:

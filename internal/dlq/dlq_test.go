@@ -565,3 +565,43 @@ func TestReplayInterrupted(t *testing.T) {
 		t.Fatalf("main holds %d, stopped at %s", got, res.Stopped)
 	}
 }
+
+// Replay's --event-id takes what dlq show takes: an id, an unambiguous
+// prefix of MinPrefix+ characters, or a table cell with its ellipsis.
+func TestReplayEventIDPrefix(t *testing.T) {
+	e := newEnv(t, 1)
+	e.put(
+		dl{id: "9c1d0b7e4f2a-111", class: "exhausted"},
+		dl{id: "9c1d0b7e4f2a-222", class: "exhausted"},
+		dl{id: "77aa00", class: "exhausted"},
+		dl{id: "77aa00-longer", class: "exhausted"},
+	)
+	for _, c := range []struct {
+		refs []string
+		want []string
+	}{
+		{[]string{"9c1d0b7e4f2a-111"}, []string{"9c1d0b7e4f2a-111"}},
+		{[]string{"9c1d0b7e4f2a-2"}, []string{"9c1d0b7e4f2a-222"}},
+		{[]string{"9c1d0b7e4f2a-2…"}, []string{"9c1d0b7e4f2a-222"}},     // copied from the table
+		{[]string{" 9c1d0b7e4f2a-2... "}, []string{"9c1d0b7e4f2a-222"}}, // ASCII ellipsis
+		{[]string{"77aa00"}, []string{"77aa00"}},                        // an exact id wins over the ids it prefixes
+		{[]string{"9c1d0b7e4f2a-1", "77aa00-l"}, []string{"9c1d0b7e4f2a-111", "77aa00-longer"}},
+		{[]string{"9c1d0"}, nil}, // too short for a prefix: exact only
+	} {
+		res, steps, err := e.replay(ReplayConfig{DryRun: true, Filter: Filter{EventIDs: c.refs}})
+		var got []string
+		for _, s := range steps {
+			got = append(got, s.Letter.EventID)
+		}
+		if err != nil || res.Matched != len(c.want) || !slices.Equal(got, c.want) {
+			t.Errorf("--event-id %q: matched %d %v (%v); want %v", c.refs, res.Matched, got, err, c.want)
+		}
+	}
+	_, steps, err := e.replay(ReplayConfig{DryRun: true, Filter: Filter{EventIDs: []string{"9c1d0b7e4f2a"}}})
+	if err == nil || len(steps) != 0 || !strings.Contains(err.Error(), "9c1d0b7e4f2a-111, 9c1d0b7e4f2a-222") {
+		t.Fatalf("an ambiguous prefix must be refused, naming the ids, before anything is replayed: %v %v", steps, err)
+	}
+	if err := (Filter{EventIDs: []string{"…"}}).Validate(); err == nil {
+		t.Error("an event id that is only an ellipsis was accepted")
+	}
+}

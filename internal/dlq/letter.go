@@ -162,6 +162,11 @@ func (f Filter) Validate() error {
 			return fmt.Errorf("unknown error class %q: use %s", c, strings.Join(Classes, ", "))
 		}
 	}
+	for _, id := range f.EventIDs {
+		if EventIDRef(id) == "" {
+			return fmt.Errorf("event id %q is empty", id)
+		}
+	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		return fmt.Errorf("empty time range: since %s is not before until %s", f.Since.Format(time.RFC3339), f.Until.Format(time.RFC3339))
 	}
@@ -178,6 +183,19 @@ func (f Filter) Match(l *Letter) bool {
 }
 
 func anyOf(set []string, v string) bool { return len(set) == 0 || slices.Contains(set, v) }
+
+// EventIDRef is an event id as a person gives it: trimmed, and a table cell
+// copied with its ellipsis ("9c1d0b7e4f2a…" or "9c1d0b7e4f2a...") is a
+// prefix.
+func EventIDRef(s string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "…"), "...")
+}
+
+// matchesRef reports whether id is the event id ref names: ref itself, or,
+// when ref has at least MinPrefix characters, an id starting with it.
+func matchesRef(ref, id string) bool {
+	return id == ref || (len(ref) >= MinPrefix && strings.HasPrefix(id, ref))
+}
 
 // String describes f for messages, e.g. "error class exhausted, since 2h ago".
 func (f Filter) String() string {

@@ -239,8 +239,7 @@ const MinPrefix = 6
 // "partition:offset", or an event id (every dead letter of that event, oldest
 // first), or an unambiguous prefix of at least MinPrefix characters of one.
 func (c *Client) Find(ctx context.Context, topic, ref string) ([]Letter, error) {
-	// A table cell copied with its ellipsis is a prefix.
-	ref = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(ref), "…"), "...")
+	ref = EventIDRef(ref)
 	if pos, err := ParsePosition(ref); err == nil {
 		return c.findAt(ctx, topic, pos)
 	}
@@ -254,7 +253,7 @@ func (c *Client) Find(ctx context.Context, topic, ref string) ([]Letter, error) 
 		switch {
 		case l.EventID == ref:
 			exact = append(exact, l)
-		case len(ref) >= MinPrefix && strings.HasPrefix(l.EventID, ref):
+		case matchesRef(ref, l.EventID):
 			prefixed = append(prefixed, l)
 		}
 		return nil

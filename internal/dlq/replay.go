@@ -18,6 +18,7 @@ import (
 	"github.com/hookline/hookline/internal/ctxtime"
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/topics"
 )
 
 // DefaultDeliveryTimeout bounds how long one replayed record may wait for
@@ -220,21 +221,31 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 		return res, err
 	}
 
-	// Pass 1: select.
-	spans, err := c.spans(ctx, cfg.DLQ, cfg.Filter.Since)
+	// Pass 1: select. Event ids are given as to Find: an id, or a prefix
+	// of at least MinPrefix characters, maybe copied from a table with its
+	// ellipsis.
+	f, refs := cfg.Filter, make([]string, len(cfg.Filter.EventIDs))
+	for i, id := range f.EventIDs {
+		refs[i] = EventIDRef(id)
+	}
+	f.EventIDs = nil
+	spans, err := c.spans(ctx, cfg.DLQ, f.Since)
 	if err != nil {
 		return res, err
 	}
 	var cands []candidate
 	err = c.scan(ctx, cfg.DLQ, spans, func(r *kgo.Record) error {
 		l := FromRecord(r)
-		if cfg.Filter.Match(&l) {
+		if f.Match(&l) && (len(refs) == 0 || slices.ContainsFunc(refs, func(ref string) bool { return matchesRef(ref, l.EventID) })) {
 			cands = append(cands, candidate{pos: l.Pos(), t: l.Time().UnixMilli(), id: l.EventID})
 		}
 		return nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("read %s: %w", cfg.DLQ, err)
+	}
+	if cands, err = narrowEventIDs(cfg.DLQ, refs, cands); err != nil {
+		return res, err
 	}
 	res.Matched = len(cands)
 	if rf := cfg.ResumeFrom; rf != nil {
@@ -294,6 +305,40 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	// Pass 3: replay, partition by partition.
 	r := &replayer{c: c, cfg: cfg, res: &res, processed: processed, replayedIDs: map[string]bool{}}
 	return res, r.run(ctx, cands)
+}
+
+// narrowEventIDs resolves the event-id refs of a replay as Find does: a ref
+// that is some candidate's id selects that id only; otherwise it is a prefix
+// and must select a single event id, since a replay writes.
+func narrowEventIDs(topic string, refs []string, cands []candidate) ([]candidate, error) {
+	if len(refs) == 0 {
+		return cands, nil
+	}
+	present := map[string]bool{}
+	for _, cd := range cands {
+		present[cd.id] = true
+	}
+	keep := map[string]bool{}
+	for _, ref := range refs {
+		if present[ref] {
+			keep[ref] = true
+			continue
+		}
+		var ids []string
+		for id := range present {
+			if matchesRef(ref, id) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > 1 {
+			slices.Sort(ids)
+			return nil, fmt.Errorf("event id %q is the prefix of %d event ids in %s; give more of it: %s", ref, len(ids), topic, strings.Join(ids, ", "))
+		}
+		for _, id := range ids {
+			keep[id] = true
+		}
+	}
+	return slices.DeleteFunc(cands, func(cd candidate) bool { return !keep[cd.id] }), nil
 }
 
 // dedupRecord is the value of a <base>.dedup record.
@@ -430,8 +475,15 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 	var prod *kgo.Client
 	if !r.cfg.DryRun {
 		timeout := cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout)
-		var err error
+		// franz-go's default batch limit (1,000,012 bytes) is below what a
+		// pipeline topic accepts: a dead letter with a 1 MiB body could
+		// not be replayed.
+		limit, err := topics.TopicMaxMessageBytes(ctx, r.c.adm, r.cfg.To)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
 		prod, err = kafkaconf.NewClient(ctx, r.c.kc,
+			kgo.ProducerBatchMaxBytes(limit),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes are franz-go's default
 			kgo.RecordDeliveryTimeout(timeout),
