@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/embedded"
 	"github.com/hookline/hookline/internal/kafkaconf"
@@ -39,52 +40,80 @@ func startEmbedded(env *environment, log *slog.Logger, s *settings, addr, dataDi
 	return b, nil
 }
 
-// prepareTopics creates missing topics (when asked) and refuses pipelines
-// whose topics are missing or not co-partitioned.
-func prepareTopics(ctx context.Context, log *slog.Logger, kc kafkaconf.Config, s settings, create bool) error {
+// prepareTopics creates missing topics (when asked), refuses pipelines
+// whose topics are missing or not co-partitioned, and warns about the other
+// differences from the plan. It returns one report per pipeline, in
+// s.pipelines order. explicitPartitions says --partitions (or its env
+// variable) was given: a pipeline that exists with another count is then
+// worth a warning, since its existing count wins.
+func prepareTopics(ctx context.Context, log *slog.Logger, kc kafkaconf.Config, s settings, create, explicitPartitions bool) ([]topics.Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cl, err := kafkaconf.NewClient(ctx, kc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	var reps []topics.Report
 	for _, p := range s.pipelines {
 		if create {
 			res, err := topics.Create(ctx, adm, p.plan)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			for _, r := range res {
 				if r.Created {
-					log.Info("created topic", "topic", r.Topic, "partitions", p.plan.Partitions)
+					log.Info("created topic", "topic", r.Topic, "partitions", r.Partitions)
 				}
 			}
 		}
 		rep, err := topics.Inspect(ctx, adm, p.plan, 0)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := rep.Err(); err != nil {
-			return fmt.Errorf("pipeline %s: %w", p.plan.Names.Base, err)
+		if err := rep.Unusable(); err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", p.plan.Names.Base, err)
 		}
+		for _, pr := range rep.Problems {
+			log.Warn("pipeline topic differs from its plan", "problem", pr.String())
+		}
+		if n := rep.Topics[0].Partitions; explicitPartitions && n != p.plan.Partitions {
+			log.Warn("pipeline exists with another partition count; using it (partitions cannot be removed, and adding some moves conversations)",
+				"pipeline", p.plan.Names.Base, "partitions", n, "asked", p.plan.Partitions)
+		}
+		reps = append(reps, rep)
 	}
-	return nil
+	return reps, nil
 }
 
-// newReceiver builds the receiver from settings.
-func newReceiver(a *appFlags, s settings, log *slog.Logger, reg *prometheus.Registry, ready func() (bool, string)) (*producer.Receiver, error) {
+// newReceiver builds the receiver from settings. The body limit is capped at
+// what every pipeline's topics can store (max.message.bytes minus room for
+// headers), so that a body the receiver accepts can also take every retry
+// and DLQ hop; the producer's batch limit follows each topic's
+// max.message.bytes.
+func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger, reg *prometheus.Registry, ready func() (bool, string)) (*producer.Receiver, error) {
+	maxBody := a.maxBody
+	all := topics.Report{}
+	for i, rep := range reps {
+		all.Topics = append(all.Topics, rep.Topics...)
+		if fit := rep.MaxBodyBytes(); fit < maxBody {
+			log.Warn("--max-body is larger than the pipeline's topics can store: larger bodies get 413; raise max.message.bytes of its topics (hookline topics check says how)",
+				"pipeline", s.pipelines[i].plan.Names.Base, "max_body", a.maxBody, "accepted", fit)
+			maxBody = fit
+		}
+	}
 	return producer.New(producer.Config{
-		Kafka:        s.kafka,
-		Sources:      s.sources,
-		Listen:       s.listen,
-		MaxBodyBytes: a.maxBody,
-		AckTimeout:   a.ackTimeout,
-		MaxInFlight:  a.maxInFlight,
-		Ready:        ready,
-		Logger:       log,
-		Registry:     reg,
+		Kafka:             s.kafka,
+		Sources:           s.sources,
+		Listen:            s.listen,
+		MaxBodyBytes:      maxBody,
+		AckTimeout:        a.ackTimeout,
+		MaxInFlight:       a.maxInFlight,
+		Ready:             ready,
+		Logger:            log,
+		Registry:          reg,
+		ExtraProducerOpts: []kgo.Opt{all.ProducerBatchMaxBytes()},
 	})
 }
 

@@ -28,7 +28,7 @@ func runConsume(ctx context.Context, env *environment, args []string) error {
 	if len(s.kafka.Brokers) == 0 {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}
-	if err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
+	if _, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, fs.set("partitions")); err != nil {
 		return err
 	}
 	reg := newRegistry()

@@ -35,7 +35,8 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 		}
 		defer b.Close()
 	}
-	if err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
+	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, fs.set("partitions"))
+	if err != nil {
 		return err
 	}
 	reg := newRegistry()
@@ -49,7 +50,7 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 	} else {
 		fmt.Fprintln(env.stderr, "no --handler-url: running the receiver only; events wait in Kafka until a consumer runs")
 	}
-	rcv, err := newReceiver(a, s, log, reg, ready)
+	rcv, err := newReceiver(a, s, reps, log, reg, ready)
 	if err != nil {
 		return err
 	}

@@ -26,10 +26,11 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}
 	startupWarnings(env, log, s)
-	if err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
+	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, fs.set("partitions"))
+	if err != nil {
 		return err
 	}
-	rcv, err := newReceiver(a, s, log, newRegistry(), nil)
+	rcv, err := newReceiver(a, s, reps, log, newRegistry(), nil)
 	if err != nil {
 		return err
 	}
