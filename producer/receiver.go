@@ -283,7 +283,12 @@ func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	_ = r.gate.wait(context.Background())
 	stopCheck()
 	checker.Wait()
-	if e := r.client.Flush(shutCtx); e != nil {
+	// Records whose webhook got 503 may still be buffered; writing them
+	// is harmless (the sender retries, dedup absorbs). A fresh deadline:
+	// the wait above may have used up shutCtx.
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout+2*time.Second)
+	defer cancelFlush()
+	if e := r.client.Flush(flushCtx); e != nil {
 		r.log.Warn("receiver: flush on shutdown did not finish", "err", e)
 	}
 	r.client.Close()

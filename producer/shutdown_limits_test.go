@@ -346,8 +346,9 @@ func TestReadyzFollowsTheLastProduce(t *testing.T) {
 	h.waitReadyz(http.StatusOK, 8*time.Second)
 }
 
-// A sender that hangs up while Kafka is still confirming says nothing about
-// Kafka: readiness stays, and no produce error is counted.
+// A sender that hangs up while Kafka is still confirming does not cancel the
+// produce (franz-go would fail the records batched behind it, other senders'
+// webhooks): the record is written, readiness stays, no produce error.
 func TestSenderHangUpIsNotAKafkaFailure(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.AckTimeout = time.Second })
 	var slow atomic.Bool

@@ -129,18 +129,12 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	rec.Headers = hs
 
 	// The budget is the broker's alone: a slow upload already spent its
-	// time under the server's read timeout.
-	err := r.produce(req.Context(), rec, r.cfg.AckTimeout)
+	// time under the server's read timeout. The sender hanging up does not
+	// cancel the produce: franz-go fails every record buffered behind a
+	// cancelled one, so other senders' webhooks would fail with it, and the
+	// outcome would no longer say whether Kafka is healthy.
+	err := r.produce(context.WithoutCancel(req.Context()), rec, r.cfg.AckTimeout)
 	sm.ackLatency.Observe(r.now().Sub(start).Seconds())
-	if err != nil && req.Context().Err() != nil {
-		// The sender hung up before Kafka confirmed: nobody reads the
-		// answer, and it says nothing about Kafka, so neither readiness
-		// nor the produce-error count changes. The record may still be
-		// written; the sender's redelivery is absorbed by dedup.
-		r.errs.Log(req.Context(), slog.LevelInfo, "hangup/"+src.Name, "sender closed the connection before Kafka acknowledged; it will redeliver",
-			"source", src.Name, "remote", req.RemoteAddr)
-		return r.unavailable(w, "connection closed by the sender")
-	}
 	r.noteProduce(err)
 	if errors.Is(err, kerr.MessageTooLarge) {
 		return r.recordTooLarge(req.Context(), w, src, rec.Topic, len(body), err)

@@ -121,7 +121,7 @@ type State struct {
 	Exists            bool
 	Partitions        int32
 	ReplicationFactor int               // of partition 0
-	Actual            map[string]string // the planned config keys as the broker reports them
+	Actual            map[string]string // the planned config keys, and max.message.bytes, as the broker reports them
 }
 
 // Problem is one way a topic differs from its plan.
@@ -220,7 +220,9 @@ func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int
 			}
 			if rc, err := configs.On(s.Name, nil); err == nil {
 				for _, c := range rc.Configs {
-					if _, planned := s.Configs[c.Key]; planned && c.Value != nil {
+					// max.message.bytes always: producers size their
+					// batches to it, the dedup topic's included.
+					if _, planned := s.Configs[c.Key]; (planned || c.Key == maxMessageBytes) && c.Value != nil {
 						st.Actual[c.Key] = *c.Value
 					}
 				}
@@ -359,14 +361,15 @@ func (r Report) MaxBodyBytes() int64 {
 }
 
 // ProducerBatchMaxBytes returns the franz-go option that caps produce
-// batches to each pipeline topic at its max.message.bytes (other topics:
-// franz-go's default, 1,000,012). Without it franz-go refuses any record
+// batches to each pipeline topic at its max.message.bytes as the broker
+// reported it (other topics, and topics whose limit is unknown: franz-go's
+// default, 1,000,012). Without it franz-go refuses any record
 // above its default, whatever the topic allows.
 func (r Report) ProducerBatchMaxBytes() kgo.ProducerOpt {
 	limits := make(map[string]int32, len(r.Topics))
 	for _, st := range r.Topics {
-		if st.Exists {
-			limits[st.Name] = r.MaxMessageBytes(st.Name)
+		if n := atoi(st.Actual[maxMessageBytes]); n > 0 {
+			limits[st.Name] = int32(min(n, 1<<30))
 		}
 	}
 	return kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {

@@ -218,6 +218,9 @@ func TestMaxMessageBytesIsPlannedCheckedAndReported(t *testing.T) {
 	if got := rep.MaxBodyBytes(); got < 1<<20 {
 		t.Fatalf("a fresh pipeline carries bodies up to %d bytes, less than the receiver's 1 MiB default", got)
 	}
+	if st := rep.Topics[len(rep.Topics)-1]; st.Role != RoleDedup || st.Actual["max.message.bytes"] == "" {
+		t.Fatalf("the dedup topic's max.message.bytes was not read (producers size its batches to it): %+v", st)
+	}
 	if n, err := TopicMaxMessageBytes(ctx, adm, "big.retry-2"); err != nil || n != DefaultMaxMessageBytes {
 		t.Fatalf("TopicMaxMessageBytes = %d, %v", n, err)
 	}

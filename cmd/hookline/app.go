@@ -97,7 +97,12 @@ func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger
 	all := topics.Report{}
 	for i, rep := range reps {
 		all.Topics = append(all.Topics, rep.Topics...)
-		if fit := rep.MaxBodyBytes(); fit < maxBody {
+		fit := rep.MaxBodyBytes()
+		if fit < 1 {
+			return nil, fmt.Errorf("pipeline %s: its topics take records of at most %d bytes, no room for a body next to hookline's headers (%d bytes): raise max.message.bytes of its topics (hookline topics check says how)",
+				s.pipelines[i].plan.Names.Base, fit+topics.HeaderRoom, topics.HeaderRoom)
+		}
+		if fit < maxBody {
 			log.Warn("--max-body is larger than the pipeline's topics can store: larger bodies get 413; raise max.message.bytes of its topics (hookline topics check says how)",
 				"pipeline", s.pipelines[i].plan.Names.Base, "max_body", a.maxBody, "accepted", fit)
 			maxBody = fit

@@ -574,7 +574,7 @@ func TestReplayEventIDPrefix(t *testing.T) {
 		dl{id: "9c1d0b7e4f2a-111", class: "exhausted"},
 		dl{id: "9c1d0b7e4f2a-222", class: "exhausted"},
 		dl{id: "77aa00", class: "exhausted"},
-		dl{id: "77aa00-longer", class: "exhausted"},
+		dl{id: "77aa00-longer", class: "permanent"},
 	)
 	for _, c := range []struct {
 		refs []string
@@ -603,5 +603,11 @@ func TestReplayEventIDPrefix(t *testing.T) {
 	}
 	if err := (Filter{EventIDs: []string{"…"}}).Validate(); err == nil {
 		t.Error("an event id that is only an ellipsis was accepted")
+	}
+	// An exact id stays exact when another filter drops it: it must not be
+	// read as the prefix of a longer id that passes the filter.
+	res, steps, err := e.replay(ReplayConfig{DryRun: true, Filter: Filter{EventIDs: []string{"77aa00"}, ErrorClasses: []string{"permanent"}}})
+	if err != nil || res.Matched != 0 || len(steps) != 0 {
+		t.Fatalf("--event-id 77aa00 --error-class permanent: matched %d, %d steps (%v); want nothing", res.Matched, len(steps), err)
 	}
 }

@@ -234,9 +234,19 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 		return res, err
 	}
 	var cands []candidate
+	// named: every event id a ref matches, whatever the other filters say,
+	// so that an exact id is never read as the prefix of a longer one that
+	// happens to pass them.
+	named := map[string]bool{}
 	err = c.scan(ctx, cfg.DLQ, spans, func(r *kgo.Record) error {
 		l := FromRecord(r)
-		if f.Match(&l) && (len(refs) == 0 || slices.ContainsFunc(refs, func(ref string) bool { return matchesRef(ref, l.EventID) })) {
+		if len(refs) > 0 {
+			if !slices.ContainsFunc(refs, func(ref string) bool { return matchesRef(ref, l.EventID) }) {
+				return nil
+			}
+			named[l.EventID] = true
+		}
+		if f.Match(&l) {
 			cands = append(cands, candidate{pos: l.Pos(), t: l.Time().UnixMilli(), id: l.EventID})
 		}
 		return nil
@@ -244,7 +254,7 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("read %s: %w", cfg.DLQ, err)
 	}
-	if cands, err = narrowEventIDs(cfg.DLQ, refs, cands); err != nil {
+	if cands, err = narrowEventIDs(cfg.DLQ, refs, named, cands); err != nil {
 		return res, err
 	}
 	res.Matched = len(cands)
@@ -308,24 +318,21 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 }
 
 // narrowEventIDs resolves the event-id refs of a replay as Find does: a ref
-// that is some candidate's id selects that id only; otherwise it is a prefix
-// and must select a single event id, since a replay writes.
-func narrowEventIDs(topic string, refs []string, cands []candidate) ([]candidate, error) {
+// that is an event id of the dead-letter topic (named: every id some ref
+// matches) selects that id only; otherwise it is a prefix and must name a
+// single event id, since a replay writes.
+func narrowEventIDs(topic string, refs []string, named map[string]bool, cands []candidate) ([]candidate, error) {
 	if len(refs) == 0 {
 		return cands, nil
 	}
-	present := map[string]bool{}
-	for _, cd := range cands {
-		present[cd.id] = true
-	}
 	keep := map[string]bool{}
 	for _, ref := range refs {
-		if present[ref] {
+		if named[ref] {
 			keep[ref] = true
 			continue
 		}
 		var ids []string
-		for id := range present {
+		for id := range named {
 			if matchesRef(ref, id) {
 				ids = append(ids, id)
 			}
@@ -480,7 +487,10 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 		// not be replayed.
 		limit, err := topics.TopicMaxMessageBytes(ctx, r.c.adm, r.cfg.To)
 		if err != nil {
-			return fmt.Errorf("replay: %w", err)
+			// Most likely no DescribeConfigs permission: replay as
+			// before, with franz-go's default; only a dead letter near
+			// 1 MiB would then fail, with the broker's message.
+			limit = 1_000_012
 		}
 		prod, err = kafkaconf.NewClient(ctx, r.c.kc,
 			kgo.ProducerBatchMaxBytes(limit),
