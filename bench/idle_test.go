@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/hookline/hookline/consumer"
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/topics"
 )
 
@@ -119,7 +119,7 @@ func BenchmarkIdleRetries(b *testing.B) {
 		hl = selfCommand(b, childConsume, brokers, plan.Names.Base, hlPort)
 	}
 	raw := selfCommand(b, childRaw, brokers, plan.Names.Base, rawPort)
-	var hlOut, rawOut syncBuffer
+	var hlOut, rawOut syncbuf.Buffer
 	hl.Stdout, hl.Stderr = &hlOut, &hlOut
 	raw.Stdout, raw.Stderr = &rawOut, &rawOut
 	for _, cmd := range []*exec.Cmd{hl, raw} {
@@ -279,26 +279,6 @@ func scrape(addr, name string) float64 {
 		mfs, err := p.TextToMetricFamilies(resp.Body)
 		return slices.Collect(maps.Values(mfs)), err
 	}), name, nil)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // runChild runs a helper subprocess until SIGTERM.

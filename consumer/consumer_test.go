@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/topics"
 )
 
@@ -205,7 +206,7 @@ func TestAlwaysFailingIsExhausted(t *testing.T) {
 		recs = append(recs, event(fmt.Sprintf("conv-%d", i), fmt.Sprintf("ev-%d", i), 1))
 	}
 	e.produce(recs...)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	c, _ := e.start(Config{Handler: h, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	eventually(t, 20*time.Second, "all events dead-lettered", func() bool {
 		return c.eventsCount(e.plan.Names.Retry(3), OutcomeDeadLettered) == 8

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/syncbuf"
 )
 
 // holdProduces makes the fake broker sit on every produce request until the
@@ -143,24 +143,6 @@ func TestShutdownKeepsListeningUntilInFlightWebhooksAreAnswered(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // trickle returns a body that sends half of b, pauses, then sends the rest.
 func trickle(b []byte, pause time.Duration) io.Reader {
 	pr, pw := io.Pipe()
@@ -178,7 +160,7 @@ func trickle(b []byte, pause time.Duration) io.Reader {
 }
 
 func TestSlowUploadIsNotBlamedOnKafka(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	h := newHarness(t, func(c *Config) {
 		c.AckTimeout = 200 * time.Millisecond
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -199,7 +181,7 @@ func TestSlowUploadIsNotBlamedOnKafka(t *testing.T) {
 }
 
 func TestBodyPastTheReadTimeoutAnswers408(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	h := newHarness(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
 	// The same handler behind a server with a short read timeout.
 	srv := &http.Server{Handler: h.rcv.Handler(), ReadTimeout: 300 * time.Millisecond}

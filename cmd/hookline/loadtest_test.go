@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hookline/hookline/internal/syncbuf"
 )
 
 func TestLoadtestFlagErrors(t *testing.T) {
@@ -100,24 +102,6 @@ func TestLatencyRange(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes buffer safe for a command writing while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestSinkServesRecordsAndStops(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "fates.json")
@@ -125,7 +109,7 @@ func TestSinkServesRecordsAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	record := filepath.Join(dir, "requests.jsonl")
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	env := &environment{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
