@@ -507,6 +507,9 @@ func (c *Consumer) Ready() (bool, string) {
 		return false, "stopped"
 	}
 	if n := c.dedup.restoring(); n > 0 {
+		if f := c.dedup.recentFailure(); f != "" {
+			return false, fmt.Sprintf("restoring dedup state (%d partition(s)), failing: %s (is Kafka reachable?)", n, f)
+		}
 		return false, fmt.Sprintf("restoring dedup state (%d partition(s))", n)
 	}
 	return true, ""

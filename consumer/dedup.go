@@ -97,6 +97,29 @@ type dedupState struct {
 	// The value of "processed" dedup records of the current millisecond,
 	// shared by the records written within it.
 	val atomic.Pointer[msValue]
+
+	// failure is the last failed restore step, for Ready to say why a
+	// restore is not finishing (usually: Kafka is away).
+	failure atomic.Pointer[restoreFailure]
+}
+
+// restoreFailure is a failed restore step and when it failed.
+type restoreFailure struct {
+	at  time.Time
+	err string
+}
+
+// noteFailure remembers a failed restore step for Ready.
+func (d *dedupState) noteFailure(what string, err error) {
+	d.failure.Store(&restoreFailure{at: time.Now(), err: what + ": " + err.Error()})
+}
+
+// recentFailure returns the last restore failure of the past 30 s, or "".
+func (d *dedupState) recentFailure() string {
+	if f := d.failure.Load(); f != nil && time.Since(f.at) < 30*time.Second {
+		return f.err
+	}
+	return ""
 }
 
 // msValue is a dedup record value and the millisecond it says.
@@ -360,6 +383,7 @@ func (d *dedupState) markReady(gen int, p int32, took time.Duration) {
 // retry runs fn until it succeeds or ctx is done, backing off between tries.
 func (d *dedupState) retry(ctx context.Context, what string, fn func() error) error {
 	return retryBackoff(ctx, fn, func(err error) {
+		d.noteFailure(what, err)
 		d.c.rl.Log(context.Background(), slog.LevelWarn, "dedup:"+what, "dedup state: "+what+" failed; retrying", "topic", d.topic, "err", err)
 	})
 }
@@ -417,6 +441,7 @@ func (d *dedupState) read(ctx context.Context, from, until map[int32]int64,
 			return ctx.Err()
 		}
 		fs.EachError(func(t string, p int32, err error) {
+			d.noteFailure("fetch", err)
 			d.c.rl.Log(context.Background(), slog.LevelWarn, "dedup:fetch", "dedup state: fetch failed; the client retries", "topic", t, "partition", p, "err", err)
 		})
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {

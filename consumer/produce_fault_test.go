@@ -198,3 +198,45 @@ func TestNewDefaultsAndChecksMaxUnfinished(t *testing.T) {
 		t.Errorf("MaxUnfinished below MaxInFlight: err = %v", err)
 	}
 }
+
+// While the dedup state cannot be restored (here: the broker refuses to list
+// the dedup topic's offsets), Ready says why, not only that it is restoring;
+// once the broker answers, the restore finishes and the consumer is ready.
+func TestReadySaysWhyTheRestoreIsStuck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, 100*time.Millisecond)
+	var failing atomic.Bool
+	failing.Store(true)
+	dedup := e.plan.Names.Dedup
+	e.cluster.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		r := req.(*kmsg.ListOffsetsRequest)
+		if !failing.Load() || len(r.Topics) == 0 || r.Topics[0].Topic != dedup {
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewListOffsetsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewListOffsetsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.TopicAuthorizationFailed.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	c, _ := e.start(Config{Handler: HandlerFunc(func(context.Context, Event) error { return nil })})
+	var why string
+	eventually(t, 10*time.Second, "Ready to name the failing restore step", func() bool {
+		_, why = c.Ready()
+		return strings.Contains(why, "restoring dedup state") && strings.Contains(why, "failing: list end offsets") &&
+			strings.Contains(why, "is Kafka reachable?")
+	})
+	failing.Store(false)
+	eventually(t, 20*time.Second, "the consumer to become ready once the broker answers", func() bool {
+		ok, _ := c.Ready()
+		return ok
+	})
+}
