@@ -47,7 +47,7 @@ func addFilterFlags(fs *flagSet) *filterFlags {
 	fs.Var(&f.sources, "source", "only these sources (comma-separated or repeated)")
 	fs.Var(&f.classes, "error-class", "only these error classes: exhausted, permanent, malformed, retryable")
 	fs.Var(&f.conversations, "conversation", "only these conversation ids")
-	fs.Var(&f.eventIDs, "event-id", "only these event ids (exact)")
+	fs.Var(&f.eventIDs, "event-id", "only these event ids; as in dlq show, 6+ characters may be a prefix (… copied from a table included)")
 	return f
 }
 

@@ -611,3 +611,29 @@ func TestReplayEventIDPrefix(t *testing.T) {
 		t.Fatalf("--event-id 77aa00 --error-class permanent: matched %d, %d steps (%v); want nothing", res.Matched, len(steps), err)
 	}
 }
+
+// dlq ls --event-id takes what dlq show takes: an id, or a prefix of 6+
+// characters, maybe copied from the table with its ellipsis. Listing only
+// reads, so a prefix may match several events.
+func TestListTakesEventIDPrefixes(t *testing.T) {
+	e := newEnv(t, 1)
+	e.put(dl{id: "abcdef-111", class: "exhausted"}, dl{id: "abcdef-222", class: "exhausted"}, dl{id: "other-event", class: "exhausted"})
+	for _, c := range []struct {
+		refs []string
+		want []string
+	}{
+		{[]string{"abcdef-111"}, []string{"abcdef-111"}},
+		{[]string{"abcdef-1…"}, []string{"abcdef-111"}},
+		{[]string{"abcdef"}, []string{"abcdef-111", "abcdef-222"}},
+		{[]string{"abc"}, nil}, // too short for a prefix: exact only
+	} {
+		ls, _, err := e.cl.List(context.Background(), e.names.DLQ, Filter{EventIDs: c.refs}, 0)
+		var got []string
+		for _, l := range ls {
+			got = append(got, l.EventID)
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("--event-id %q: %v (%v), want %v", c.refs, got, err, c.want)
+		}
+	}
+}

@@ -173,13 +173,15 @@ func (f Filter) Validate() error {
 	return nil
 }
 
-// Match reports whether l passes f.
+// Match reports whether l passes f. An event id of f may be a prefix of
+// MinPrefix or more characters, as [Client.Find] takes it.
 func (f Filter) Match(l *Letter) bool {
 	if t := l.Time(); (!f.Since.IsZero() && t.Before(f.Since)) || (!f.Until.IsZero() && !t.Before(f.Until)) {
 		return false
 	}
 	return anyOf(f.Sources, l.Source) && anyOf(f.ErrorClasses, l.ErrorClass) &&
-		anyOf(f.ConversationIDs, l.ConversationID) && anyOf(f.EventIDs, l.EventID)
+		anyOf(f.ConversationIDs, l.ConversationID) &&
+		(len(f.EventIDs) == 0 || slices.ContainsFunc(f.EventIDs, func(ref string) bool { return matchesRef(EventIDRef(ref), l.EventID) }))
 }
 
 func anyOf(set []string, v string) bool { return len(set) == 0 || slices.Contains(set, v) }
