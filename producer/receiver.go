@@ -85,8 +85,9 @@ type Config struct {
 	Logger   *slog.Logger         // default slog.Default()
 	Registry *prometheus.Registry // metrics are registered here and served on /metrics; default: a new registry
 
-	// ExtraProducerOpts are appended to the producer client's options
-	// (tests use them to shorten timeouts).
+	// ExtraProducerOpts are appended to the producer client's options:
+	// hookline's commands pass the topics' batch limits
+	// (topics.Report.ProducerBatchMaxBytes), tests shorter timeouts.
 	ExtraProducerOpts []kgo.Opt
 }
 
