@@ -79,9 +79,12 @@ type httpSink struct {
 // X-Hookline-Receipt, X-Hookline-Attempt, X-Hookline-Source and
 // X-Hookline-Conversation-Id.
 //
-// A 2xx answer means done. 408, 425, 429, 5xx, timeouts and connection
-// errors are retryable; any other status is permanent. Errors carry the
-// status and a short snippet of the response body.
+// A 2xx answer means done. 408, 425, 429, 5xx, 3xx, timeouts and
+// connection errors are retryable; any other status is permanent. Errors
+// carry the status and a short snippet of the response body. Redirects are
+// not followed (a POST must not silently go elsewhere); a 3xx names its
+// Location and is retried, because it is a configuration problem that a
+// corrected --handler-url fixes within the retry tiers.
 func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -167,6 +170,9 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 		return nil
 	}
 	herr := fmt.Errorf("POST %s: status %d", s.where, code)
+	if loc := resp.Header.Get("Location"); code >= 300 && code < 400 && loc != "" {
+		herr = fmt.Errorf("%w: redirect to %s, not followed: point the handler URL there", herr, redactURL(loc))
+	}
 	if snippet != "" {
 		herr = fmt.Errorf("%w: %s", herr, snippet)
 	}
@@ -184,8 +190,10 @@ func retryableStatus(code int) bool {
 	case code >= 500:
 		return true
 	case code >= 300 && code < 400:
-		// Not followed; a later retry will not change it.
-		return false
+		// Not followed. Permanent would dead-letter every event at once
+		// behind a redirecting ingress; retried, they wait through the
+		// tiers for the handler URL to be corrected.
+		return true
 	}
 	return false
 }

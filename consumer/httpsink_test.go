@@ -23,6 +23,9 @@ func TestHTTPSinkClassification(t *testing.T) {
 		s := string(b)
 		lastBody.Store(&s)
 		last.Store(r)
+		if c := status.Load(); c >= 300 && c < 400 {
+			w.Header().Set("Location", "https://moved.example/process?token=secret")
+		}
 		w.WriteHeader(int(status.Load()))
 		io.WriteString(w, "reason: "+strings.Repeat("z", 1000))
 	}))
@@ -41,7 +44,7 @@ func TestHTTPSinkClassification(t *testing.T) {
 		{408, false, false}, {425, false, false}, {429, false, false},
 		{500, false, false}, {502, false, false}, {503, false, false},
 		{400, false, true}, {401, false, true}, {404, false, true}, {409, false, true}, {422, false, true},
-		{301, false, true},
+		{301, false, false}, {307, false, false}, {308, false, false},
 	}
 	for _, c := range cases {
 		status.Store(int32(c.code))
@@ -65,6 +68,9 @@ func TestHTTPSinkClassification(t *testing.T) {
 		}
 		if strings.Contains(msg, "secret") {
 			t.Errorf("%d: error leaks the URL query: %q", c.code, msg)
+		}
+		if c.code >= 300 && c.code < 400 && !strings.Contains(msg, "redirect to https://moved.example/process") {
+			t.Errorf("%d: error %q should name where the redirect points", c.code, msg)
 		}
 	}
 	r := last.Load()
