@@ -1504,7 +1504,19 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 	// A partition paused by an earlier assignment must not stay paused.
 	cl.ResumeFetchPartitions(assigned)
 	c.dedup.assigned(parts)
-	c.log.Debug("partitions assigned", "partitions", assigned)
+	// Info: only on a rebalance, and the one place an operator sees which
+	// member owns what.
+	c.log.Info("partitions assigned", "partitions", sortedParts(parts), "owned", sortedParts(c.ownedParts()))
+}
+
+// sortedParts lists the partition numbers of a set in order.
+func sortedParts(set map[int32]bool) []int32 {
+	out := make([]int32, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // onRevoked stops new work on the revoked partitions, waits for their
@@ -1527,8 +1539,17 @@ func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 	}
 	c.commitAndDrop(ctx, ls)
 	cl.ResumeFetchPartitions(revoked)
-	c.dedup.revoked(c.ownedParts())
-	c.log.Debug("partitions revoked", "partitions", revoked)
+	owned := c.ownedParts()
+	c.dedup.revoked(owned)
+	revokedParts := map[int32]bool{}
+	for _, ps := range revoked {
+		for _, p := range ps {
+			revokedParts[p] = true
+		}
+	}
+	if len(revokedParts) > 0 {
+		c.log.Info("partitions revoked", "partitions", sortedParts(revokedParts), "owned", sortedParts(owned))
+	}
 }
 
 // commitAndDrop commits what finished on ls (bounded to 10 s) and then

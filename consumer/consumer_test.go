@@ -227,6 +227,14 @@ func TestAlwaysFailingIsExhausted(t *testing.T) {
 			t.Errorf("log lacks a retry line from %s:\n%.2000s", from, logs.String())
 		}
 	}
+	// Which partitions this member owns is in the log, once per rebalance.
+	assignedLine := false
+	for _, line := range strings.Split(logs.String(), "\n") {
+		assignedLine = assignedLine || strings.Contains(line, `msg="partitions assigned"`) && strings.Contains(line, `owned="[0 1 2 3]"`)
+	}
+	if !assignedLine {
+		t.Errorf("log lacks the assigned partitions:\n%.1500s", logs.String())
+	}
 	if !strings.Contains(logs.String(), "event dead-lettered") || strings.Contains(logs.String(), strings.Repeat("x", headers.MaxErrorLen+1)) {
 		t.Errorf("log lacks the dead letter, or carries the handler's error uncut")
 	}
