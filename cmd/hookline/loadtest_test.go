@@ -88,7 +88,7 @@ func TestLoadtestAgainstAReceiver(t *testing.T) {
 }
 
 func TestLatencyRange(t *testing.T) {
-	for in, want := range map[string]string{"3s": "3s", "0-5ms": "0s-5ms", "1s-4s": "1s-4s", " 100ms - 2s ": "100ms-2s"} {
+	for in, want := range map[string]string{"3s": "3s", "0-5ms": "0s-5ms", "1s-4s": "1s-4s", " 100ms - 2s ": "100ms-2s", "20-80ms": "20ms-80ms", "1.5-2s": "1.5s-2s"} {
 		var l latencyRange
 		if err := l.Set(in); err != nil || l.String() != want {
 			t.Errorf("%q: %q %v, want %q", in, l.String(), err, want)

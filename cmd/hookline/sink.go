@@ -138,14 +138,19 @@ func (l *latencyRange) String() string {
 
 func (l *latencyRange) Set(s string) error {
 	lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
-	a, err := time.ParseDuration(strings.TrimSpace(lo))
+	lo, hi = strings.TrimSpace(lo), strings.TrimSpace(hi)
+	// "20-80ms": a bare number before the dash takes the unit after it.
+	if isRange && lo != "" && strings.Trim(lo, "0123456789.") == "" {
+		lo += strings.TrimLeft(hi, "0123456789.")
+	}
+	a, err := time.ParseDuration(lo)
 	if err != nil {
-		return fmt.Errorf("%q: want a duration (3s) or a range (0-5ms)", s)
+		return fmt.Errorf("%q: want a duration (3s) or a range (20-80ms, 1s-4s)", s)
 	}
 	b := a
 	if isRange {
-		if b, err = time.ParseDuration(strings.TrimSpace(hi)); err != nil {
-			return fmt.Errorf("%q: want a duration (3s) or a range (0-5ms)", s)
+		if b, err = time.ParseDuration(hi); err != nil {
+			return fmt.Errorf("%q: want a duration (3s) or a range (20-80ms, 1s-4s)", s)
 		}
 	}
 	if b < a {
