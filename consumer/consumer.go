@@ -1332,7 +1332,11 @@ func (c *Consumer) forward(l *lane, r *kgo.Record, ev Event, herr error, now tim
 		out.Topic, class, outcome = c.names.DLQ, headers.ClassExhausted, OutcomeDeadLettered
 	default:
 		out.Topic, class, outcome = c.names.Retry(nextTier), headers.ClassRetryable, OutcomeRetried
-		hs = headers.Set(hs, headers.DueAt, headers.FormatTime(now.Add(c.cfg.Plan.RetryDelays[nextTier-1])))
+		delay := c.cfg.Plan.RetryDelays[nextTier-1]
+		if ra := retryAfterOf(herr); ra > delay {
+			delay = min(ra, slices.Max(c.cfg.Plan.RetryDelays))
+		}
+		hs = headers.Set(hs, headers.DueAt, headers.FormatTime(now.Add(delay)))
 	}
 	if outcome == OutcomeDeadLettered {
 		hs = headers.Del(hs, headers.DueAt)

@@ -681,3 +681,35 @@ func TestBalancerIsCoPartitionedAndDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// A handler's RetryAfter makes the retry record due no sooner than asked,
+// capped at the plan's longest delay (a retry partition is worked in order).
+func TestRetryAfterDelaysTheRetryRecord(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, 100*time.Millisecond, 2*time.Second)
+	var calls atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		calls.Add(1)
+		switch ev.EventID {
+		case "ev-short":
+			return RetryAfter(errors.New("busy"), time.Second)
+		case "ev-long":
+			return RetryAfter(errors.New("busy"), time.Hour)
+		}
+		return nil
+	})
+	e.produce(event("conv-a", "ev-short", 1), event("conv-b", "ev-long", 1))
+	c, _ := e.start(Config{Handler: h})
+	eventually(t, 10*time.Second, "both events in retry-1", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeRetried) == 2
+	})
+	want := map[string]time.Duration{"ev-short": time.Second, "ev-long": 2 * time.Second}
+	for _, r := range e.readAll(e.plan.Names.Retry(1)) {
+		failed, _ := headers.ParseTime(hdr(r, headers.FailedAt))
+		due, _ := headers.ParseTime(hdr(r, headers.DueAt))
+		id := hdr(r, headers.EventID)
+		if got := due.Sub(failed); got != want[id] {
+			t.Errorf("%s: due %s after its failure, want %s", id, got, want[id])
+		}
+	}
+}

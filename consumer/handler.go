@@ -19,7 +19,7 @@ import (
 // A nil error means the event is done. Any other error is retryable and sends
 // the event to the next retry tier (or, after the last tier, to the DLQ with
 // class "exhausted"), unless it was wrapped with [Permanent], which sends it
-// to the DLQ at once. A handler that overruns its timeout or panics failed
+// to the DLQ at once; [RetryAfter] asks for a longer wait than the tier's. A handler that overruns its timeout or panics failed
 // retryably.
 //
 // Handlers should be idempotent on [Event.EventID]: dedup cannot close the
@@ -74,6 +74,38 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
+}
+
+// retryAfterError asks for the next attempt no sooner than after.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e retryAfterError) Error() string { return e.err.Error() }
+func (e retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks the retryable err with the least time the downstream
+// asked for before the next attempt (an HTTP Retry-After): the event's
+// retry record is due at the later of its tier's delay and d, where d is
+// capped at the plan's longest retry delay, because a retry tier's
+// partition is worked in order and one record's wait holds up the records
+// behind it. RetryAfter(nil, d) is nil; d <= 0 changes nothing. The HTTP
+// sink uses it for a 429 or 503 carrying Retry-After.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil || d <= 0 {
+		return err
+	}
+	return retryAfterError{err, d}
+}
+
+// retryAfterOf returns the wait err asked for with [RetryAfter], or 0.
+func retryAfterOf(err error) time.Duration {
+	var r retryAfterError
+	if errors.As(err, &r) {
+		return r.after
+	}
+	return 0
 }
 
 // eventOf builds the Event for a record. Its strings alias the record's

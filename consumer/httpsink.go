@@ -80,7 +80,8 @@ type httpSink struct {
 // X-Hookline-Conversation-Id.
 //
 // A 2xx answer means done. 408, 425, 429, 5xx, 3xx, timeouts and
-// connection errors are retryable; any other status is permanent. Errors
+// connection errors are retryable (a Retry-After header on such an answer
+// is honoured, see [RetryAfter]); any other status is permanent. Errors
 // carry the status and a short snippet of the response body. Redirects are
 // not followed (a POST must not silently go elsewhere); a 3xx names its
 // Location and is retried, because it is a configuration problem that a
@@ -177,9 +178,27 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 		herr = fmt.Errorf("%w: %s", herr, snippet)
 	}
 	if retryableStatus(code) {
+		if d := retryAfterHeader(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+			return RetryAfter(fmt.Errorf("%w (Retry-After %s)", herr, d), d)
+		}
 		return herr
 	}
 	return Permanent(herr)
+}
+
+// retryAfterHeader parses a Retry-After value: seconds, or an HTTP date.
+// 0 when absent, unparseable or past.
+func retryAfterHeader(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		return time.Duration(max(secs, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now).Round(time.Second)
+	}
+	return 0
 }
 
 // retryableStatus reports whether a non-2xx status is worth retrying.

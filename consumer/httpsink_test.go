@@ -157,3 +157,43 @@ func TestHTTPSinkTLSWithCAFile(t *testing.T) {
 		t.Fatal("untrusted certificate accepted without the CA file")
 	}
 }
+
+// A retryable answer with Retry-After carries the wait, in seconds or as an
+// HTTP date; without the header, or on a permanent answer, there is none.
+func TestHTTPSinkRetryAfter(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int32
+	var after atomic.Pointer[string]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := after.Load(); a != nil && *a != "" {
+			w.Header().Set("Retry-After", *a)
+		}
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		code   int32
+		header string
+		min    time.Duration
+		max    time.Duration
+		perm   bool
+	}{
+		{429, "7", 7 * time.Second, 7 * time.Second, false},
+		{503, time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat), 88 * time.Second, 91 * time.Second, false},
+		{503, "", 0, 0, false},
+		{429, "soon", 0, 0, false},
+		{400, "30", 0, 0, true},
+	} {
+		status.Store(c.code)
+		after.Store(&c.header)
+		err := h.Handle(context.Background(), Event{Value: []byte(`{}`), EventID: "ev"})
+		got := retryAfterOf(err)
+		if err == nil || got < c.min || got > c.max || IsPermanent(err) != c.perm {
+			t.Errorf("%d Retry-After %q: wait %s (permanent %v, %v), want %s-%s", c.code, c.header, got, IsPermanent(err), err, c.min, c.max)
+		}
+	}
+}
