@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookline/hookline/internal/ctxtime"
 	"github.com/hookline/hookline/internal/extract"
 	"github.com/hookline/hookline/internal/kafkaconf"
 	"github.com/hookline/hookline/internal/ratelog"
@@ -42,6 +43,9 @@ const (
 	DefaultMaxInFlight  = 1024
 	// DefaultRetryAfter is what 429 and 503 answers tell the sender to wait.
 	DefaultRetryAfter = 2 * time.Second
+	// DefaultDrainDelay is how long a stopping receiver keeps answering 503
+	// before it closes its listener; see Config.DrainDelay.
+	DefaultDrainDelay = 2 * time.Second
 )
 
 // Timeouts of the server Serve runs; see Config.
@@ -77,6 +81,16 @@ type Config struct {
 	AckTimeout  time.Duration
 	MaxInFlight int           // default DefaultMaxInFlight; more concurrent webhooks get 429
 	RetryAfter  time.Duration // default DefaultRetryAfter
+
+	// DrainDelay is how long Serve keeps its listener open once shutdown
+	// began, answering /readyz and new webhooks 503 (with Retry-After) so
+	// that load balancers and senders see the instance leave instead of
+	// connection refused; raise it to the load balancer's health-check
+	// interval. In-flight webhooks are answered normally meanwhile, and
+	// after the delay Serve still waits for the ones left. Default
+	// DefaultDrainDelay (2 s) when zero; a negative value means no delay:
+	// the listener closes as soon as in-flight webhooks were answered.
+	DrainDelay time.Duration
 
 	// Ready, when set, is asked by /readyz besides the receiver's own checks
 	// (for example, the consumer of the same process restoring state).
@@ -140,6 +154,12 @@ func New(cfg Config) (*Receiver, error) {
 	}
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = DefaultRetryAfter
+	}
+	switch {
+	case cfg.DrainDelay == 0:
+		cfg.DrainDelay = DefaultDrainDelay
+	case cfg.DrainDelay < 0:
+		cfg.DrainDelay = 0
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -244,9 +264,10 @@ func (r *Receiver) Run(ctx context.Context) error {
 
 // Serve serves on ln until ctx is cancelled, then shuts down gracefully:
 // /readyz turns 503 and new webhooks get 503 with Retry-After at once, while
-// the listener stays open until every in-flight webhook was answered (or the
-// grace of the ack budget plus 2 s ran out), so senders get an answer they
-// retry rather than connection refused. Then the server closes, the
+// the listener stays open for Config.DrainDelay (so load balancers see the
+// instance leave) and then until every in-flight webhook was answered (or
+// the grace of the ack budget plus 2 s ran out), so senders get an answer
+// they retry rather than connection refused. Then the server closes, the
 // producer is flushed and closed.
 func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
@@ -268,15 +289,18 @@ func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	var err error
+	drain := r.cfg.DrainDelay
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
 		err = fmt.Errorf("receiver: serve: %w", err)
+		drain = 0 // the listener failed: nobody can be told anything
 	}
-	// In-flight webhooks finish within their ack budget; give a little more.
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout+2*time.Second)
+	// In-flight webhooks finish within their ack budget; give a little more,
+	// counted from the end of the drain delay.
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain+r.cfg.AckTimeout+2*time.Second)
 	defer cancel()
-	if e := r.shutdown(shutCtx, srv); e != nil && err == nil {
+	if e := r.shutdown(shutCtx, srv, drain); e != nil && err == nil {
 		err = e
 	}
 	// Past the grace a webhook may still run (its body read and ack budget
@@ -296,14 +320,22 @@ func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// shutdown answers new webhooks 503 but keeps the listener open until the
-// admitted ones were answered or ctx ends; only then does srv.Shutdown close
-// the listener and the idle connections.
-func (r *Receiver) shutdown(ctx context.Context, srv *http.Server) error {
+// shutdown answers /readyz and new webhooks 503 but keeps the listener open
+// for the drain delay, then until the admitted webhooks were answered or ctx
+// ends; only then does srv.Shutdown close the listener and the idle
+// connections.
+func (r *Receiver) shutdown(ctx context.Context, srv *http.Server, drain time.Duration) error {
 	r.gate.close()
 	// Answers now say Connection: close, so keep-alive senders reconnect,
 	// through the load balancer, to an instance that is not stopping.
 	srv.SetKeepAlivesEnabled(false)
+	if drain > 0 {
+		// Without this window an idle receiver closes its listener within
+		// milliseconds: load balancers and senders would only ever see
+		// connection refused, never the 503 that takes it out of rotation.
+		r.log.Info("draining: answering 503 before closing", "delay", drain)
+		_ = ctxtime.Sleep(ctx, drain)
+	}
 	if err := r.gate.wait(ctx); err != nil {
 		r.log.Warn("receiver: in-flight webhooks still running at the shutdown deadline; closing the listener", "err", err)
 	}

@@ -55,6 +55,9 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	cfg := Config{
 		Kafka:   kafkaconf.Config{Brokers: c.ListenAddrs()},
 		Sources: []Source{{Name: "genesys", Topics: names, Rules: extract.Rules{Kind: extract.KindGenesys}, Verifier: ver}},
+		// No drain window, so every test's stop is quick; the drain tests
+		// set their own.
+		DrainDelay: -1,
 	}
 	if mod != nil {
 		mod(&cfg)

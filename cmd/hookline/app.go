@@ -115,6 +115,7 @@ func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger
 		MaxBodyBytes:      maxBody,
 		AckTimeout:        a.ackTimeout,
 		MaxInFlight:       a.maxInFlight,
+		DrainDelay:        a.producerDrainDelay(),
 		Ready:             ready,
 		Logger:            log,
 		Registry:          reg,

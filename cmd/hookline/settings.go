@@ -38,6 +38,7 @@ type appFlags struct {
 	ackTimeout     time.Duration
 	maxBody        int64
 	maxInFlight    int
+	drainDelay     time.Duration
 
 	// consumer
 	handlerURL     string
@@ -66,6 +67,7 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 		fs.DurationVar(&a.ackTimeout, "ack-timeout", producer.DefaultAckTimeout, "answer 503 when Kafka has not acknowledged within this budget")
 		fs.Int64Var(&a.maxBody, "max-body", producer.DefaultMaxBodyBytes, "largest accepted body in bytes (larger: 413); capped at what the pipeline topics' max.message.bytes can store")
 		fs.IntVar(&a.maxInFlight, "max-in-flight", producer.DefaultMaxInFlight, "concurrent webhooks before answering 429")
+		fs.DurationVar(&a.drainDelay, "drain-delay", producer.DefaultDrainDelay, "on SIGTERM, keep listening this long answering /readyz and new webhooks 503 before closing; raise it to the load balancer's health-check interval (0: close once in-flight webhooks are answered)")
 	}
 	if withConsumer {
 		fs.StringVar(&a.handlerURL, "handler-url", "", "URL the consumer POSTs each event to (the team's service)")
@@ -138,6 +140,9 @@ func (a *appFlags) validate() error {
 		if a.maxInFlight < 1 {
 			return fs.badValue("max-in-flight", fmt.Sprintf("must be at least 1 (default %d)", producer.DefaultMaxInFlight))
 		}
+		if a.drainDelay < 0 {
+			return fs.badValue("drain-delay", fmt.Sprintf("must be 0 (no delay) or positive, e.g. %s (the default); match the load balancer's health-check interval", producer.DefaultDrainDelay))
+		}
 	}
 	if fs.Lookup("handler-url") != nil { // the consumer's flags
 		if a.handlerTimeout <= 0 {
@@ -157,6 +162,16 @@ func (a *appFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// producerDrainDelay is --drain-delay as producer.Config.DrainDelay wants
+// it: the flag's 0 means no delay, which the producer spells negative (its
+// zero is the default).
+func (a *appFlags) producerDrainDelay() time.Duration {
+	if a.drainDelay == 0 {
+		return -1
+	}
+	return a.drainDelay
 }
 
 // validateFilePipeline refuses the numbers of a file pipeline that the
