@@ -296,7 +296,8 @@ func configProblems(st State, p Plan) []Problem {
 			if msv, err := strconv.ParseInt(v, 10, 64); err == nil && msv >= 0 {
 				delay := p.RetryDelays[st.Tier-1]
 				if time.Duration(msv)*time.Millisecond <= delay {
-					out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is not longer than the tier's delay %s: waiting retries would be deleted", msv, delay)})
+					out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is not longer than the tier's delay %s: waiting retries would be deleted; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned retention: 2 x the longest retry delay + 24h, or the main topic's if longer)",
+						msv, delay, st.Name, st.Configs["retention.ms"])})
 				}
 			}
 		}

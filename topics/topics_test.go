@@ -244,3 +244,40 @@ func TestMaxMessageBytesIsPlannedCheckedAndReported(t *testing.T) {
 		t.Fatalf("MaxBodyBytes = %d, want the DLQ's limit minus HeaderRoom = %d", got, want)
 	}
 }
+
+// A retry topic whose retention no longer covers its delay is reported with
+// the command that restores the planned retention (2 x the longest delay +
+// 24h here, above the 7-day default), as the cleanup.policy problem is.
+func TestShortRetryRetentionSaysHowToFixIt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, _ := newAdmin(t)
+	p, err := NewPlan(Config{Base: "slow", Partitions: 2, RetryDelays: []time.Duration{time.Hour, 100 * time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := p.Spec("slow.retry-2")
+	planned := spec.Configs["retention.ms"]
+	if want := fmt.Sprint((224 * time.Hour).Milliseconds()); planned != want {
+		t.Fatalf("planned retry retention.ms %s, want %s (2 x 100h + 24h)", planned, want)
+	}
+	if _, err := Create(ctx, adm, p); err != nil {
+		t.Fatal(err)
+	}
+	short := fmt.Sprint((50 * time.Hour).Milliseconds())
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr(short)}}, "slow.retry-2"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Inspect(ctx, adm, p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Unusable(); err != nil {
+		t.Fatalf("a short retention must not make the pipeline unusable: %v", err)
+	}
+	want := "slow.retry-2: retention.ms " + short + " is not longer than the tier's delay 100h0m0s: waiting retries would be deleted; " +
+		"kafka-configs --alter --entity-type topics --entity-name slow.retry-2 --add-config retention.ms=" + planned
+	if msg := fmt.Sprint(rep.Err()); !strings.Contains(msg, want) {
+		t.Fatalf("report lacks %q:\n%s", want, msg)
+	}
+}

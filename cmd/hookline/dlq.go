@@ -106,6 +106,7 @@ func runDlqLs(ctx context.Context, env *environment, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q: dlq ls takes only flags (see --help)", fs.Arg(0))
 	}
+	noteConfigNotRead(env, fs, "dlq ls")
 	if *limit < 0 {
 		return usagef("--limit %d: must be 0 (all) or positive", *limit)
 	}
@@ -166,6 +167,7 @@ func runDlqShow(ctx context.Context, env *environment, args []string) error {
 	if len(pos) != 1 {
 		return usagef("give one event id or partition:offset (e.g. hookline dlq show 3:1200); see --help")
 	}
+	noteConfigNotRead(env, fs, "dlq show")
 	names, err := pipelineNames(*base)
 	if err != nil {
 		return err

@@ -76,6 +76,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 			return usagef("%s is set in the environment, but --%s is taken from the command line only: unset it, or pass --%s", envName(name), name, name)
 		}
 	}
+	noteConfigNotRead(env, fs, "replay")
 	names, err := pipelineNames(*base)
 	if err != nil {
 		return err

@@ -21,7 +21,11 @@ const topicsExamples = `  # create the default pipeline (hookline.events, 12 par
   HOOKLINE_BROKERS=127.0.0.1:9092 hookline topics check --base genesys.conversations
 
   # show partitions and configs of each topic
-  hookline topics describe --brokers 127.0.0.1:9092 --retry-delays 30s,5m`
+  hookline topics describe --brokers 127.0.0.1:9092 --retry-delays 30s,5m
+
+  # create, then check, every pipeline of the file run/serve/consume read
+  hookline topics create --config hookline.yaml
+  HOOKLINE_CONFIG=hookline.yaml hookline topics check`
 
 func runTopics(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -43,27 +47,65 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "topics "+sub, "topics "+sub+" [flags]", topicsExamples)
 	kf := addKafkaFlags(fs)
 	pf := addPipelineFlags(fs)
+	configPath := fs.String("config", "", "YAML file of run/serve/consume: act on each of its pipelines, resolved as they resolve them (and use its brokers when --brokers is not set)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up talking to Kafka after this long")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	plan, err := topics.NewPlan(pf.topicsConfig())
-	if err != nil {
-		return usageError{err.Error()}
+	var (
+		kc    kafkaconf.Config
+		plans []topics.Plan
+	)
+	if *configPath == "" {
+		plan, err := topics.NewPlan(pf.topicsConfig())
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		kc, plans = kf.config(env, nil), []topics.Plan{plan}
+	} else {
+		var err error
+		if kc, plans, err = filePlans(env, fs, kf, pf, *configPath); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	cl, err := kafkaconf.NewClient(ctx, kf.config(env, nil))
+	cl, err := kafkaconf.NewClient(ctx, kc)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
+	if len(plans) == 1 {
+		return topicsPipeline(ctx, env, adm, sub, plans[0], fs.set("partitions"), false)
+	}
+	// Several pipelines (from --config): each one's output in turn, its
+	// problems on stderr as they are found, exit 1 if any has some.
+	var failed []string
+	for i, plan := range plans {
+		if i > 0 && sub == "describe" {
+			fmt.Fprintln(env.stdout)
+		}
+		if err := topicsPipeline(ctx, env, adm, sub, plan, fs.set("partitions"), true); err != nil {
+			fmt.Fprintf(env.stderr, "hookline topics: %v\n", err)
+			failed = append(failed, plan.Names.Base)
+		}
+	}
+	if len(failed) > 0 {
+		return exitCode{1, fmt.Sprintf("%d of %d pipelines in %s have problems: %s", len(failed), len(plans), *configPath, strings.Join(failed, ", "))}
+	}
+	return nil
+}
+
+// topicsPipeline runs topics create, check or describe on one pipeline.
+// explicitPartitions says --partitions (or HOOKLINE_PARTITIONS) was given;
+// header prints the pipeline's name before describe's table.
+func topicsPipeline(ctx context.Context, env *environment, adm *kadm.Client, sub string, plan topics.Plan, explicitPartitions, header bool) error {
 	// check compares partitions with --partitions only when it was asked
 	// for; otherwise it checks that the pipeline agrees with itself.
 	var expect int32
-	if fs.set("partitions") {
+	if explicitPartitions {
 		expect = plan.Partitions
 	}
 	switch sub {
@@ -91,6 +133,9 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
+		if header {
+			fmt.Fprintf(env.stdout, "pipeline %s\n", plan.Names.Base)
+		}
 		printStates(env, rep)
 		for _, p := range rep.Problems {
 			fmt.Fprintf(env.stdout, "problem: %s\n", p)
@@ -99,13 +144,19 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	}
 }
 
+// reportCheck prints ok, or returns exit 1 with every problem: "not usable"
+// when serve and consume would refuse the pipeline (rep.Unusable), "differs
+// from its plan" when they would start on it and log the problems.
 func reportCheck(ctx context.Context, env *environment, adm *kadm.Client, plan topics.Plan, expect int32) error {
 	rep, err := topics.Inspect(ctx, adm, plan, expect)
 	if err != nil {
 		return err
 	}
 	if err := rep.Err(); err != nil {
-		return exitCode{1, fmt.Sprintf("pipeline %s is not usable: %v", plan.Names.Base, err)}
+		if unusable := rep.Unusable(); unusable != nil {
+			return exitCode{1, fmt.Sprintf("pipeline %s is not usable: %v", plan.Names.Base, unusable)}
+		}
+		return exitCode{1, fmt.Sprintf("pipeline %s differs from its plan (serve and consume start on it and log these as warnings): %v", plan.Names.Base, err)}
 	}
 	fmt.Fprintf(env.stdout, "ok: pipeline %s has %d topics with %d partitions each\n",
 		plan.Names.Base, len(rep.Topics), rep.Topics[0].Partitions)

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/hookline/hookline/internal/kafkaconf"
+)
+
+// topicsCluster is an empty in-process Kafka: its brokers and an admin client.
+func topicsCluster(t *testing.T) (string, *kadm.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: c.ListenAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return strings.Join(c.ListenAddrs(), ","), kadm.NewClient(cl)
+}
+
+// partitionsOf returns each existing topic's partition count.
+func partitionsOf(t *testing.T, adm *kadm.Client) map[string]int {
+	t.Helper()
+	details, err := adm.ListTopics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for name, d := range details {
+		out[name] = len(d.Partitions)
+	}
+	return out
+}
+
+func wantAll(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, text)
+		}
+	}
+}
+
+// topics create|check|describe --config act on every pipeline of the file,
+// each resolved as run/serve/consume resolve it, brokers included; so does
+// HOOKLINE_CONFIG.
+func TestTopicsConfigActsOnEveryPipeline(t *testing.T) {
+	brokers, adm := topicsCluster(t)
+	cfg := filepath.Join(t.TempDir(), "hookline.yaml")
+	yaml := "brokers: [" + brokers + "]\npipelines:\n" +
+		"  - base: a.events\n    partitions: 2\n    retry_delays: [5s]\n" +
+		"  - base: b.events\n    partitions: 3\n    retry_delays: [1m, 10m]\n    dedup_window: 48h\n" +
+		"    handler: {url: \"http://127.0.0.1:1/x\"}\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := call(t, nil, "topics", "create", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("create --config: exit %d\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "create --config", out, "created  a.events.retry-1", "created  b.events.retry-2",
+		"ok: pipeline a.events has 4 topics with 2 partitions each",
+		"ok: pipeline b.events has 5 topics with 3 partitions each")
+	parts := partitionsOf(t, adm)
+	if parts["a.events.dedup"] != 2 || parts["b.events.retry-2"] != 3 || parts["b.events.dedup"] != 3 {
+		t.Errorf("topics as created: %v", parts)
+	}
+	if _, ok := parts["hookline.events"]; ok || len(parts) != 9 {
+		t.Errorf("only the file's pipelines may be created: %v", parts)
+	}
+
+	for name, c := range map[string]struct {
+		vars map[string]string
+		args []string
+	}{
+		"check --config":  {nil, []string{"topics", "check", "--config", cfg}},
+		"HOOKLINE_CONFIG": {map[string]string{"HOOKLINE_CONFIG": cfg}, []string{"topics", "check"}},
+	} {
+		code, out, errOut := call(t, c.vars, c.args...)
+		if code != 0 {
+			t.Errorf("%s: exit %d\n%s%s", name, code, out, errOut)
+		}
+		wantAll(t, name, out, "ok: pipeline a.events has 4 topics with 2 partitions each", "ok: pipeline b.events has 5 topics with 3 partitions each")
+	}
+	code, out, errOut = call(t, map[string]string{"HOOKLINE_CONFIG": cfg}, "topics", "describe")
+	if code != 0 {
+		t.Fatalf("describe: exit %d\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "describe", out, "pipeline a.events\n", "pipeline b.events\n", "b.events.dedup", "retention.ms=")
+
+	// One pipeline drifts: its problem, the other's ok, exit 1.
+	if _, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, "a.events.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = call(t, map[string]string{"HOOKLINE_CONFIG": cfg}, "topics", "check")
+	if code != 1 {
+		t.Fatalf("check with a drifted pipeline: exit %d\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "check stdout", out, "ok: pipeline b.events")
+	wantAll(t, "check stderr", errOut, "pipeline a.events differs from its plan", `a.events.dlq: cleanup.policy is "compact"`, "1 of 2 pipelines", "a.events")
+
+	// A pipeline flag is as ambiguous here as for run/serve/consume.
+	if code, _, errOut := call(t, nil, "topics", "check", "--config", cfg, "--partitions", "4"); code != 2 || !strings.Contains(errOut, "--partitions is ambiguous") {
+		t.Errorf("--partitions with two pipelines: exit %d %s", code, errOut)
+	}
+}
+
+// A single-pipeline file takes the pipeline flags as run does: they win
+// over the file.
+func TestTopicsConfigWithPipelineFlags(t *testing.T) {
+	brokers, adm := topicsCluster(t)
+	cfg := filepath.Join(t.TempDir(), "one.yaml")
+	if err := os.WriteFile(cfg, []byte("pipelines:\n  - base: one.events\n    partitions: 2\n    retry_delays: [5s]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := call(t, map[string]string{"HOOKLINE_BROKERS": brokers, "HOOKLINE_PARTITIONS": "4"}, "topics", "create", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "ok: pipeline one.events has 4 topics with 4 partitions each") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if p := partitionsOf(t, adm); p["one.events.retry-1"] != 4 || len(p) != 4 {
+		t.Fatalf("topics: %v", p)
+	}
+}
+
+// check says "not usable" only when serve and consume would refuse to
+// start; config or partition differences they accept "differ from the plan".
+func TestTopicsCheckSaysUnusableOnlyWhenItIs(t *testing.T) {
+	brokers, adm := topicsCluster(t)
+	base := []string{"--brokers", brokers, "--base", "w.events"}
+	if code, out, errOut := call(t, nil, append([]string{"topics", "create", "--partitions", "2"}, base...)...); code != 0 {
+		t.Fatalf("create: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, sub := range []string{"create", "check"} {
+		code, out, errOut := call(t, nil, append([]string{"topics", sub, "--partitions", "12"}, base...)...)
+		if code != 1 || strings.Contains(errOut, "not usable") {
+			t.Errorf("%s --partitions 12 on a 2-partition pipeline: exit %d %q; want 1 without \"not usable\"", sub, code, errOut)
+		}
+		wantAll(t, sub+" --partitions 12", errOut, "pipeline w.events differs from its plan", "has 2 partitions, expected 12")
+		if strings.Contains(out, "created") {
+			t.Errorf("%s created something:\n%s", sub, out)
+		}
+	}
+	if _, err := adm.DeleteTopics(context.Background(), "w.events.retry-2"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := call(t, nil, append([]string{"topics", "check"}, base...)...)
+	if code != 1 {
+		t.Fatalf("missing topic: exit %d %s", code, errOut)
+	}
+	wantAll(t, "check with a missing topic", errOut, "pipeline w.events is not usable", "w.events.retry-2: missing")
+}
+
+// dlq ls|show and replay do not read the config file: with HOOKLINE_CONFIG
+// set and no --base they say so, once, on stderr.
+func TestDlqAndReplayNoteTheyIgnoreTheConfig(t *testing.T) {
+	brokers := replayCluster(t, []string{"ev-1"})
+	withConfig := map[string]string{"HOOKLINE_CONFIG": "/etc/hookline.yaml", "HOOKLINE_BROKERS": brokers}
+	note := "does not read the config file (HOOKLINE_CONFIG=/etc/hookline.yaml): it uses --base, default hookline.events"
+	for cmd, args := range map[string][]string{
+		"dlq ls":   {"dlq", "ls"},
+		"dlq show": {"dlq", "show", "0:0"},
+		"replay":   {"replay", "--all", "--dry-run"},
+	} {
+		_, _, errOut := call(t, withConfig, args...)
+		if strings.Count(errOut, "note: "+cmd+" "+note) != 1 {
+			t.Errorf("%v with HOOKLINE_CONFIG: want one note %q:\n%s", args, "note: "+cmd+" "+note, errOut)
+		}
+		// --base (flag or HOOKLINE_BASE) given, or no HOOKLINE_CONFIG: no note.
+		withBase := append(args[:len(args):len(args)], "--base", "t.events")
+		for _, c := range []struct {
+			vars map[string]string
+			args []string
+		}{
+			{withConfig, withBase},
+			{map[string]string{"HOOKLINE_CONFIG": "/etc/hookline.yaml", "HOOKLINE_BROKERS": brokers, "HOOKLINE_BASE": "t.events"}, args},
+			{map[string]string{"HOOKLINE_BROKERS": brokers}, args},
+		} {
+			if _, _, errOut := call(t, c.vars, c.args...); strings.Contains(errOut, "note:") {
+				t.Errorf("%v %v: unexpected note:\n%s", c.vars, c.args, errOut)
+			}
+		}
+	}
+}
