@@ -1331,12 +1331,17 @@ func (c *Consumer) forward(l *lane, r *kgo.Record, ev Event, herr error, now tim
 	case nextTier > len(c.names.Retries):
 		out.Topic, class, outcome = c.names.DLQ, headers.ClassExhausted, OutcomeDeadLettered
 	default:
-		out.Topic, class, outcome = c.names.Retry(nextTier), headers.ClassRetryable, OutcomeRetried
-		delay := c.cfg.Plan.RetryDelays[nextTier-1]
-		if ra := retryAfterOf(herr); ra > delay {
-			delay = min(ra, slices.Max(c.cfg.Plan.RetryDelays))
+		// A Retry-After longer than the next tier's delay moves the event
+		// to the first later tier whose delay covers it (else the last):
+		// every record of a tier then waits that tier's delay, so due
+		// times stay in offset order and one long wait never holds up
+		// the partition behind it.
+		delays := c.cfg.Plan.RetryDelays
+		tier := nextTier
+		for ra := retryAfterOf(herr); tier < len(delays) && delays[tier-1] < ra; tier++ {
 		}
-		hs = headers.Set(hs, headers.DueAt, headers.FormatTime(now.Add(delay)))
+		out.Topic, class, outcome = c.names.Retry(tier), headers.ClassRetryable, OutcomeRetried
+		hs = headers.Set(hs, headers.DueAt, headers.FormatTime(now.Add(delays[tier-1])))
 	}
 	if outcome == OutcomeDeadLettered {
 		hs = headers.Del(hs, headers.DueAt)

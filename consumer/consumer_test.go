@@ -682,34 +682,57 @@ func TestBalancerIsCoPartitionedAndDeterministic(t *testing.T) {
 	}
 }
 
-// A handler's RetryAfter makes the retry record due no sooner than asked,
-// capped at the plan's longest delay (a retry partition is worked in order).
-func TestRetryAfterDelaysTheRetryRecord(t *testing.T) {
+// A handler's RetryAfter longer than the next tier's delay moves the event
+// to the first tier whose delay covers it (else the last), due after that
+// tier's delay: every record of a tier waits the same, so none holds up the
+// partition behind it.
+func TestRetryAfterSkipsToATierThatCoversIt(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, 1, 100*time.Millisecond, 2*time.Second)
-	var calls atomic.Int32
+	e := newEnv(t, 1, 100*time.Millisecond, time.Second, 2*time.Second)
 	h := HandlerFunc(func(ctx context.Context, ev Event) error {
-		calls.Add(1)
+		if ev.Attempt > 0 {
+			return nil
+		}
 		switch ev.EventID {
 		case "ev-short":
-			return RetryAfter(errors.New("busy"), time.Second)
+			return RetryAfter(errors.New("busy"), 50*time.Millisecond)
+		case "ev-mid":
+			return RetryAfter(errors.New("busy"), 800*time.Millisecond)
 		case "ev-long":
 			return RetryAfter(errors.New("busy"), time.Hour)
 		}
 		return nil
 	})
-	e.produce(event("conv-a", "ev-short", 1), event("conv-b", "ev-long", 1))
+	e.produce(event("conv-a", "ev-short", 1), event("conv-b", "ev-mid", 1), event("conv-c", "ev-long", 1))
 	c, _ := e.start(Config{Handler: h})
-	eventually(t, 10*time.Second, "both events in retry-1", func() bool {
-		return c.eventsCount(e.plan.Names.Base, OutcomeRetried) == 2
+	eventually(t, 10*time.Second, "all three events retried", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeRetried) == 3
 	})
-	want := map[string]time.Duration{"ev-short": time.Second, "ev-long": 2 * time.Second}
-	for _, r := range e.readAll(e.plan.Names.Retry(1)) {
-		failed, _ := headers.ParseTime(hdr(r, headers.FailedAt))
-		due, _ := headers.ParseTime(hdr(r, headers.DueAt))
-		id := hdr(r, headers.EventID)
-		if got := due.Sub(failed); got != want[id] {
-			t.Errorf("%s: due %s after its failure, want %s", id, got, want[id])
+	want := map[string]struct {
+		tier  int
+		delay time.Duration
+	}{"ev-short": {1, 100 * time.Millisecond}, "ev-mid": {2, time.Second}, "ev-long": {3, 2 * time.Second}}
+	for id, w := range want {
+		rs := recordsOf(e.readAll(e.plan.Names.Retry(w.tier)), id)
+		if len(rs) != 1 {
+			t.Errorf("%s: %d records in retry-%d, want 1", id, len(rs), w.tier)
+			continue
+		}
+		failed, _ := headers.ParseTime(hdr(rs[0], headers.FailedAt))
+		due, _ := headers.ParseTime(hdr(rs[0], headers.DueAt))
+		if got := due.Sub(failed); got != w.delay {
+			t.Errorf("%s: due %s after its failure, want %s", id, got, w.delay)
 		}
 	}
+}
+
+// recordsOf returns the records of rs with event id id.
+func recordsOf(rs []*kgo.Record, id string) []*kgo.Record {
+	var out []*kgo.Record
+	for _, r := range rs {
+		if hdr(r, headers.EventID) == id {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -86,12 +86,14 @@ func (e retryAfterError) Error() string { return e.err.Error() }
 func (e retryAfterError) Unwrap() error { return e.err }
 
 // RetryAfter marks the retryable err with the least time the downstream
-// asked for before the next attempt (an HTTP Retry-After): the event's
-// retry record is due at the later of its tier's delay and d, where d is
-// capped at the plan's longest retry delay, because a retry tier's
-// partition is worked in order and one record's wait holds up the records
-// behind it. RetryAfter(nil, d) is nil; d <= 0 changes nothing. The HTTP
-// sink uses it for a 429 or 503 carrying Retry-After.
+// asked for before the next attempt (an HTTP Retry-After). When the next
+// retry tier's delay is shorter than d, the event skips to the first later
+// tier whose delay is at least d (the last tier when none is), and waits
+// that tier's delay: a tier's records all wait the same delay, because a
+// retry partition is worked in order and one longer wait would hold up the
+// records behind it. Skipped tiers are attempts the event does not get.
+// RetryAfter(nil, d) is nil; d <= 0 changes nothing. The HTTP sink uses it
+// for any retryable answer that carries Retry-After.
 func RetryAfter(err error, d time.Duration) error {
 	if err == nil || d <= 0 {
 		return err

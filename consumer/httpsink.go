@@ -189,11 +189,13 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 // retryAfterHeader parses a Retry-After value: seconds, or an HTTP date.
 // 0 when absent, unparseable or past.
 func retryAfterHeader(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		return time.Duration(max(secs, 0)) * time.Second
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		// Clamped a year out: beyond any tier, and no overflow.
+		return time.Duration(min(max(secs, 0), 365*24*3600)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		return t.Sub(now).Round(time.Second)
