@@ -114,7 +114,8 @@ func (d *dedupState) noteFailure(what string, err error) {
 	d.failure.Store(&restoreFailure{at: time.Now(), err: what + ": " + err.Error()})
 }
 
-// recentFailure returns the last restore failure of the past 30 s, or "".
+// recentFailure returns the last restore failure of the past 30 s that no
+// successful step has followed, or "".
 func (d *dedupState) recentFailure() string {
 	if f := d.failure.Load(); f != nil && time.Since(f.at) < 30*time.Second {
 		return f.err
@@ -368,6 +369,7 @@ func (d *dedupState) markReady(gen int, p int32, took time.Duration) {
 	}
 	st.ready = true
 	d.mu.Unlock()
+	d.failure.Store(nil)
 	d.c.m.restoreSecs.Observe(took.Seconds())
 	c := d.c
 	c.mu.Lock()
@@ -382,7 +384,13 @@ func (d *dedupState) markReady(gen int, p int32, took time.Duration) {
 
 // retry runs fn until it succeeds or ctx is done, backing off between tries.
 func (d *dedupState) retry(ctx context.Context, what string, fn func() error) error {
-	return retryBackoff(ctx, fn, func(err error) {
+	return retryBackoff(ctx, func() error {
+		err := fn()
+		if err == nil {
+			d.failure.Store(nil) // the step works again: Ready must not blame it
+		}
+		return err
+	}, func(err error) {
 		d.noteFailure(what, err)
 		d.c.rl.Log(context.Background(), slog.LevelWarn, "dedup:"+what, "dedup state: "+what+" failed; retrying", "topic", d.topic, "err", err)
 	})

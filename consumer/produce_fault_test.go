@@ -239,4 +239,8 @@ func TestReadySaysWhyTheRestoreIsStuck(t *testing.T) {
 		ok, _ := c.Ready()
 		return ok
 	})
+	// A later restore (a rebalance) must not be blamed on the old failure.
+	if f := c.dedup.recentFailure(); f != "" {
+		t.Errorf("the recovered failure is still reported: %q", f)
+	}
 }
