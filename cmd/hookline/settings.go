@@ -214,11 +214,16 @@ func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
 }
 
 // resolve merges flags, environment and the YAML file. wantSources is false
-// for consume, which needs no verifier.
+// for consume and the topics commands, which need no verifier: then an
+// unset ${NAME} in the file (a source's secret, say) does not refuse it.
 func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error) {
 	var file config.File
 	if a.configPath != "" {
-		f, err := config.Load(a.configPath, env.getenv)
+		load := config.Load
+		if !wantSources {
+			load = config.LoadWithoutSecrets
+		}
+		f, err := load(a.configPath, env.getenv)
 		if err != nil {
 			return settings{}, err
 		}

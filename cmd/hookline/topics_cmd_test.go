@@ -64,7 +64,11 @@ func TestTopicsConfigActsOnEveryPipeline(t *testing.T) {
 	yaml := "brokers: [" + brokers + "]\npipelines:\n" +
 		"  - base: a.events\n    partitions: 2\n    retry_delays: [5s]\n" +
 		"  - base: b.events\n    partitions: 3\n    retry_delays: [1m, 10m]\n    dedup_window: 48h\n" +
-		"    handler: {url: \"http://127.0.0.1:1/x\"}\n"
+		"    handler: {url: \"http://127.0.0.1:1/x\"}\n" +
+		// A secret that is not deployed where topics are managed must not
+		// stop the topics commands, which use no source.
+		"sources:\n  - name: genesys\n    kind: genesys\n    pipeline: a.events\n" +
+		"    verify: {type: shared-secret, header: X-Hookline-Secret, secret: \"${HOOKLINE_IT_UNSET_SECRET}\"}\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

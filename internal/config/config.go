@@ -27,6 +27,9 @@ type File struct {
 	// Defaulted names the ${NAME:-default} references whose variable was
 	// unset, so their default was used. Not read from YAML.
 	Defaulted []string `yaml:"-"`
+	// Unset names the ${NAME} references whose variable was unset and that
+	// LoadWithoutSecrets expanded to "" (Load refuses them).
+	Unset []string `yaml:"-"`
 }
 
 // Pipeline describes one pipeline: its topics and the consumer's handler.
@@ -85,11 +88,24 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // references; a reference to an unset variable is an error, so a missing
 // secret never silently becomes "".
 func Load(path string, getenv func(string) string) (File, error) {
+	return load(path, getenv, false)
+}
+
+// LoadWithoutSecrets is Load for commands that use the file's brokers and
+// pipelines but none of its sources (consume, topics): a reference to an
+// unset variable, typically a source's secret that is not deployed where
+// these run, expands to "" and is listed in File.Unset instead of refusing
+// the file. The sources of the result must not be used.
+func LoadWithoutSecrets(path string, getenv func(string) string) (File, error) {
+	return load(path, getenv, true)
+}
+
+func load(path string, getenv func(string) string, allowUnset bool) (File, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return File{}, fmt.Errorf("read config: %w", err)
 	}
-	f, err := Parse(raw, getenv)
+	f, err := parse(raw, getenv, allowUnset)
 	if err != nil {
 		return File{}, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -103,6 +119,10 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 // NAME is unset or empty; File.Defaulted lists those names so the caller can
 // warn about them (a default secret is for trying hookline out only).
 func Parse(raw []byte, getenv func(string) string) (File, error) {
+	return parse(raw, getenv, false)
+}
+
+func parse(raw []byte, getenv func(string) string, allowUnset bool) (File, error) {
 	var missing, defaulted []string
 	expanded := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
 		sub := envRef.FindSubmatch(m)
@@ -117,7 +137,7 @@ func Parse(raw []byte, getenv func(string) string) (File, error) {
 		missing = append(missing, name)
 		return nil
 	})
-	if len(missing) > 0 {
+	if len(missing) > 0 && !allowUnset {
 		return File{}, fmt.Errorf("environment variable(s) %s referenced but not set: export them or remove the reference", strings.Join(missing, ", "))
 	}
 	var f File
@@ -130,6 +150,7 @@ func Parse(raw []byte, getenv func(string) string) (File, error) {
 		return File{}, err
 	}
 	f.Defaulted = defaulted
+	f.Unset = missing
 	return f, nil
 }
 

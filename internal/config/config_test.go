@@ -76,3 +76,25 @@ func TestReadSecrets(t *testing.T) {
 		t.Fatalf("secret and secret_file: %v", err)
 	}
 }
+
+// LoadWithoutSecrets expands an unset ${NAME} to "" and names it; Load
+// refuses the same file.
+func TestLoadWithoutSecretsAllowsUnsetReferences(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.yaml")
+	body := "brokers: [\"${KAFKA:-127.0.0.1:9092}\"]\npipelines:\n  - base: a.events\nsources:\n  - name: s\n    verify: {type: shared-secret, secret: \"${NOT_SET_HERE}\"}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(string) string { return "" }
+	if _, err := Load(path, getenv); err == nil || !strings.Contains(err.Error(), "NOT_SET_HERE") {
+		t.Fatalf("Load: %v, want the unset variable refused", err)
+	}
+	f, err := LoadWithoutSecrets(path, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Unset) != 1 || f.Unset[0] != "NOT_SET_HERE" || f.Sources[0].Verify.Secret != "" ||
+		len(f.Brokers) != 1 || f.Brokers[0] != "127.0.0.1:9092" || f.Pipelines[0].Base != "a.events" {
+		t.Fatalf("LoadWithoutSecrets: %+v", f)
+	}
+}
