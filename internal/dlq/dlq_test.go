@@ -617,14 +617,15 @@ func TestReplayEventIDPrefix(t *testing.T) {
 // reads, so a prefix may match several events.
 func TestListTakesEventIDPrefixes(t *testing.T) {
 	e := newEnv(t, 1)
-	e.put(dl{id: "abcdef-111", class: "exhausted"}, dl{id: "abcdef-222", class: "exhausted"}, dl{id: "other-event", class: "exhausted"})
+	e.put(dl{id: "abcdef-111", class: "exhausted"}, dl{id: "abcdef-222", class: "exhausted"}, dl{id: "other-event", class: "exhausted"},
+		dl{id: "abcdef-1111", class: "exhausted"})
 	for _, c := range []struct {
 		refs []string
 		want []string
 	}{
-		{[]string{"abcdef-111"}, []string{"abcdef-111"}},
-		{[]string{"abcdef-1…"}, []string{"abcdef-111"}},
-		{[]string{"abcdef"}, []string{"abcdef-111", "abcdef-222"}},
+		{[]string{"abcdef-111"}, []string{"abcdef-111"}}, // an exact id lists that id, not the longer ones
+		{[]string{"abcdef-1…"}, []string{"abcdef-111", "abcdef-1111"}},
+		{[]string{"abcdef"}, []string{"abcdef-111", "abcdef-222", "abcdef-1111"}},
 		{[]string{"abc"}, nil}, // too short for a prefix: exact only
 	} {
 		ls, _, err := e.cl.List(context.Background(), e.names.DLQ, Filter{EventIDs: c.refs}, 0)

@@ -199,6 +199,16 @@ func matchesRef(ref, id string) bool {
 	return id == ref || (len(ref) >= MinPrefix && strings.HasPrefix(id, ref))
 }
 
+// refSelects reports whether ref selects id, given named, the event ids that
+// some ref matches: a ref that is one of them exactly selects that id only,
+// any other ref every id it matches.
+func refSelects(ref, id string, named map[string]bool) bool {
+	if named[ref] {
+		return id == ref
+	}
+	return matchesRef(ref, id)
+}
+
 // String describes f for messages, e.g. "error class exhausted, since 2h ago".
 func (f Filter) String() string {
 	var parts []string

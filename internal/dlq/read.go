@@ -214,8 +214,14 @@ func (c *Client) List(ctx context.Context, topic string, f Filter, limit int) (l
 	if err != nil {
 		return nil, 0, err
 	}
+	// named: every event id some --event-id ref matches, whatever the other
+	// filters say; a ref that is one of them exactly lists that id only.
+	named := map[string]bool{}
 	err = c.scan(ctx, topic, spans, func(r *kgo.Record) error {
 		l := FromRecord(r)
+		if len(f.EventIDs) > 0 && slices.ContainsFunc(f.EventIDs, func(ref string) bool { return matchesRef(EventIDRef(ref), l.EventID) }) {
+			named[l.EventID] = true
+		}
 		if f.Match(&l) {
 			letters = append(letters, summary(l))
 		}
@@ -223,6 +229,11 @@ func (c *Client) List(ctx context.Context, topic string, f Filter, limit int) (l
 	})
 	if err != nil {
 		return nil, 0, err
+	}
+	if len(f.EventIDs) > 0 {
+		letters = slices.DeleteFunc(letters, func(l Letter) bool {
+			return !slices.ContainsFunc(f.EventIDs, func(ref string) bool { return refSelects(EventIDRef(ref), l.EventID, named) })
+		})
 	}
 	slices.SortFunc(letters, byTime)
 	matched = len(letters)
