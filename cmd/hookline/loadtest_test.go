@@ -94,7 +94,7 @@ func TestLatencyRange(t *testing.T) {
 			t.Errorf("%q: %q %v, want %q", in, l.String(), err, want)
 		}
 	}
-	for _, in := range []string{"", "fast", "5ms-1ms", "1s-x"} {
+	for _, in := range []string{"", "fast", "5ms-1ms", "1s-x", "1-2m30s"} {
 		var l latencyRange
 		if err := l.Set(in); err == nil {
 			t.Errorf("%q: no error", in)
