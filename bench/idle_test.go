@@ -119,7 +119,8 @@ func BenchmarkIdleRetries(b *testing.B) {
 		hl = selfCommand(b, childConsume, brokers, plan.Names.Base, hlPort)
 	}
 	raw := selfCommand(b, childRaw, brokers, plan.Names.Base, rawPort)
-	var hlOut, rawOut syncbuf.Buffer
+	// Capped: the processes run for the whole window.
+	hlOut, rawOut := syncbuf.Buffer{Limit: 1 << 20}, syncbuf.Buffer{Limit: 1 << 20}
 	hl.Stdout, hl.Stderr = &hlOut, &hlOut
 	raw.Stdout, raw.Stderr = &rawOut, &rawOut
 	for _, cmd := range []*exec.Cmd{hl, raw} {

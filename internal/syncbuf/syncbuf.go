@@ -9,16 +9,24 @@ import (
 )
 
 // Buffer is a bytes.Buffer safe for concurrent Write and String. The zero
-// value is ready to use.
+// value is ready to use and keeps everything.
 type Buffer struct {
+	// Limit > 0 keeps about the first Limit bytes: once the buffer holds
+	// that many, later writes are dropped (and reported as written), so a
+	// long-running process's output cannot grow without bound.
+	Limit int
+
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-// Write appends p.
+// Write appends p, or drops it once Limit is reached.
 func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.Limit > 0 && s.b.Len() >= s.Limit {
+		return len(p), nil
+	}
 	return s.b.Write(p)
 }
 

@@ -23,3 +23,16 @@ func TestConcurrentWritesAndReads(t *testing.T) {
 		t.Fatalf("%d lines, want 400", n)
 	}
 }
+
+// With a Limit, writes past it are dropped but reported as written.
+func TestLimitDropsLaterWrites(t *testing.T) {
+	b := Buffer{Limit: 10}
+	for range 5 {
+		if n, err := b.Write([]byte("12345678")); n != 8 || err != nil {
+			t.Fatalf("Write: %d %v", n, err)
+		}
+	}
+	if got := b.String(); got != "1234567812345678" {
+		t.Fatalf("kept %q, want the writes up to the limit", got)
+	}
+}
