@@ -96,14 +96,8 @@ func TestDrainDelayAnswersInFlightWebhooks(t *testing.T) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	})
 	h.waitReadyz(http.StatusOK, 10*time.Second)
-	release := holdProduces(h.cluster)
 	body := extract.Samples()["user.end"]
-	first := make(chan answer, 1)
-	go func() { first <- send(h.url, bytes.NewReader(body)) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(h.rcv.sem) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	first, release := h.heldWebhook(body)
 
 	started := h.stopServe()
 	close(release)

@@ -96,22 +96,30 @@ func (h *harness) metric(series string) string {
 	return ""
 }
 
-func TestShutdownKeepsListeningUntilInFlightWebhooksAreAnswered(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.AckTimeout = 3 * time.Second })
-	h.waitReadyz(http.StatusOK, 10*time.Second)
+// heldWebhook posts body while the broker holds every produce, and returns
+// once the receiver admitted it: its answer arrives on the channel after
+// release is closed.
+func (h *harness) heldWebhook(body []byte) (<-chan answer, chan struct{}) {
 	release := holdProduces(h.cluster)
-	body := extract.Samples()["user.end"]
 	first := make(chan answer, 1)
 	go func() { first <- send(h.url, bytes.NewReader(body)) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for len(h.rcv.sem) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	return first, release
+}
+
+func TestShutdownKeepsListeningUntilInFlightWebhooksAreAnswered(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.AckTimeout = 3 * time.Second })
+	h.waitReadyz(http.StatusOK, 10*time.Second)
+	body := extract.Samples()["user.end"]
+	first, release := h.heldWebhook(body)
 
 	cancel := h.cancel
 	h.cancel = nil // this test waits for Serve itself
 	cancel()
-	for !h.rcv.gate.isClosed() && time.Now().Before(deadline) {
+	for deadline := time.Now().Add(5 * time.Second); !h.rcv.gate.isClosed() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if code, err := h.readyz(); err != nil || code != http.StatusServiceUnavailable {
