@@ -128,12 +128,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	}
 	rec.Headers = hs
 
-	// The budget is the broker's alone: a slow upload already spent its
-	// time under the server's read timeout. The sender hanging up does not
-	// cancel the produce: franz-go fails every record buffered behind a
-	// cancelled one, so other senders' webhooks would fail with it, and the
-	// outcome would no longer say whether Kafka is healthy.
-	err := r.produce(context.WithoutCancel(req.Context()), rec, r.cfg.AckTimeout)
+	err := r.produce(req.Context(), rec)
 	sm.ackLatency.Observe(r.now().Sub(start).Seconds())
 	r.noteProduce(err)
 	if errors.Is(err, kerr.MessageTooLarge) {
@@ -225,16 +220,20 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 var errAckTimeout = errors.New("no acknowledgement within the ack budget")
 
 // produce hands rec to the idempotent producer and waits for the broker's
-// acknowledgement at most budget. ProduceSync cannot be used: once a record
-// is in flight, franz-go keeps it until the broker answers (so the sequence
-// numbers of the idempotent producer stay right), whatever its context says.
-// On timeout the record may still be written later; the sender retries
-// because it got a 503, and dedup absorbs the copy.
-func (r *Receiver) produce(ctx context.Context, rec *kgo.Record, budget time.Duration) error {
-	if budget <= 0 {
-		return errAckTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, budget)
+// acknowledgement at most the ack budget, counted from here: a slow upload
+// already spent its time under the server's read timeout. ProduceSync
+// cannot be used: once a record is in flight, franz-go keeps it until the
+// broker answers (so the sequence numbers of the idempotent producer stay
+// right), whatever its context says. On timeout the record may still be
+// written later; the sender retries because it got a 503, and dedup absorbs
+// the copy.
+//
+// The sender hanging up (ctx cancelled) does not cancel the produce:
+// franz-go fails every record buffered behind a cancelled one, so other
+// senders' webhooks would fail with it, and the outcome would no longer say
+// whether Kafka is healthy.
+func (r *Receiver) produce(ctx context.Context, rec *kgo.Record) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout)
 	defer cancel()
 	done := make(chan error, 1)
 	r.client.Produce(ctx, rec, func(_ *kgo.Record, err error) { done <- err })
