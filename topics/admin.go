@@ -311,13 +311,23 @@ func atoi(v string) int {
 	return n
 }
 
+// FranzDefaultBatchMaxBytes is franz-go's own produce batch limit, used for
+// a topic whose max.message.bytes is unknown.
+const FranzDefaultBatchMaxBytes = 1_000_012
+
+// messageBytes parses a max.message.bytes value as a franz-go batch limit:
+// 0 when it is not a positive number, at most 1 GiB (franz-go's ceiling).
+func messageBytes(v string) int32 {
+	return int32(min(max(atoi(v), 0), 1<<30))
+}
+
 // MaxMessageBytes returns the max.message.bytes of the named topic as
 // Inspect read it, or KafkaDefaultMaxMessageBytes when it is unknown.
 func (r Report) MaxMessageBytes(topic string) int32 {
 	for _, st := range r.Topics {
 		if st.Name == topic {
-			if n := atoi(st.Actual[maxMessageBytes]); n > 0 {
-				return int32(min(n, 1<<30))
+			if n := messageBytes(st.Actual[maxMessageBytes]); n > 0 {
+				return n
 			}
 		}
 	}
@@ -337,8 +347,8 @@ func TopicMaxMessageBytes(ctx context.Context, adm *kadm.Client, topic string) (
 	}
 	for _, c := range rc.Configs {
 		if c.Key == maxMessageBytes && c.Value != nil {
-			if n := atoi(*c.Value); n > 0 {
-				return int32(min(n, 1<<30)), nil
+			if n := messageBytes(*c.Value); n > 0 {
+				return n, nil
 			}
 		}
 	}
@@ -369,15 +379,15 @@ func (r Report) MaxBodyBytes() int64 {
 func (r Report) ProducerBatchMaxBytes() kgo.ProducerOpt {
 	limits := make(map[string]int32, len(r.Topics))
 	for _, st := range r.Topics {
-		if n := atoi(st.Actual[maxMessageBytes]); n > 0 {
-			limits[st.Name] = int32(min(n, 1<<30))
+		if n := messageBytes(st.Actual[maxMessageBytes]); n > 0 {
+			limits[st.Name] = n
 		}
 	}
 	return kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
 		if n, ok := limits[topic]; ok {
 			return n
 		}
-		return 1_000_012
+		return FranzDefaultBatchMaxBytes
 	})
 }
 

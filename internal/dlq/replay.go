@@ -490,7 +490,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			// Most likely no DescribeConfigs permission: replay as
 			// before, with franz-go's default; only a dead letter near
 			// 1 MiB would then fail, with the broker's message.
-			limit = 1_000_012
+			limit = topics.FranzDefaultBatchMaxBytes
 		}
 		prod, err = kafkaconf.NewClient(ctx, r.c.kc,
 			kgo.ProducerBatchMaxBytes(limit),
