@@ -335,12 +335,7 @@ func TestBrokerDownAnswers503WithinBudgetThenRecovers(t *testing.T) {
 
 func TestInFlightBoundAnswers429(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxInFlight = 1; c.AckTimeout = 3 * time.Second })
-	release := make(chan struct{})
-	h.cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		h.cluster.KeepControl()
-		h.cluster.SleepControl(func() { <-release })
-		return nil, nil, false
-	})
+	release := holdProduces(h.cluster)
 	body := extract.Samples()["user.end"]
 	first := make(chan int, 1)
 	go func() {

@@ -33,6 +33,20 @@ func holdProduces(c *kfake.Cluster) chan struct{} {
 	return release
 }
 
+// slowProduces makes the fake broker answer every produce request d late
+// while the returned flag is set.
+func slowProduces(c *kfake.Cluster, d time.Duration) *atomic.Bool {
+	slow := new(atomic.Bool)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if slow.Load() {
+			c.SleepControl(func() { time.Sleep(d) })
+		}
+		return nil, nil, false
+	})
+	return slow
+}
+
 // answer is what a client saw: a status, or the error of a refused connection.
 type answer struct {
 	code       int
@@ -282,14 +296,7 @@ func TestReadyzFollowsTheLastProduce(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.AckTimeout = 300 * time.Millisecond })
 	// While down, the broker answers produce requests after the ack budget,
 	// like one that is unreachable; metadata still works.
-	var down atomic.Bool
-	h.cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		h.cluster.KeepControl()
-		if down.Load() {
-			h.cluster.SleepControl(func() { time.Sleep(500 * time.Millisecond) })
-		}
-		return nil, nil, false
-	})
+	down := slowProduces(h.cluster, 500*time.Millisecond)
 	body := extract.Samples()["user.end"]
 	h.waitReadyz(http.StatusOK, 10*time.Second)
 	if a := send(h.url, bytes.NewReader(body)); a.code != http.StatusOK {
@@ -341,14 +348,7 @@ func TestReadyzFollowsTheLastProduce(t *testing.T) {
 // webhooks): the record is written, readiness stays, no produce error.
 func TestSenderHangUpIsNotAKafkaFailure(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.AckTimeout = time.Second })
-	var slow atomic.Bool
-	h.cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		h.cluster.KeepControl()
-		if slow.Load() {
-			h.cluster.SleepControl(func() { time.Sleep(400 * time.Millisecond) })
-		}
-		return nil, nil, false
-	})
+	slow := slowProduces(h.cluster, 400*time.Millisecond)
 	body := extract.Samples()["user.end"]
 	h.waitReadyz(http.StatusOK, 10*time.Second)
 	slow.Store(true)
