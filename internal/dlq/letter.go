@@ -181,7 +181,7 @@ func (f Filter) Match(l *Letter) bool {
 	}
 	return anyOf(f.Sources, l.Source) && anyOf(f.ErrorClasses, l.ErrorClass) &&
 		anyOf(f.ConversationIDs, l.ConversationID) &&
-		(len(f.EventIDs) == 0 || slices.ContainsFunc(f.EventIDs, func(ref string) bool { return matchesRef(EventIDRef(ref), l.EventID) }))
+		(len(f.EventIDs) == 0 || matchesAnyRef(f.EventIDs, l.EventID))
 }
 
 func anyOf(set []string, v string) bool { return len(set) == 0 || slices.Contains(set, v) }
@@ -197,6 +197,12 @@ func EventIDRef(s string) string {
 // when ref has at least MinPrefix characters, an id starting with it.
 func matchesRef(ref, id string) bool {
 	return id == ref || (len(ref) >= MinPrefix && strings.HasPrefix(id, ref))
+}
+
+// matchesAnyRef reports whether one of refs (event ids as a person gives
+// them, see EventIDRef) names id.
+func matchesAnyRef(refs []string, id string) bool {
+	return slices.ContainsFunc(refs, func(ref string) bool { return matchesRef(EventIDRef(ref), id) })
 }
 
 // refSelects reports whether ref selects id, given named, the event ids that

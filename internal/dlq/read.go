@@ -219,7 +219,7 @@ func (c *Client) List(ctx context.Context, topic string, f Filter, limit int) (l
 	named := map[string]bool{}
 	err = c.scan(ctx, topic, spans, func(r *kgo.Record) error {
 		l := FromRecord(r)
-		if len(f.EventIDs) > 0 && slices.ContainsFunc(f.EventIDs, func(ref string) bool { return matchesRef(EventIDRef(ref), l.EventID) }) {
+		if matchesAnyRef(f.EventIDs, l.EventID) {
 			named[l.EventID] = true
 		}
 		if f.Match(&l) {

@@ -241,7 +241,7 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	err = c.scan(ctx, cfg.DLQ, spans, func(r *kgo.Record) error {
 		l := FromRecord(r)
 		if len(refs) > 0 {
-			if !slices.ContainsFunc(refs, func(ref string) bool { return matchesRef(ref, l.EventID) }) {
+			if !matchesAnyRef(refs, l.EventID) {
 				return nil
 			}
 			named[l.EventID] = true
