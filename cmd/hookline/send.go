@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -77,13 +73,13 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 	if *timeout <= 0 {
 		return fs.badValue("timeout", "must be positive, e.g. 10s (the default)")
 	}
-	var signer *hmacSigner
+	var signer *verify.Config
 	if *hmacSecret != "" {
-		sg, err := newHMACSigner(*hmacSecret, *hmacHeader, *hmacPrefix, *hmacEncoding)
+		c, err := hmacConfig(*hmacSecret, *hmacHeader, *hmacPrefix, *hmacEncoding)
 		if err != nil {
 			return err
 		}
-		signer = sg
+		signer = &c
 	} else {
 		for _, name := range []string{"hmac-header", "hmac-prefix", "hmac-encoding"} {
 			if fs.set(name) {
@@ -144,9 +140,11 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	if signer != nil {
-		if err := signer.sign(req.Header, body); err != nil {
+		name, value, err := verify.SignHMAC(*signer, body)
+		if err != nil {
 			return err
 		}
+		req.Header.Set(name, value)
 	}
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
@@ -178,42 +176,18 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 	return nil
 }
 
-// hmacSigner signs a body the way an hmac-sha256 source verifies it.
-type hmacSigner struct {
-	key, header, prefix string
-	base64              bool
-	check               verify.Verifier // the receiver's verifier for the same settings
-}
-
-// newHMACSigner checks the signing flags with the verifier the receiver
-// uses, so send refuses what a source would refuse (an unknown encoding, a
-// header name or prefix that cannot be sent).
-func newHMACSigner(key, header, prefix, encoding string) (*hmacSigner, error) {
+// hmacConfig is the hmac-sha256 source the signing flags describe, checked
+// as the receiver checks a source, so send refuses what a source would
+// refuse (an unknown encoding, a header name or prefix that cannot be sent).
+func hmacConfig(key, header, prefix, encoding string) (verify.Config, error) {
 	switch encoding {
 	case verify.EncodingBase64, verify.EncodingHex:
 	default:
-		return nil, usagef("--hmac-encoding %q: use base64 or hex", encoding)
+		return verify.Config{}, usagef("--hmac-encoding %q: use base64 or hex", encoding)
 	}
-	v, err := verify.New(verify.Config{Type: verify.TypeHMACSHA256, Header: header, Prefix: prefix, Encoding: encoding, Secret: key})
-	if err != nil {
-		return nil, usagef("--hmac-header/--hmac-prefix/--hmac-encoding: %v", err)
+	c := verify.Config{Type: verify.TypeHMACSHA256, Header: header, Prefix: prefix, Encoding: encoding, Secret: key}
+	if _, err := verify.New(c); err != nil {
+		return verify.Config{}, usagef("--hmac-header/--hmac-prefix/--hmac-encoding: %v", err)
 	}
-	return &hmacSigner{key: key, header: header, prefix: prefix, base64: encoding == verify.EncodingBase64, check: v}, nil
-}
-
-// sign sets the signature header of body, then checks it with the
-// receiver's verifier (internal/verify exposes no signer).
-func (s *hmacSigner) sign(h http.Header, body []byte) error {
-	m := hmac.New(sha256.New, []byte(s.key))
-	m.Write(body)
-	sum := m.Sum(nil)
-	sig := hex.EncodeToString(sum)
-	if s.base64 {
-		sig = base64.StdEncoding.EncodeToString(sum)
-	}
-	h.Set(s.header, s.prefix+sig)
-	if err := s.check.Verify(h, body); err != nil {
-		return fmt.Errorf("the signature send made does not pass the receiver's own check (a bug in hookline send): %w", err)
-	}
-	return nil
+	return c, nil
 }

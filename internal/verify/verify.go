@@ -441,6 +441,28 @@ func (v *hmacSHA256) Verify(h http.Header, body []byte) error {
 	return unauthorized("wrong signature in %s header", v.header)
 }
 
+// SignHMAC returns the header, and its value, that the hmac-sha256 verifier
+// configured by c accepts for body: c.Prefix, then the HMAC-SHA256 of body
+// under c.Secret in c.Encoding (base64: standard alphabet, padded). It is
+// for clients that play the sender, such as hookline send. c is validated
+// as New validates it.
+func SignHMAC(c Config, body []byte) (header, value string, err error) {
+	if c.Type != TypeHMACSHA256 {
+		return "", "", fmt.Errorf("verify: sign: type %q is not %s", c.Type, TypeHMACSHA256)
+	}
+	if err := c.check(); err != nil {
+		return "", "", fmt.Errorf("verify: %s: %w", c.Type, err)
+	}
+	m := hmac.New(sha256.New, []byte(c.Secret))
+	m.Write(body)
+	sum := m.Sum(nil)
+	sig := hex.EncodeToString(sum)
+	if c.Encoding == EncodingBase64 {
+		sig = base64.StdEncoding.EncodeToString(sum)
+	}
+	return headerOr(c.Header, DefaultHMACHeader), c.Prefix + sig, nil
+}
+
 // hasPrefixFold reports whether s starts with the ASCII prefix, ignoring
 // ASCII case ("SHA256=" matches "sha256=").
 func hasPrefixFold(s, prefix string) bool {

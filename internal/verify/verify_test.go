@@ -265,3 +265,41 @@ func TestNoSecretsPrinted(t *testing.T) {
 		}
 	}
 }
+
+// SignHMAC writes what the verifier of the same Config accepts, and what an
+// independent HMAC computes; a Config New refuses is refused too.
+func TestSignHMACPassesItsVerifier(t *testing.T) {
+	for _, c := range []Config{
+		{Type: TypeHMACSHA256, Secret: secret, Prefix: "sha256=", Encoding: EncodingBase64},
+		{Type: TypeHMACSHA256, Secret: secret, Header: "X-Signature", Encoding: EncodingHex},
+		{Type: TypeHMACSHA256, Secret: secret},
+	} {
+		name, value, err := SignHMAC(c, omBody)
+		if err != nil {
+			t.Fatalf("%v: %v", c, err)
+		}
+		want := hex.EncodeToString(sign(secret, omBody))
+		if c.Encoding == EncodingBase64 {
+			want = base64.StdEncoding.EncodeToString(sign(secret, omBody))
+		}
+		if name != headerOr(c.Header, DefaultHMACHeader) || value != c.Prefix+want {
+			t.Errorf("%v: %s: %s, want %s", c, name, value, c.Prefix+want)
+		}
+		v, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Verify(hdr(name, value), omBody); err != nil {
+			t.Errorf("%v: its verifier refuses the signature: %v", c, err)
+		}
+	}
+	for _, c := range []Config{
+		{Type: TypeSharedSecret, Secret: secret},
+		{Type: TypeHMACSHA256, Secret: secret, Encoding: "base32"},
+		{Type: TypeHMACSHA256},
+	} {
+		if _, _, err := SignHMAC(c, omBody); err == nil {
+			t.Errorf("%v: signed", c)
+		}
+	}
+}
