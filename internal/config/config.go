@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -123,36 +124,179 @@ func Parse(raw []byte, getenv func(string) string) (File, error) {
 }
 
 func parse(raw []byte, getenv func(string) string, allowUnset bool) (File, error) {
-	var missing, defaulted []string
-	expanded := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
-		sub := envRef.FindSubmatch(m)
-		name := string(sub[1])
-		if v := getenv(name); v != "" {
-			return []byte(v)
-		}
-		if sub[2] != nil || bytes.Contains(m, []byte(":-")) {
-			defaulted = append(defaulted, name)
-			return sub[2]
-		}
-		missing = append(missing, name)
-		return nil
-	})
-	if len(missing) > 0 && !allowUnset {
-		return File{}, fmt.Errorf("environment variable(s) %s referenced but not set: export them or remove the reference", strings.Join(missing, ", "))
-	}
 	var f File
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
-	dec.KnownFields(true)                                             // a typo in a key is an error, not a silent default
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) { // empty file: empty config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return f, nil // empty file: empty config
+		}
+		if bytes.Contains(raw, []byte("${")) {
+			// YAML's rule, easy to trip over: a plain value in { } or [ ]
+			// may not contain braces.
+			return File{}, fmt.Errorf("parse YAML: %w (inside { } or [ ] a reference must be quoted: \"${NAME}\")", err)
+		}
+		return File{}, fmt.Errorf("parse YAML: %w", err)
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		// A second document would be dropped without a word.
+		return File{}, errors.New("the file holds more than one YAML document (a second ---): hookline reads one; merge them into one document")
+	}
+	// References are expanded in the parsed values, not in the text: a
+	// secret with a #, a quote or a backslash stays exactly as set.
+	x := expander{getenv: getenv, allowUnset: allowUnset}
+	x.walk(&doc, "")
+	if len(x.missing) > 0 {
+		return File{}, fmt.Errorf("environment variable(s) referenced but not set: %s: export them or remove the reference", strings.Join(x.missing, ", "))
+	}
+	// A typo in a key is an error, not a silent default.
+	if err := knownFields(&doc, reflect.TypeFor[File](), ""); err != nil {
+		return File{}, fmt.Errorf("parse YAML: %w", err)
+	}
+	if err := doc.Decode(&f); err != nil {
 		return File{}, fmt.Errorf("parse YAML: %w", err)
 	}
 	if err := f.validate(); err != nil {
 		return File{}, err
 	}
-	f.Defaulted = defaulted
-	f.Unset = missing
+	f.Defaulted = x.defaulted
+	f.Unset = x.unset
 	return f, nil
 }
+
+// knownFields refuses mapping keys that no field of t is tagged with, as
+// yaml.Decoder.KnownFields does (which a decode from a yaml.Node lacks).
+func knownFields(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := knownFields(c, t, path); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		if t.Kind() != reflect.Struct {
+			return nil // the decode reports the type mismatch
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			f, ok := fieldByTag(t, k.Value)
+			if !ok {
+				where := k.Value
+				if path != "" {
+					where = path + "." + k.Value
+				}
+				return fmt.Errorf("line %d: unknown key %q (%s): check its spelling in docs/configuration.md", k.Line, k.Value, where)
+			}
+			p := k.Value
+			if path != "" {
+				p = path + "." + p
+			}
+			if err := knownFields(n.Content[i+1], f.Type, p); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		if t.Kind() != reflect.Slice {
+			return nil
+		}
+		for i, c := range n.Content {
+			if err := knownFields(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key && name != "-" {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// expander replaces ${NAME} and ${NAME:-default} in the scalar values of a
+// parsed file (never in keys or comments).
+type expander struct {
+	getenv     func(string) string
+	allowUnset bool
+	// missing lists "NAME (at path)" of refused unset references; unset
+	// and defaulted list names.
+	missing, unset, defaulted []string
+}
+
+// secretPath matches the values LoadWithoutSecrets may leave empty: those
+// of a source's verifier, which consume and topics never use.
+var secretPath = regexp.MustCompile(`^sources\[\d+\]\.verify\.`)
+
+func (x *expander) walk(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			x.walk(c, path)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			x.walk(n.Content[i+1], p)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			x.walk(c, fmt.Sprintf("%s[%d]", path, i))
+		}
+	case yaml.ScalarNode:
+		if strings.Contains(n.Value, "${") {
+			x.expand(n, path)
+		}
+	}
+	// An alias shares its anchor's node, expanded where it is defined.
+}
+
+func (x *expander) expand(n *yaml.Node, path string) {
+	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+		sub := envRef.FindStringSubmatch(m)
+		name := sub[1]
+		if v := x.getenv(name); v != "" {
+			return v
+		}
+		if strings.Contains(m, ":-") {
+			x.defaulted = append(x.defaulted, name)
+			return sub[2]
+		}
+		if x.allowUnset && secretPath.MatchString(path) {
+			x.unset = append(x.unset, name)
+			return ""
+		}
+		x.missing = append(x.missing, fmt.Sprintf("%s (at %s, line %d)", name, path, n.Line))
+		return ""
+	})
+	if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+		// A plain ${PARTITIONS} may stand for a number; a plain value
+		// that would read as null stays the string it is.
+		n.Tag = ""
+		if n.ShortTag() == "!!null" {
+			n.Tag = "!!str"
+		}
+	}
+}
+
+// sourceName is what a source may be called: one URL path segment that
+// needs no escaping.
+var sourceName = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
 
 func (f File) validate() error {
 	bases := map[string]bool{}
@@ -169,6 +313,9 @@ func (f File) validate() error {
 	for i, s := range f.Sources {
 		if s.Name == "" {
 			return fmt.Errorf("sources[%d]: name is required (it is the URL path /webhooks/<name>)", i)
+		}
+		if !sourceName.MatchString(s.Name) || s.Name == "." || s.Name == ".." {
+			return fmt.Errorf("sources[%d]: name %q cannot be a URL path segment (/webhooks/<name>): use letters, digits, '.', '_', '-' and '~'", i, s.Name)
 		}
 		if names[s.Name] {
 			return fmt.Errorf("sources[%d]: name %q appears twice", i, s.Name)

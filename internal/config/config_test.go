@@ -53,6 +53,9 @@ func TestParseErrors(t *testing.T) {
 		"duplicate source": "sources:\n  - name: a\n  - name: a\n",
 		"unknown pipeline": "pipelines:\n  - base: a\nsources:\n  - name: s\n    pipeline: b\n",
 		"nameless source":  "sources:\n  - kind: genesys\n",
+		"slash in a name":  "sources:\n  - name: a/b\n",
+		"space in a name":  "sources:\n  - name: a b\n",
+		"dot-dot name":     "sources:\n  - name: ..\n",
 	}
 	for name, raw := range cases {
 		if _, err := Parse([]byte(raw), env(nil)); err == nil {
@@ -96,5 +99,78 @@ func TestLoadWithoutSecretsAllowsUnsetReferences(t *testing.T) {
 	if len(f.Unset) != 1 || f.Unset[0] != "NOT_SET_HERE" || f.Sources[0].Verify.Secret != "" ||
 		len(f.Brokers) != 1 || f.Brokers[0] != "127.0.0.1:9092" || f.Pipelines[0].Base != "a.events" {
 		t.Fatalf("LoadWithoutSecrets: %+v", f)
+	}
+}
+
+// A variable's text is used exactly as set: references are expanded in the
+// parsed values, so YAML never reads a secret's #, quote or backslash.
+func TestReferencesKeepTheVariableExactly(t *testing.T) {
+	raw := []byte(`# ${IN_A_COMMENT} is not expanded
+pipelines:
+  - base: a.events
+    partitions: ${PARTS}
+    dedup_window: ${WINDOW}
+sources:
+  - name: quoted
+    verify: {type: shared-secret, secret: "${TAB}"}
+  - name: plain
+    verify:
+      type: shared-secret
+      secret: ${HASH}
+  - name: quote
+    verify: {type: bearer, secret: '${QUOTE}'}
+  - name: null-looking
+    verify:
+      type: bearer
+      secret: ${NULLISH}
+  - name: mixed
+    verify: {type: basic, username: "u-${TAB}-x", secret: x}
+`)
+	vars := map[string]string{"PARTS": "6", "WINDOW": "2h", "TAB": `ab\tcd`, "HASH": "pass #word", "QUOTE": `a"b'c`, "NULLISH": "null"}
+	f, err := Parse(raw, env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Pipelines[0].Partitions != 6 || time.Duration(f.Pipelines[0].DedupWindow) != 2*time.Hour {
+		t.Fatalf("plain references to a number and a duration: %+v", f.Pipelines[0])
+	}
+	want := []string{`ab\tcd`, "pass #word", `a"b'c`, "null", "x"}
+	for i, w := range want {
+		if got := f.Sources[i].Verify.Secret; got != w {
+			t.Errorf("sources[%d] secret = %q, want %q", i, got, w)
+		}
+	}
+	if got := f.Sources[4].Verify.Username; got != `u-ab\tcd-x` {
+		t.Errorf("reference inside a value: %q", got)
+	}
+}
+
+func TestParseRefusals(t *testing.T) {
+	cases := []struct{ name, raw, want string }{
+		{"second document", "pipelines:\n  - base: a\n---\nsources:\n  - name: s\n", "more than one YAML document"},
+		{"typo, with its line", "pipelines:\n  - base: a\n    handler:\n      timout: 5s\n", `line 4: unknown key "timout" (pipelines[0].handler.timout)`},
+		{"unset, with where", "brokers: [\"${NOPE}\"]\n", "NOPE (at brokers[0], line 1)"},
+		{"plain number for a list", "brokers: ${B}\n", "parse YAML"},
+		{"unquoted in flow style", "sources:\n  - name: s\n    verify: {type: bearer, secret: ${B}}\n", `must be quoted: "${NAME}"`},
+	}
+	for _, c := range cases {
+		_, err := Parse([]byte(c.raw), env(map[string]string{"B": "k1:9092"}))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// LoadWithoutSecrets leaves only a source's verifier empty; an unset
+// variable anywhere else (the brokers, a handler URL) is still refused.
+func TestLoadWithoutSecretsRefusesUnsetOutsideVerify(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.yaml")
+	body := "brokers: [\"${KAFKA_SEEDS}\"]\npipelines:\n  - base: a.events\n    handler: {url: \"${HANDLER}\"}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadWithoutSecrets(path, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "KAFKA_SEEDS (at brokers[0], line 1)") || !strings.Contains(err.Error(), "HANDLER (at pipelines[0].handler.url, line 4)") {
+		t.Fatalf("got %v", err)
 	}
 }
