@@ -87,9 +87,8 @@ type httpSink struct {
 // Location and is retried, because it is a configuration problem that a
 // corrected --handler-url fixes within the retry tiers.
 func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("handler URL %q is not an absolute http(s) URL (e.g. http://127.0.0.1:3000/process)", redactURL(cfg.URL))
+	if err := CheckHandlerURL(cfg.URL); err != nil {
+		return nil, err
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("handler timeout must not be negative, got %s", cfg.Timeout)
@@ -184,6 +183,29 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 		return herr
 	}
 	return Permanent(herr)
+}
+
+// CheckHandlerURL reports whether raw can be an HTTP sink's URL: absolute,
+// http or https. The error shows the URL without user info or query.
+func CheckHandlerURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("handler URL %s is not an absolute http(s) URL (e.g. http://127.0.0.1:3000/process)", shownURL(raw))
+	}
+	return nil
+}
+
+// shownURL is raw as an error may show it, quoted: without user info or
+// query, which may hold secrets, even when it does not parse.
+func shownURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return strconv.Quote(redactURL(raw))
+	}
+	raw, _, _ = strings.Cut(raw, "?")
+	if i := strings.LastIndex(raw, "@"); i >= 0 {
+		raw = "…@" + raw[i+1:]
+	}
+	return strconv.Quote(raw)
 }
 
 // retryAfterHeader parses a Retry-After value: seconds, or an HTTP date.

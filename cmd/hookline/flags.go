@@ -94,14 +94,23 @@ func (fs *flagSet) check(fn func() error) { fs.checks = append(fs.checks, fn) }
 // set reports whether the flag was given on the command line or environment.
 func (fs *flagSet) set(name string) bool { return fs.explicit[name] }
 
+// origin names where flag name's value came from: "--name" or its
+// environment variable.
+func (fs *flagSet) origin(name string) string {
+	if fs.set(name) && !fromCommandLine(fs, name) {
+		return envName(name)
+	}
+	return "--" + name
+}
+
 // badValue is the usage error for flag name holding a value outside its
 // valid range: it names the flag, the value, where the value came from when
 // it was the environment, and valid (e.g. "must be positive (e.g. 1.5s)").
 func (fs *flagSet) badValue(name, valid string) error {
 	f := fs.Lookup(name)
 	from := ""
-	if fs.set(name) && !fromCommandLine(fs, name) {
-		from = " (from " + envName(name) + ")"
+	if o := fs.origin(name); o != "--"+name {
+		from = " (from " + o + ")"
 	}
 	return usagef("--%s %s%s: %s", name, f.Value.String(), from, valid)
 }

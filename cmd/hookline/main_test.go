@@ -231,3 +231,63 @@ func TestExampleConfigWorksAsIs(t *testing.T) {
 		t.Fatalf("defaulted %v: every example secret should fall back to its dev default", s.defaulted)
 	}
 }
+
+// File pipelines against flags: --base renames the file's only pipeline
+// (its sources follow it), pipelines may not share a topic, a bad handler
+// URL is refused before anything starts, and flags that nothing uses say so.
+func TestFilePipelinesAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	one := write("one.yaml", "pipelines:\n  - base: a.events\nsources:\n  - name: s\n    pipeline: a.events\n    verify: {type: bearer, secret: tok}\n")
+	for _, c := range []struct {
+		vars map[string]string
+		args []string
+	}{
+		{nil, []string{"--config", one, "--base", "b.events"}},
+		{map[string]string{"HOOKLINE_BASE": "b.events"}, []string{"--config", one}},
+	} {
+		s, err := resolveFor(t, c.vars, c.args...)
+		if err != nil {
+			t.Fatalf("%v %v: %v", c.vars, c.args, err)
+		}
+		if s.pipelines[0].plan.Names.Base != "b.events" || s.sources[0].Topics.Base != "b.events" {
+			t.Fatalf("%v %v: pipeline %s, source writes to %s; want both b.events", c.vars, c.args, s.pipelines[0].plan.Names.Base, s.sources[0].Topics.Base)
+		}
+	}
+
+	clash := write("clash.yaml", "pipelines:\n  - base: x\n  - base: x.dlq\nsources:\n  - name: s\n    pipeline: x\n    verify: {type: bearer, secret: tok}\n")
+	if _, err := resolveFor(t, nil, "--config", clash); err == nil || !strings.Contains(err.Error(), "pipelines x and x.dlq both use the topic x.dlq") {
+		t.Fatalf("a base that is another pipeline's DLQ: %v", err)
+	}
+	clashRetry := write("clash2.yaml", "pipelines:\n  - base: y.retry-1\n  - base: y\n    retry_delays: [1s]\n")
+	if _, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "x"}, "--config", clashRetry); err == nil || !strings.Contains(err.Error(), "both use the topic y.retry-1") {
+		t.Fatalf("a base that is another pipeline's retry tier: %v", err)
+	}
+
+	badURL := write("url.yaml", "pipelines:\n  - base: u.events\n    handler: {url: \"not a url\"}\n")
+	if code, _, errOut := call(t, map[string]string{"HOOKLINE_SECRET": "x"}, "run", "--config", badURL, "--data-dir", filepath.Join(dir, "data"), "--embedded-addr", "127.0.0.1:0"); code != 2 || !strings.Contains(errOut, `handler URL "not a url" is not an absolute`) {
+		t.Fatalf("a bad handler URL must be refused before the broker starts: exit %d %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Fatal("the embedded broker started before the handler URL was checked")
+	}
+
+	two := write("two.yaml", "pipelines:\n  - base: p1\n  - base: p2\n")
+	if _, err := resolveFor(t, map[string]string{"HOOKLINE_DEDUP_WINDOW": "3s", "HOOKLINE_SECRET": "x"}, "--config", two); err == nil || !strings.Contains(err.Error(), "HOOKLINE_DEDUP_WINDOW is ambiguous") {
+		t.Fatalf("an ambiguous pipeline setting must name where it came from: %v", err)
+	}
+
+	s, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "x"}, "--config", one, "--insecure-no-auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.ignored, "\n"); !strings.Contains(got, "HOOKLINE_SECRET is ignored") || !strings.Contains(got, "--insecure-no-auth is ignored") {
+		t.Fatalf("ignored flags: %q", got)
+	}
+}

@@ -84,7 +84,10 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 
 // pipelineSettings is one resolved pipeline.
 type pipelineSettings struct {
-	plan           topics.Plan
+	plan topics.Plan
+	// fileBase is the base the file gave the pipeline, which sources name
+	// even when --base renamed it.
+	fileBase       string
 	handlerURL     string
 	handlerTimeout time.Duration
 }
@@ -102,6 +105,9 @@ type settings struct {
 	// defaulted lists ${NAME:-default} references of the file that fell
 	// back to their default.
 	defaulted []string
+	// ignored lists flags that were set but that nothing uses, each with
+	// why: logged on start.
+	ignored []string
 }
 
 // setup parses args and returns the logger and the resolved settings: the
@@ -241,7 +247,7 @@ func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error)
 	} else if len(file.Pipelines) > 1 {
 		for _, n := range append(pipelineFlagNames, "base") {
 			if a.fs.set(n) {
-				return settings{}, usagef("--%s is ambiguous with %d pipelines in %s: set it per pipeline in the file", n, len(file.Pipelines), a.configPath)
+				return settings{}, usagef("%s is ambiguous with %d pipelines in %s: set it per pipeline in the file (or unset it)", a.fs.origin(n), len(file.Pipelines), a.configPath)
 			}
 		}
 	}
@@ -279,14 +285,23 @@ func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error)
 		if err != nil {
 			return settings{}, fmt.Errorf("pipeline %s: %w", tc.Base, err)
 		}
-		ps := pipelineSettings{plan: plan, handlerURL: fp.Handler.URL, handlerTimeout: time.Duration(fp.Handler.Timeout)}
+		ps := pipelineSettings{plan: plan, fileBase: fp.Base, handlerURL: fp.Handler.URL, handlerTimeout: time.Duration(fp.Handler.Timeout)}
 		if a.fs.set("handler-url") || ps.handlerURL == "" {
 			ps.handlerURL = a.handlerURL
+		}
+		if ps.handlerURL != "" {
+			// Checked before a broker starts or a topic is created.
+			if err := consumer.CheckHandlerURL(ps.handlerURL); err != nil {
+				return settings{}, usagef("pipeline %s: %v", tc.Base, err)
+			}
 		}
 		if a.fs.set("handler-timeout") || ps.handlerTimeout == 0 {
 			ps.handlerTimeout = a.handlerTimeout
 		}
 		s.pipelines = append(s.pipelines, ps)
+	}
+	if err := distinctTopics(s.pipelines); err != nil {
+		return settings{}, err
 	}
 	if !wantSources {
 		return s, nil
@@ -294,12 +309,29 @@ func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error)
 	return s, a.resolveSources(&s, file)
 }
 
+// distinctTopics refuses pipelines that share a topic: a base that is
+// another pipeline's <base>.dlq would re-handle its dead letters.
+func distinctTopics(ps []pipelineSettings) error {
+	owner := map[string]string{}
+	for _, p := range ps {
+		for _, t := range p.plan.Names.All() {
+			if o, ok := owner[t]; ok {
+				return usagef("pipelines %s and %s both use the topic %s: choose bases that are not another pipeline's topic (<base>.retry-K, <base>.dlq, <base>.dedup)", o, p.plan.Names.Base, t)
+			}
+			owner[t] = p.plan.Names.Base
+		}
+	}
+	return nil
+}
+
+// pipeline finds the pipeline a source names: by its base, or by the base
+// the file gave it; "" is the first.
 func (s *settings) pipeline(base string) (topics.Names, bool) {
 	if base == "" {
 		return s.pipelines[0].plan.Names, true
 	}
 	for _, p := range s.pipelines {
-		if p.plan.Names.Base == base {
+		if p.plan.Names.Base == base || p.fileBase == base {
 			return p.plan.Names, true
 		}
 	}
@@ -318,12 +350,22 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 			v = config.Verify{Type: "none"}
 		}
 		srcs = []config.Source{{Name: "genesys", Kind: string(extract.KindGenesys), Verify: v}}
-	} else if a.fs.set("secret") {
-		// The secret flag (or HOOKLINE_SECRET) wins for a file source named genesys.
-		for i := range srcs {
-			if srcs[i].Name == "genesys" && srcs[i].Verify.Type == "shared-secret" {
-				srcs[i].Verify.Secret, srcs[i].Verify.SecretFile = a.secret, ""
+	} else {
+		if a.fs.set("secret") {
+			// The secret flag (or HOOKLINE_SECRET) wins for a file source named genesys.
+			used := false
+			for i := range srcs {
+				if srcs[i].Name == "genesys" && srcs[i].Verify.Type == "shared-secret" {
+					srcs[i].Verify.Secret, srcs[i].Verify.SecretFile = a.secret, ""
+					used = true
+				}
 			}
+			if !used {
+				s.ignored = append(s.ignored, a.fs.origin("secret")+" is ignored: it sets the secret of a file source named genesys with verify type shared-secret, and the file has none; set each source's verify in the file")
+			}
+		}
+		if a.insecureNoAuth {
+			s.ignored = append(s.ignored, a.fs.origin("insecure-no-auth")+" is ignored: the file defines the sources, and each one's verify decides (type none accepts anything)")
 		}
 	}
 	for _, fs := range srcs {
@@ -363,6 +405,9 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 // startupWarnings says loudly, on every start, that a source takes anything
 // or that a secret came from a default written in the config file.
 func startupWarnings(env *environment, log *slog.Logger, s settings) {
+	for _, msg := range s.ignored {
+		log.Warn(msg)
+	}
 	for _, name := range s.defaulted {
 		log.Warn("config: environment variable not set, using the default written in the config file; fine for trying hookline out, not for production", "variable", name)
 	}
