@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookline/hookline/internal/ctxtime"
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
 )
@@ -72,6 +73,34 @@ type dedupPart struct {
 	readTo      int64 // next offset of <base>.dedup to apply on restore
 	sweepFrom   int64 // first offset that may hold an entry not yet tombstoned
 	nextSweepMs int64 // no entry expires before this (unix ms); 0: unknown, sweep
+	// scan is kept while a restore reads the log from its start (also
+	// across a restore that was cut short and resumed).
+	scan *restoreScan
+}
+
+// restoreScan is what a restore from the start of the log learns for the
+// sweep: which expired entries still need a tombstone, and where the first
+// live one is. Without it a sweep after each restart would re-read the log
+// from offset 0 and tombstone again every expired record that compaction
+// had not yet removed, also those tombstoned already.
+type restoreScan struct {
+	stale   map[digest][]byte // expired entries whose last record is a value: key
+	live    int64             // offset of the first live record; -1: none yet
+	liveExp int64             // its expiry (unix ms)
+}
+
+func (sc *restoreScan) note(r *kgo.Record, k digest, exp, nowMs int64) {
+	switch {
+	case r.Value == nil:
+		delete(sc.stale, k)
+	case exp <= nowMs:
+		sc.stale[k] = bytes.Clone(r.Key)
+	default:
+		delete(sc.stale, k)
+		if sc.live < 0 {
+			sc.live, sc.liveExp = r.Offset, exp
+		}
+	}
 }
 
 // dedupState remembers processed and dead-lettered event ids per partition,
@@ -142,7 +171,11 @@ func newDedupState(c *Consumer) *dedupState {
 	return d
 }
 
-func newDedupPart() *dedupPart { return &dedupPart{m: map[digest]entry{}} }
+func newDedupPart() *dedupPart {
+	return &dedupPart{m: map[digest]entry{}, scan: newRestoreScan()}
+}
+
+func newRestoreScan() *restoreScan { return &restoreScan{stale: map[digest][]byte{}, live: -1} }
 
 // restoring returns how many owned partitions are still being restored.
 func (d *dedupState) restoring() int {
@@ -267,19 +300,21 @@ func (d *dedupState) remember(st *dedupPart, k digest, deadLettered bool, now ti
 }
 
 // apply applies one record of <base>.dedup read from the log. st.mu is held.
-func (st *dedupPart) apply(r *kgo.Record, window time.Duration, nowMs int64) {
-	k := digestOf(r.Key)
+// It returns the record's digest and, for a value, its expiry.
+func (st *dedupPart) apply(r *kgo.Record, window time.Duration, nowMs int64) (k digest, exp int64) {
+	k = digestOf(r.Key)
 	if r.Value == nil {
 		delete(st.m, k)
-		return
+		return k, 0
 	}
-	exp := recordAt(r).Add(window).UnixMilli()
+	exp = recordAt(r).Add(window).UnixMilli()
 	if exp <= nowMs {
 		// Expired. Anything earlier for this id is older still.
 		delete(st.m, k)
-		return
+		return k, exp
 	}
 	st.m[k] = makeEntry(exp, bytes.Contains(r.Value, []byte(`"`+outcomeDeadLettered+`"`)))
+	return k, exp
 }
 
 var atField = []byte(`"at":"`)
@@ -494,22 +529,41 @@ func (d *dedupState) restore(ctx context.Context, gen int, parts []int32) {
 			clear(st.m)
 			st.mu.Unlock()
 			st.readTo, st.sweepFrom, st.nextSweepMs = 0, 0, 0
+			st.scan = newRestoreScan()
 		}
 		sts[p] = st
 		from[p], until[p] = st.readTo, end
 	}
 	nowMs := time.Now().UnixMilli()
+	var tombs []tomb
+	scanned := map[int32]*restoreScan{}
 	err = d.read(ctx, from, until, func(p int32, r *kgo.Record) bool {
 		st := sts[p]
 		st.mu.Lock()
-		st.apply(r, d.window, nowMs)
+		k, exp := st.apply(r, d.window, nowMs)
 		st.mu.Unlock()
+		if st.scan != nil {
+			st.scan.note(r, k, exp, nowMs)
+		}
 		st.readTo = r.Offset + 1
 		return false
 	}, func(p int32) {
 		st := sts[p]
 		st.mu.Lock()
-		st.nextSweepMs = 0 // look for expired entries once after a restore
+		if sc := st.scan; sc != nil {
+			// The whole log was read: the sweep starts at the first live
+			// entry, and the expired ones are tombstoned below.
+			for _, key := range sc.stale {
+				tombs = append(tombs, tomb{p, key})
+			}
+			st.sweepFrom, st.nextSweepMs = st.readTo, noSweepMs
+			if sc.live >= 0 {
+				st.sweepFrom, st.nextSweepMs = sc.live, sc.liveExp
+			}
+			scanned[p], st.scan = sc, nil
+		} else {
+			st.nextSweepMs = 0 // look for expired entries once after a restore
+		}
 		n := len(st.m)
 		st.mu.Unlock()
 		d.c.log.Debug("dedup state restored", "partition", p, "entries", n, "took", time.Since(start))
@@ -517,6 +571,69 @@ func (d *dedupState) restore(ctx context.Context, gen int, parts []int32) {
 	})
 	if err != nil && ctx.Err() == nil {
 		d.c.log.Warn("dedup restore failed", "err", err)
+	}
+	if len(tombs) == 0 {
+		return
+	}
+	if err := d.writeTombstones(ctx, tombs); err != nil {
+		// Not written: the sweep looks at the whole log again.
+		for p := range scanned {
+			st := sts[p]
+			st.mu.Lock()
+			st.sweepFrom, st.nextSweepMs = 0, 0
+			st.mu.Unlock()
+		}
+		return
+	}
+	d.c.log.Debug("dedup entries expired while not owned", "tombstones", len(tombs))
+}
+
+// noSweepMs is nextSweepMs when nothing live is left in the log: the next
+// remembered entry sets it.
+const noSweepMs = 1<<62 - 1
+
+// tomb is a tombstone to write: the key of an expired entry in partition p.
+type tomb struct {
+	p   int32
+	key []byte
+}
+
+// writeTombstones writes tombs, all in flight at once (one at a time, each
+// would wait out the producer's linger), retrying failed ones with backoff
+// until ctx ends. A tombstone written twice does no harm.
+func (d *dedupState) writeTombstones(ctx context.Context, tombs []tomb) error {
+	backoff := 100 * time.Millisecond
+	for {
+		var (
+			mu      sync.Mutex
+			failed  []tomb
+			lastErr error
+			wg      sync.WaitGroup
+		)
+		for _, t := range tombs {
+			wg.Add(1)
+			d.c.prod.Produce(ctx, &kgo.Record{Topic: d.topic, Partition: t.p, Key: t.key}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					mu.Lock()
+					failed, lastErr = append(failed, t), err
+					mu.Unlock()
+				}
+				wg.Done()
+			})
+		}
+		wg.Wait()
+		if len(failed) == 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.c.produceFailed(&kgo.Record{Topic: d.topic, Partition: failed[0].p}, lastErr)
+		if err := ctxtime.Sleep(ctx, backoff); err != nil {
+			return err
+		}
+		backoff = min(backoff*2, 5*time.Second)
+		tombs = failed
 	}
 }
 
@@ -569,10 +686,6 @@ func (d *dedupState) sweep(ctx context.Context) {
 	for p, st := range sts {
 		from[p], until[p] = st.sweepFrom, ends[p]
 	}
-	type tomb struct {
-		p   int32
-		key []byte
-	}
 	var tombs []tomb
 	next := map[int32]int64{} // new sweep cursor per partition
 	nextMs := map[int32]int64{}
@@ -604,10 +717,8 @@ func (d *dedupState) sweep(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	for _, t := range tombs {
-		if err := d.c.produce(ctx, &kgo.Record{Topic: d.topic, Partition: t.p, Key: t.key}); err != nil {
-			return // cursors stay; the next sweep tries again
-		}
+	if err := d.writeTombstones(ctx, tombs); err != nil {
+		return // cursors stay; the next sweep tries again
 	}
 	for p, st := range sts {
 		if o, ok := next[p]; ok {
@@ -618,7 +729,7 @@ func (d *dedupState) sweep(ctx context.Context) {
 			st.nextSweepMs = ms
 		} else if st.nextSweepMs <= nowMs {
 			// Nothing live left in the log: wait for the next record.
-			st.nextSweepMs = 1<<62 - 1
+			st.nextSweepMs = noSweepMs
 		}
 		st.mu.Unlock()
 	}
