@@ -2,6 +2,7 @@ package producer
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -267,6 +268,27 @@ func TestBadInput(t *testing.T) {
 	}
 	if n := h.endOffsetSum(h.names.Base); n != 0 {
 		t.Fatal("malformed body reached the main topic")
+	}
+
+	// A compressed body is stored as sent; its error names the encoding.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(body)
+	zw.Close()
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/genesys", bytes.NewReader(gz.Bytes()))
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("X-Hookline-Secret", testSecret)
+	gresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gresp.Body.Close()
+	if gresp.StatusCode != http.StatusAccepted {
+		t.Fatalf("gzip body: status %d, want 202", gresp.StatusCode)
+	}
+	dlq = h.records(h.names.DLQ)
+	if len(dlq) != 2 || !bytes.Equal(dlq[1].Value, gz.Bytes()) || !strings.Contains(headers.Value(dlq[1].Headers, headers.Error), "Content-Encoding: gzip") {
+		t.Fatalf("gzip body: %d DLQ records; the second must keep the bytes and name the encoding in its error", len(dlq))
 	}
 }
 

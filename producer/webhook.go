@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -104,6 +106,10 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
 	malformed := xerr != nil
 	if malformed {
+		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+			// The likely cause, said where the operator looks (dlq show).
+			xerr = fmt.Errorf("%w (the request had Content-Encoding: %s; hookline stores bodies as sent and does not decode them: have the sender send it uncompressed)", xerr, ce)
+		}
 		ids = extract.IDs{EventID: contentHash(body)}
 		rec.Topic = src.Topics.DLQ
 	} else {
