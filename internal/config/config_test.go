@@ -174,3 +174,14 @@ func TestLoadWithoutSecretsRefusesUnsetOutsideVerify(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// The example file in the repository loads as it is, with nothing set.
+func TestExampleFileLoads(t *testing.T) {
+	f, err := Load("../../hookline.example.yaml", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Sources) == 0 || len(f.Defaulted) != len(f.Sources) {
+		t.Fatalf("sources %d, defaulted %v", len(f.Sources), f.Defaulted)
+	}
+}
