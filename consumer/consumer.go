@@ -282,9 +282,11 @@ type item struct {
 	dp       *dedupPart      // the partition's dedup state
 	hstate   atomic.Int32
 
-	drec   kgo.Record // its "processed" dedup record, once handled
-	acked  bool       // the outcome of drec's write came before handled ran (c.mu)
-	ackErr error
+	drec     kgo.Record // its "processed" dedup record, once handled
+	dig      digest     // digest of id, remembered when drec is acknowledged
+	handedMs int64      // when the handler returned (unix ms): drec's "at"
+	acked    bool       // the outcome of drec's write came before handled ran (c.mu)
+	ackErr   error
 }
 
 // task is a started record on its way to a worker.
@@ -1236,10 +1238,12 @@ func (c *Consumer) process(l *lane, it *item) {
 		c.finish(l, it, true, onWorker)
 		return
 	}
-	// Remembered at once, so a later record with this id is skipped. The
-	// slot is free now; the offset may be committed only once the dedup
-	// record is acknowledged (guarantee 2).
-	c.dedup.remember(it.dp, dig, false, end)
+	// The slot is free now. The id is remembered, and the offset may be
+	// committed, only once the dedup record is acknowledged (guarantee 2):
+	// an entry for an abandoned write would make this member skip the
+	// event's redelivery as a duplicate, with no dedup record anywhere.
+	// Records of this id in this lane wait for that acknowledgement.
+	it.dig = dig
 	c.writeProcessed(ctx, l, it, end)
 	c.handled(l, it, end)
 }
@@ -1398,15 +1402,24 @@ func (c *Consumer) writeProcessed(ctx context.Context, l *lane, it *item, now ti
 	// The record lives in the item (one allocation less per event); its
 	// key is the event-id header's own bytes, which nothing writes.
 	c.dedup.processedRecord(&it.drec, it.rec.Partition, stringBytes(it.id), now)
+	it.handedMs = now.UnixMilli()
+	done := func(err error) {
+		if err == nil {
+			// Before the ack is applied, which lets the next record of
+			// this id start.
+			c.dedup.remember(it.dp, it.dig, false, time.UnixMilli(it.handedMs))
+		}
+		c.acks.push(ackEv{l, it, err})
+	}
 	c.prod.Produce(ctx, &it.drec, func(rec *kgo.Record, err error) {
 		if err != nil && ctx.Err() == nil {
-			c.retryAsync(ctx, rec, err, func(err error) { c.acks.push(ackEv{l, it, err}) })
+			c.retryAsync(ctx, rec, err, done)
 			return
 		}
 		if err != nil {
 			err = ctx.Err()
 		}
-		c.acks.push(ackEv{l, it, err})
+		done(err)
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/topics"
 )
 
@@ -242,5 +244,45 @@ func TestReadySaysWhyTheRestoreIsStuck(t *testing.T) {
 	// A later restore (a rebalance) must not be blamed on the old failure.
 	if f := c.dedup.recentFailure(); f != "" {
 		t.Errorf("the recovered failure is still reported: %q", f)
+	}
+}
+
+// TestAbandonedDedupWriteIsNotRemembered: an event is handled, but its dedup
+// record is not acknowledged before its partition moves (a rebalance with
+// the broker refusing writes), so that write is abandoned. When the event is
+// delivered again it must be handled and recorded again: skipping it as a
+// duplicate of the unacknowledged entry committed its offset with no dedup
+// record anywhere (guarantee 2), and the next restart handled it again.
+func TestAbandonedDedupWriteIsNotRemembered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, 100*time.Millisecond)
+	failing, rejected := rejectProduces(e)
+	h := newCountingHandler()
+	e.produce(event("c", "lost-ack", 0))
+	failing.Store(true)
+	var logs syncbuf.Buffer
+	e.start(Config{Handler: h, Group: "ga", ShutdownGrace: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	eventually(t, 10*time.Second, "handled, dedup write rejected", func() bool {
+		return h.count("lost-ack") == 1 && rejected.Load() >= 2
+	})
+	// A member joins and leaves: the partition is revoked from c1 (its
+	// unacknowledged write abandoned after the grace) and comes back.
+	_, stop2 := e.start(Config{Handler: h, Group: "ga", ShutdownGrace: 300 * time.Millisecond})
+	eventually(t, 15*time.Second, "c1 revoked", func() bool {
+		return strings.Contains(logs.String(), `msg="partitions revoked"`)
+	})
+	stop2()
+	failing.Store(false)
+	eventually(t, 20*time.Second, "a processed dedup record for the event", func() bool {
+		for _, r := range e.readAll(e.plan.Names.Dedup) {
+			if string(r.Key) == "lost-ack" && strings.Contains(string(r.Value), outcomeProcessed) {
+				return true
+			}
+		}
+		return false
+	})
+	if n := h.count("lost-ack"); n < 2 {
+		t.Errorf("handled %d times; the redelivery after the abandoned write must be handled", n)
 	}
 }
