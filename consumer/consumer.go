@@ -232,6 +232,9 @@ type Consumer struct {
 	commitMu sync.Mutex
 	phase    atomic.Int32
 	started  atomic.Bool
+	// memberLost is set from a lost session (the broker away, usually)
+	// until the next assignment: Ready says so instead of "ready".
+	memberLost atomic.Bool
 }
 
 const (
@@ -507,6 +510,9 @@ func (c *Consumer) Ready() (bool, string) {
 		return false, "shutting down"
 	case phaseStopped:
 		return false, "stopped"
+	}
+	if c.memberLost.Load() {
+		return false, "consumer group membership lost; rejoining (is Kafka reachable?)"
 	}
 	if n := c.dedup.restoring(); n > 0 {
 		if f := c.dedup.recentFailure(); f != "" {
@@ -1492,6 +1498,7 @@ func (c *Consumer) applyAcks() {
 // onAssigned creates lanes for new partitions and starts restoring their
 // dedup state.
 func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	c.memberLost.Store(false)
 	c.mu.Lock()
 	parts := map[int32]bool{}
 	for t, ps := range assigned {
@@ -1597,6 +1604,7 @@ func (c *Consumer) dropLanes(ls []*lane) {
 // onLost abandons lost partitions at once: another member may own them
 // already, so nothing is committed.
 func (c *Consumer) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	c.memberLost.Store(true)
 	ls, _ := c.markRevoked(lost)
 	c.dropLanes(ls)
 	cl.ResumeFetchPartitions(lost)

@@ -67,6 +67,7 @@ type dedupPart struct {
 
 	// Owned by dedupState.mu:
 	ready bool
+	owned bool // assigned and not revoked since: a restore is wanted
 
 	// Owned by the restore and sweep goroutines (one at a time, see
 	// dedupState.ioMu):
@@ -183,7 +184,7 @@ func (d *dedupState) restoring() int {
 	defer d.mu.Unlock()
 	n := 0
 	for _, p := range d.parts {
-		if !p.ready {
+		if p.owned && !p.ready {
 			n++
 		}
 	}
@@ -355,7 +356,7 @@ func (d *dedupState) assigned(parts map[int32]bool) {
 			st = newDedupPart()
 			d.parts[p] = st
 		}
-		st.ready = false
+		st.ready, st.owned = false, true
 		todo = append(todo, p)
 	}
 	ctx, cancel := context.WithCancel(d.c.base)
@@ -373,7 +374,7 @@ func (d *dedupState) revoked(owned map[int32]bool) {
 	defer d.mu.Unlock()
 	for p, st := range d.parts {
 		if !owned[p] {
-			st.ready = false
+			st.ready, st.owned = false, false
 		}
 	}
 	if len(owned) == 0 && d.cancelRestore != nil {

@@ -247,6 +247,26 @@ func TestReadySaysWhyTheRestoreIsStuck(t *testing.T) {
 	}
 }
 
+// TestReadySaysTheGroupMembershipIsLost: after a lost session (what the
+// broker going away does) Ready says so, not "restoring dedup state" for
+// partitions nobody restores, until the next assignment.
+func TestReadySaysTheGroupMembershipIsLost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, 100*time.Millisecond)
+	h := HandlerFunc(func(context.Context, Event) error { return nil })
+	c, _ := e.start(Config{Handler: h, Group: "gl"})
+	eventually(t, 10*time.Second, "ready", func() bool { ok, _ := c.Ready(); return ok })
+	// As franz-go does when the session is lost.
+	c.onLost(context.Background(), c.cl, map[string][]int32{e.plan.Names.Base: {0, 1}})
+	ok, why := c.Ready()
+	if ok || !strings.Contains(why, "membership lost") || strings.Contains(why, "restoring") {
+		t.Fatalf("Ready after a lost session = %v %q", ok, why)
+	}
+	// The next assignment (a member joining) makes it ready again.
+	e.start(Config{Handler: h, Group: "gl"})
+	eventually(t, 15*time.Second, "ready after the next assignment", func() bool { ok, _ := c.Ready(); return ok })
+}
+
 // TestAbandonedDedupWriteIsNotRemembered: an event is handled, but its dedup
 // record is not acknowledged before its partition moves (a rebalance with
 // the broker refusing writes), so that write is abandoned. When the event is
