@@ -291,6 +291,18 @@ func configProblems(st State, p Plan) []Problem {
 				got, want, atoi(got)-HeaderRoom, st.Name, want)})
 		}
 	}
+	if st.Role == RoleDLQ {
+		// The dedup state says "dead-lettered" for the window and skips a
+		// sender's redelivery meanwhile: a dead letter deleted sooner
+		// leaves the event nowhere.
+		if v, ok := st.Actual["retention.ms"]; ok {
+			floor := p.DedupWindow + 24*time.Hour
+			if msv, err := strconv.ParseInt(v, 10, 64); err == nil && msv >= 0 && time.Duration(msv)*time.Millisecond < floor {
+				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than the dedup window + 24h (%s): dead letters would be deleted while redeliveries of their events are still skipped; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned 30 days)",
+					msv, floor, st.Name, st.Configs["retention.ms"])})
+			}
+		}
+	}
 	if st.Role == RoleRetry {
 		if v, ok := st.Actual["retention.ms"]; ok {
 			if msv, err := strconv.ParseInt(v, 10, 64); err == nil && msv >= 0 {

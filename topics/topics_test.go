@@ -281,3 +281,46 @@ func TestShortRetryRetentionSaysHowToFixIt(t *testing.T) {
 		t.Fatalf("report lacks %q:\n%s", want, msg)
 	}
 }
+
+// A DLQ whose retention is shorter than the dedup window loses dead letters
+// whose redeliveries dedup still skips: check reports it, with the fix.
+func TestShortDLQRetentionIsReported(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, _ := newAdmin(t)
+	p, err := NewPlan(Config{Base: "dl", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, p); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Inspect(ctx, adm, p, 0)
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("as planned: %v %v", err, rep.Err())
+	}
+	for _, v := range []string{"60000", fmt.Sprint((96 * time.Hour).Milliseconds())} {
+		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr(v)}}, "dl.dlq"); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Inspect(ctx, adm, p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "dl.dlq: retention.ms " + v + " is shorter than the dedup window + 24h (120h0m0s)"
+		if msg := fmt.Sprint(rep.Err()); !strings.Contains(msg, want) || !strings.Contains(msg, "--add-config retention.ms=2592000000") {
+			t.Fatalf("report lacks %q and the fix:\n%s", want, msg)
+		}
+		if rep.Unusable() != nil {
+			t.Fatal("a short DLQ retention must not make the pipeline unusable")
+		}
+	}
+	// A week, longer than the window: an operator's choice, not a problem.
+	week := fmt.Sprint((7 * 24 * time.Hour).Milliseconds())
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr(week)}}, "dl.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Inspect(ctx, adm, p, 0); err != nil || rep.Err() != nil {
+		t.Fatalf("a week: %v %v", err, rep.Err())
+	}
+}
