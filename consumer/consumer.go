@@ -34,10 +34,12 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,6 +237,9 @@ type Consumer struct {
 	// memberLost is set from a lost session (the broker away, usually)
 	// until the next assignment: Ready says so instead of "ready".
 	memberLost atomic.Bool
+	// partitionsBroken says why some partitions are held back, from the
+	// last assignment (nil: co-partitioned).
+	partitionsBroken atomic.Pointer[string]
 }
 
 const (
@@ -510,6 +515,9 @@ func (c *Consumer) Ready() (bool, string) {
 		return false, "shutting down"
 	case phaseStopped:
 		return false, "stopped"
+	}
+	if why := c.partitionsBroken.Load(); why != nil {
+		return false, *why
 	}
 	if c.memberLost.Load() {
 		return false, "consumer group membership lost; rejoining (is Kafka reachable?)"
@@ -1499,6 +1507,14 @@ func (c *Consumer) applyAcks() {
 // dedup state.
 func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	c.memberLost.Store(false)
+	unpartnered, why := c.unpartnered(cl)
+	if why != "" {
+		c.partitionsBroken.Store(&why)
+		c.log.Error(why)
+	} else {
+		c.partitionsBroken.Store(nil)
+	}
+	held := map[string][]int32{}
 	c.mu.Lock()
 	parts := map[int32]bool{}
 	for t, ps := range assigned {
@@ -1507,6 +1523,12 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 			continue
 		}
 		for _, p := range ps {
+			if unpartnered[p] {
+				// No retry, DLQ or dedup partition p to write to: its
+				// events wait, uncommitted, until the counts agree.
+				held[t] = append(held[t], p)
+				continue
+			}
 			k := tp{t, p}
 			if old := c.lanes[k]; old != nil {
 				c.dropLane(old)
@@ -1532,6 +1554,9 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 	c.mu.Unlock()
 	// A partition paused by an earlier assignment must not stay paused.
 	cl.ResumeFetchPartitions(assigned)
+	if len(held) > 0 {
+		cl.PauseFetchPartitions(held)
+	}
 	c.dedup.assigned(parts)
 	// Info: only on a rebalance, and the one place an operator sees which
 	// member owns what.
@@ -1593,6 +1618,47 @@ func (c *Consumer) commitAndDrop(ctx context.Context, ls []*lane) {
 }
 
 // dropLanes forgets ls.
+// unpartnered returns the partition numbers that exist on some topics of
+// the pipeline only (someone added partitions to part of it while it ran),
+// and what Ready and the log say about it; nothing when the counts agree
+// or the cluster could not be asked (the next assignment asks again).
+func (c *Consumer) unpartnered(cl *kgo.Client) (map[int32]bool, string) {
+	ctx, cancel := context.WithTimeout(c.base, 5*time.Second)
+	defer cancel()
+	// A metadata request of its own: kadm's answers from a cache up to 5 s
+	// old, which can predate the change that caused this rebalance.
+	req := kmsg.NewPtrMetadataRequest()
+	for _, name := range c.names.All() {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, ""
+	}
+	var counts []string
+	lo, hi := int32(math.MaxInt32), int32(0)
+	for _, t := range resp.Topics {
+		if t.ErrorCode != 0 || t.Topic == nil {
+			continue
+		}
+		n := int32(len(t.Partitions))
+		lo, hi = min(lo, n), max(hi, n)
+		counts = append(counts, fmt.Sprintf("%s: %d", *t.Topic, n))
+	}
+	slices.Sort(counts)
+	if lo >= hi {
+		return nil, ""
+	}
+	bad := map[int32]bool{}
+	for p := lo; p < hi; p++ {
+		bad[p] = true
+	}
+	return bad, fmt.Sprintf("pipeline %s is no longer co-partitioned (%s): partitions %d to %d are not consumed and their events wait; %s",
+		c.names.Base, strings.Join(counts, ", "), lo, hi-1, topics.CoPartitionFix(hi))
+}
+
 func (c *Consumer) dropLanes(ls []*lane) {
 	c.mu.Lock()
 	for _, l := range ls {

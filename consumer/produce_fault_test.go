@@ -306,3 +306,56 @@ func TestAbandonedDedupWriteIsNotRemembered(t *testing.T) {
 		t.Errorf("handled %d times; the redelivery after the abandoned write must be handled", n)
 	}
 }
+
+// TestPartitionsAddedToTheMainTopicOnlyWait: someone adds partitions to the
+// main topic of a running pipeline. Its retry, DLQ and dedup topics have no
+// such partitions, so the new ones are not consumed (their events wait,
+// uncommitted), Ready says why and how to fix it, and the old partitions
+// go on. Handling them would run the handler and then retry a dedup write
+// to a partition that does not exist, forever.
+func TestPartitionsAddedToTheMainTopicOnlyWait(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, 100*time.Millisecond)
+	h := newCountingHandler()
+	c, _ := e.start(Config{Handler: h, Group: "gp"})
+	eventually(t, 10*time.Second, "ready", func() bool { ok, _ := c.Ready(); return ok })
+
+	adm := kadm.NewClient(e.client())
+	if rs, err := adm.CreatePartitions(context.Background(), 2, e.plan.Names.Base); err != nil || rs.Error() != nil {
+		t.Fatal(err, rs.Error())
+	}
+	// A member joining and leaving makes the group see the new count now
+	// rather than at the next metadata refresh. (Another hookline consumer
+	// would refuse to start: its startup check sees the mismatch.)
+	joiner := e.client(kgo.ConsumerGroup("gp"), kgo.ConsumeTopics(e.plan.Names.Consumed()...),
+		kgo.Balancers(CoPartitionBalancer()), kgo.DisableAutoCommit())
+	var why string
+	eventually(t, 15*time.Second, "Ready to say the pipeline is not co-partitioned", func() bool {
+		_, why = c.Ready()
+		return strings.Contains(why, "no longer co-partitioned")
+	})
+	if !strings.Contains(why, "partitions 2 to 3 are not consumed") || !strings.Contains(why, "give every topic of the pipeline 4 partitions") {
+		t.Errorf("Ready = %q", why)
+	}
+	joiner.Close()
+
+	pin := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	newPart, oldPart := event("c-new", "in-new-partition", 0), event("c-old", "in-old-partition", 0)
+	newPart.Topic, newPart.Partition = e.plan.Names.Base, 3
+	oldPart.Topic, oldPart.Partition = e.plan.Names.Base, 0
+	if err := pin.ProduceSync(context.Background(), newPart, oldPart).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the old partition's event handled", func() bool { return h.count("in-old-partition") == 1 })
+	time.Sleep(time.Second)
+	if n := h.count("in-new-partition"); n != 0 {
+		t.Fatalf("the event in partition 3, which has no dedup partition, was handled %d times", n)
+	}
+	offs, err := adm.FetchOffsets(context.Background(), "gp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup(e.plan.Names.Base, 3); ok && o.At > 0 {
+		t.Fatalf("partition 3 committed at %d", o.At)
+	}
+}

@@ -171,7 +171,7 @@ func (r Report) Unusable() error {
 	}
 	switch {
 	case len(counts) > 1:
-		return fmt.Errorf("the pipeline's topics are not co-partitioned (partition counts differ), so partition p of every topic cannot go to one consumer (run `hookline topics check`): %w", r.Err())
+		return fmt.Errorf("the pipeline's topics are not co-partitioned (partition counts differ), so partition p of every topic cannot go to one consumer: %w", r.Err())
 	case missing:
 		return fmt.Errorf("pipeline topics are missing (run `hookline topics create`, or start with --create-topics): %w", r.Err())
 	}
@@ -237,6 +237,13 @@ func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int
 	return r, nil
 }
 
+// CoPartitionFix says how to repair a pipeline whose topics disagree on
+// partition count when the largest count is top. Kafka cannot remove
+// partitions, so the others are raised.
+func CoPartitionFix(top int32) string {
+	return fmt.Sprintf("give every topic of the pipeline %d partitions (kafka-topics --alter --topic <topic> --partitions %d; conversations that hash to a new partition lose their order across the change), or move to a new pipeline (a new --base): see docs/operations.md", top, top)
+}
+
 // partitionProblems reports partition counts that break co-partitioning.
 func partitionProblems(states []State, expect int32) []Problem {
 	counts := map[int32][]string{}
@@ -264,11 +271,15 @@ func partitionProblems(states []State, expect int32) []Problem {
 			ref = n
 		}
 	}
+	top := ref
+	for n := range counts {
+		top = max(top, n)
+	}
 	for _, st := range states {
 		if st.Exists && st.Partitions != ref {
 			out = append(out, Problem{st.Name, fmt.Sprintf(
-				"has %d partitions but the rest of the pipeline has %d: all topics of a pipeline must be co-partitioned; add partitions with kafka-topics --alter, or recreate the pipeline",
-				st.Partitions, ref)})
+				"has %d partitions but the rest of the pipeline has %d: all topics of a pipeline must be co-partitioned; %s",
+				st.Partitions, ref, CoPartitionFix(top))})
 		}
 	}
 	return out
