@@ -36,8 +36,9 @@ type chaosPlan struct {
 	kills         int // consumer SIGKILL + restart
 	brokerRestart bool
 	partitions    int
-	// consumer in-flight bound (--concurrency): what one crash may leave
-	// handled but not yet recorded in the dedup topic.
+	// consumer bound of --concurrency and --max-unfinished: what one crash
+	// may leave handled but not yet recorded in the dedup topic (records
+	// running, or handled and waiting for their dedup record's ack).
 	inFlight int
 }
 
@@ -110,7 +111,8 @@ func TestChaos(t *testing.T) {
 	rcv := startBinary(t, bin, env, append([]string{"serve", "--listen", "127.0.0.1:0"}, pipeline...)...)
 	url := "http://" + rcv.waitOutput(`receiver listening on (\S+)`, 90*time.Second) + "/webhooks/genesys"
 	consumeArgs := append([]string{"consume", "--handler-url", sinkSrv.URL + "/process",
-		"--concurrency", fmt.Sprint(plan.inFlight), "--partition-concurrency", "16"}, pipeline...)
+		"--concurrency", fmt.Sprint(plan.inFlight), "--max-unfinished", fmt.Sprint(plan.inFlight),
+		"--partition-concurrency", "16"}, pipeline...)
 	var consumers []*process
 	startConsumer := func() *process {
 		p := startBinary(t, bin, env, consumeArgs...)
@@ -292,7 +294,8 @@ func TestChaos(t *testing.T) {
 	}
 	// Duplicates: successes beyond the first per event id, each put down to
 	// the last crash before it. A crash may leave at most the consumer's
-	// in-flight bound handled but not yet recorded in the dedup topic; a
+	// --max-unfinished records handled but not yet recorded in the dedup
+	// topic (with the default of 8 x --concurrency it would be 512); a
 	// duplicate before any crash has no such excuse. The broker restart
 	// counts as a crash: while the broker is down, franz-go runs out of
 	// heartbeat retries after a few seconds and reports every partition lost
