@@ -237,9 +237,21 @@ type Consumer struct {
 	// memberLost is set from a lost session (the broker away, usually)
 	// until the next assignment: Ready says so instead of "ready".
 	memberLost atomic.Bool
-	// partitionsBroken says why some partitions are held back, from the
-	// last assignment (nil: co-partitioned).
-	partitionsBroken atomic.Pointer[string]
+	// held is what the last assignment held back (see unpartnered); nil
+	// when this member holds nothing.
+	held atomic.Pointer[heldParts]
+	// heldRecheck is how often held-back partitions look at the counts
+	// again: 30 s (tests shorten it).
+	heldRecheck time.Duration
+}
+
+// heldParts are assigned partitions this member does not consume because
+// other topics of the pipeline lack their partition number.
+type heldParts struct {
+	parts   map[int32]bool // partition numbers held back
+	n       int            // assigned topic-partitions held back
+	why     string
+	checked time.Time // when the counts were last looked at (tick)
 }
 
 const (
@@ -479,17 +491,18 @@ func New(cfg Config) (*Consumer, error) {
 	m.init(cfg.Plan.Names)
 	log := cfg.Logger.With("component", "consumer", "group", cfg.Group)
 	c := &Consumer{
-		cfg:    cfg,
-		names:  cfg.Plan.Names,
-		group:  cfg.Group,
-		maxPer: cfg.MaxInFlightPerPartition,
-		maxAll: cfg.MaxInFlight,
-		maxUnf: cfg.MaxUnfinished,
-		gran:   max(cfg.HandlerTimeout/attemptGranules, time.Millisecond),
-		log:    log,
-		rl:     ratelog.New(log, 10*time.Second),
-		m:      m,
-		lanes:  map[tp]*lane{},
+		cfg:         cfg,
+		names:       cfg.Plan.Names,
+		group:       cfg.Group,
+		maxPer:      cfg.MaxInFlightPerPartition,
+		maxAll:      cfg.MaxInFlight,
+		maxUnf:      cfg.MaxUnfinished,
+		heldRecheck: 30 * time.Second,
+		gran:        max(cfg.HandlerTimeout/attemptGranules, time.Millisecond),
+		log:         log,
+		rl:          ratelog.New(log, 10*time.Second),
+		m:           m,
+		lanes:       map[tp]*lane{},
 	}
 	c.wake = sync.NewCond(&c.mu)
 	c.pollGate = max(2*c.maxAll, pollGateRecords)
@@ -515,9 +528,6 @@ func (c *Consumer) Ready() (bool, string) {
 		return false, "shutting down"
 	case phaseStopped:
 		return false, "stopped"
-	}
-	if why := c.partitionsBroken.Load(); why != nil {
-		return false, *why
 	}
 	if c.memberLost.Load() {
 		return false, "consumer group membership lost; rejoining (is Kafka reachable?)"
@@ -1507,12 +1517,9 @@ func (c *Consumer) applyAcks() {
 // dedup state.
 func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	c.memberLost.Store(false)
-	unpartnered, why := c.unpartnered(cl)
-	if why != "" {
-		c.partitionsBroken.Store(&why)
-		c.log.Error(why)
-	} else {
-		c.partitionsBroken.Store(nil)
+	unpartnered, why, err := c.unpartnered(cl)
+	if err != nil && c.held.Load() != nil {
+		unpartnered, why = c.held.Load().parts, c.held.Load().why // fail closed; tick asks again
 	}
 	held := map[string][]int32{}
 	c.mu.Lock()
@@ -1554,9 +1561,7 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 	c.mu.Unlock()
 	// A partition paused by an earlier assignment must not stay paused.
 	cl.ResumeFetchPartitions(assigned)
-	if len(held) > 0 {
-		cl.PauseFetchPartitions(held)
-	}
+	c.holdBack(cl, held, unpartnered, why)
 	c.dedup.assigned(parts)
 	// Info: only on a rebalance, and the one place an operator sees which
 	// member owns what.
@@ -1618,11 +1623,13 @@ func (c *Consumer) commitAndDrop(ctx context.Context, ls []*lane) {
 }
 
 // dropLanes forgets ls.
-// unpartnered returns the partition numbers that exist on some topics of
-// the pipeline only (someone added partitions to part of it while it ran),
-// and what Ready and the log say about it; nothing when the counts agree
-// or the cluster could not be asked (the next assignment asks again).
-func (c *Consumer) unpartnered(cl *kgo.Client) (map[int32]bool, string) {
+// unpartnered returns the partition numbers that exist on a consumed topic
+// of the pipeline but not on all of its topics (someone added partitions
+// to part of it while it ran): records there could be handled but their
+// retry, DLQ or dedup record could not be written. why says so for the
+// log, with the fix. Extra partitions of the DLQ or dedup topic alone
+// harm nothing and are not reported.
+func (c *Consumer) unpartnered(cl *kgo.Client) (map[int32]bool, string, error) {
 	ctx, cancel := context.WithTimeout(c.base, 5*time.Second)
 	defer cancel()
 	// A metadata request of its own: kadm's answers from a cache up to 5 s
@@ -1635,28 +1642,76 @@ func (c *Consumer) unpartnered(cl *kgo.Client) (map[int32]bool, string) {
 	}
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return nil, ""
+		return nil, "", fmt.Errorf("partition counts: %w", err)
+	}
+	consumed := map[string]bool{}
+	for _, name := range c.names.Consumed() {
+		consumed[name] = true
 	}
 	var counts []string
-	lo, hi := int32(math.MaxInt32), int32(0)
+	lo, hi, top := int32(math.MaxInt32), int32(0), int32(0)
 	for _, t := range resp.Topics {
 		if t.ErrorCode != 0 || t.Topic == nil {
 			continue
 		}
 		n := int32(len(t.Partitions))
-		lo, hi = min(lo, n), max(hi, n)
+		lo, top = min(lo, n), max(top, n)
+		if consumed[*t.Topic] {
+			hi = max(hi, n)
+		}
 		counts = append(counts, fmt.Sprintf("%s: %d", *t.Topic, n))
 	}
-	slices.Sort(counts)
 	if lo >= hi {
-		return nil, ""
+		return nil, "", nil
 	}
+	slices.Sort(counts)
 	bad := map[int32]bool{}
 	for p := lo; p < hi; p++ {
 		bad[p] = true
 	}
 	return bad, fmt.Sprintf("pipeline %s is no longer co-partitioned (%s): partitions %d to %d are not consumed and their events wait; %s",
-		c.names.Base, strings.Join(counts, ", "), lo, hi-1, topics.CoPartitionFix(hi))
+		c.names.Base, strings.Join(counts, ", "), lo, hi-1, topics.CoPartitionFix(top)), nil
+}
+
+// holdBack pauses the assigned partitions in held (by topic) and notes
+// them for tick, the log and hookline_consumer_partitions_held. Ready is
+// not affected: the other partitions are consumed, and in run a consumer's
+// Ready also gates the receiver, which keeps storing events.
+func (c *Consumer) holdBack(cl *kgo.Client, held map[string][]int32, parts map[int32]bool, why string) {
+	n := 0
+	for _, ps := range held {
+		n += len(ps)
+	}
+	c.m.held.Set(float64(n))
+	if n == 0 {
+		c.held.Store(nil)
+		return
+	}
+	cl.PauseFetchPartitions(held)
+	c.held.Store(&heldParts{parts: parts, n: n, why: why, checked: time.Now()})
+	c.log.Error(why, "held", held)
+}
+
+// recheckHeld looks at the partition counts again while partitions are held
+// back, and asks for a rebalance once they agree (raising the DLQ or dedup
+// topic, which nobody consumes, would not cause one).
+func (c *Consumer) recheckHeld() {
+	h := c.held.Load()
+	if h == nil || time.Since(h.checked) < c.heldRecheck {
+		return
+	}
+	bad, why, err := c.unpartnered(c.cl)
+	switch {
+	case err != nil:
+		why = h.why
+	case len(bad) == 0:
+		c.log.Info("pipeline co-partitioned again; rebalancing to consume the held partitions")
+		c.held.Store(nil)
+		c.cl.ForceRebalance()
+		return
+	}
+	c.held.Store(&heldParts{parts: h.parts, n: h.n, why: h.why, checked: time.Now()})
+	c.rl.Log(context.Background(), slog.LevelError, "held", why, "held_partitions", h.n)
 }
 
 func (c *Consumer) dropLanes(ls []*lane) {
@@ -1815,6 +1870,7 @@ func (c *Consumer) tick(ctx context.Context) {
 			cancel()
 		case <-gauges.C:
 			c.updateGauges()
+			c.recheckHeld()
 		}
 		c.dedup.maintain(ctx)
 	}

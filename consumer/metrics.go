@@ -28,6 +28,7 @@ type metrics struct {
 	commitErrors  prometheus.Counter
 	dedupEntries  prometheus.Gauge
 	restoreSecs   prometheus.Histogram
+	held          prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -73,6 +74,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hookline_consumer_dedup_entries",
 			Help: "Event ids remembered for dedup on the partitions this member owns.",
 		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookline_consumer_partitions_held",
+			Help: "Assigned partitions not consumed because other topics of the pipeline lack that partition number (not co-partitioned); their events wait.",
+		}),
 		restoreSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hookline_consumer_dedup_restore_seconds",
 			Help:    "Time to restore the dedup state of one partition.",
@@ -80,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.events, m.duplicates, m.latency, m.inFlight, m.waiting,
-		m.oldestDue, m.lag, m.produceErrors, m.commitErrors, m.dedupEntries, m.restoreSecs} {
+		m.oldestDue, m.lag, m.produceErrors, m.commitErrors, m.dedupEntries, m.restoreSecs, m.held} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

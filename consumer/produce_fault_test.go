@@ -310,14 +310,26 @@ func TestAbandonedDedupWriteIsNotRemembered(t *testing.T) {
 // TestPartitionsAddedToTheMainTopicOnlyWait: someone adds partitions to the
 // main topic of a running pipeline. Its retry, DLQ and dedup topics have no
 // such partitions, so the new ones are not consumed (their events wait,
-// uncommitted), Ready says why and how to fix it, and the old partitions
-// go on. Handling them would run the handler and then retry a dedup write
-// to a partition that does not exist, forever.
+// uncommitted); the consumer logs why with the fix and counts them in
+// hookline_consumer_partitions_held, and stays ready for the others. Once
+// every topic has the new count it consumes them, without a restart.
+// Handling them would run the handler and then retry a dedup write to a
+// partition that does not exist, forever.
 func TestPartitionsAddedToTheMainTopicOnlyWait(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 2, 100*time.Millisecond)
 	h := newCountingHandler()
-	c, _ := e.start(Config{Handler: h, Group: "gp"})
+	var logs syncbuf.Buffer
+	c, err := New(Config{Kafka: e.kafka, Plan: e.plan, Handler: h, Group: "gp", CommitInterval: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.heldRecheck = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 	eventually(t, 10*time.Second, "ready", func() bool { ok, _ := c.Ready(); return ok })
 
 	adm := kadm.NewClient(e.client())
@@ -329,15 +341,16 @@ func TestPartitionsAddedToTheMainTopicOnlyWait(t *testing.T) {
 	// would refuse to start: its startup check sees the mismatch.)
 	joiner := e.client(kgo.ConsumerGroup("gp"), kgo.ConsumeTopics(e.plan.Names.Consumed()...),
 		kgo.Balancers(CoPartitionBalancer()), kgo.DisableAutoCommit())
-	var why string
-	eventually(t, 15*time.Second, "Ready to say the pipeline is not co-partitioned", func() bool {
-		_, why = c.Ready()
-		return strings.Contains(why, "no longer co-partitioned")
+	eventually(t, 15*time.Second, "a rebalance with the joiner", func() bool {
+		return strings.Count(logs.String(), `msg="partitions assigned"`) >= 2
 	})
-	if !strings.Contains(why, "partitions 2 to 3 are not consumed") || !strings.Contains(why, "give every topic of the pipeline 4 partitions") {
-		t.Errorf("Ready = %q", why)
-	}
 	joiner.Close()
+	eventually(t, 15*time.Second, "the log to say the pipeline is not co-partitioned", func() bool {
+		return strings.Contains(logs.String(), "no longer co-partitioned")
+	})
+	if l := logs.String(); !strings.Contains(l, "partitions 2 to 3 are not consumed") || !strings.Contains(l, "give every topic of the pipeline 4 partitions") {
+		t.Errorf("log lacks the partitions or the fix:\n%s", l)
+	}
 
 	pin := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	newPart, oldPart := event("c-new", "in-new-partition", 0), event("c-old", "in-old-partition", 0)
@@ -346,7 +359,12 @@ func TestPartitionsAddedToTheMainTopicOnlyWait(t *testing.T) {
 	if err := pin.ProduceSync(context.Background(), newPart, oldPart).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "the old partition's event handled", func() bool { return h.count("in-old-partition") == 1 })
+	eventually(t, 15*time.Second, "the old partition's event handled, partitions held", func() bool {
+		return h.count("in-old-partition") == 1 && counterValue(c.m.held) > 0
+	})
+	if ok, why := c.Ready(); !ok {
+		t.Errorf("held partitions made the consumer unready (%q): in run that takes the receiver out of rotation", why)
+	}
 	time.Sleep(time.Second)
 	if n := h.count("in-new-partition"); n != 0 {
 		t.Fatalf("the event in partition 3, which has no dedup partition, was handled %d times", n)
@@ -357,5 +375,41 @@ func TestPartitionsAddedToTheMainTopicOnlyWait(t *testing.T) {
 	}
 	if o, ok := offs.Lookup(e.plan.Names.Base, 3); ok && o.At > 0 {
 		t.Fatalf("partition 3 committed at %d", o.At)
+	}
+
+	// The operator raises the other topics, the DLQ and dedup topics last
+	// (nobody consumes those, so that alone causes no rebalance).
+	others := append(e.plan.Names.Consumed()[1:], e.plan.Names.DLQ, e.plan.Names.Dedup)
+	for _, name := range others {
+		if rs, err := adm.UpdatePartitions(context.Background(), 4, name); err != nil || rs.Error() != nil {
+			t.Fatal(err, rs.Error())
+		}
+	}
+	eventually(t, 20*time.Second, "the held partition consumed once the counts agree", func() bool {
+		return h.count("in-new-partition") == 1 && counterValue(c.m.held) == 0
+	})
+}
+
+// Extra partitions on the DLQ or dedup topic alone hold nothing back: no
+// consumed partition lacks a place to write.
+func TestExtraDedupPartitionsHoldNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, 100*time.Millisecond)
+	c, _ := e.start(Config{Handler: newCountingHandler(), Group: "gx"})
+	eventually(t, 10*time.Second, "ready", func() bool { ok, _ := c.Ready(); return ok })
+	adm := kadm.NewClient(e.client())
+	for _, name := range []string{e.plan.Names.Dedup, e.plan.Names.DLQ} {
+		if rs, err := adm.UpdatePartitions(context.Background(), 4, name); err != nil || rs.Error() != nil {
+			t.Fatal(err, rs.Error())
+		}
+	}
+	if bad, why, err := c.unpartnered(c.cl); err != nil || len(bad) != 0 {
+		t.Fatalf("held %v (%q, %v); want nothing", bad, why, err)
+	}
+	if rs, err := adm.UpdatePartitions(context.Background(), 3, e.plan.Names.Base); err != nil || rs.Error() != nil {
+		t.Fatal(err, rs.Error())
+	}
+	if bad, _, err := c.unpartnered(c.cl); err != nil || len(bad) != 1 || !bad[2] {
+		t.Fatalf("main raised to 3: held %v (%v); want partition 2", bad, err)
 	}
 }

@@ -241,7 +241,7 @@ func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int
 // partition count when the largest count is top. Kafka cannot remove
 // partitions, so the others are raised.
 func CoPartitionFix(top int32) string {
-	return fmt.Sprintf("give every topic of the pipeline %d partitions (kafka-topics --alter --topic <topic> --partitions %d; conversations that hash to a new partition lose their order across the change), or move to a new pipeline (a new --base): see docs/operations.md", top, top)
+	return fmt.Sprintf("give every topic of the pipeline %d partitions (kafka-topics --alter --topic <topic> --partitions %d; conversations that hash to a new partition lose their order across the change, and their earlier events' redeliveries are not deduplicated), or move to a new pipeline (a new --base): see docs/operations.md", top, top)
 }
 
 // partitionProblems reports partition counts that break co-partitioning.
