@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -287,8 +288,9 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("gzip body: status %d, want 202", gresp.StatusCode)
 	}
 	dlq = h.records(h.names.DLQ)
-	if len(dlq) != 2 || !bytes.Equal(dlq[1].Value, gz.Bytes()) || !strings.Contains(headers.Value(dlq[1].Headers, headers.Error), "Content-Encoding: gzip") {
-		t.Fatalf("gzip body: %d DLQ records; the second must keep the bytes and name the encoding in its error", len(dlq))
+	i := slices.IndexFunc(dlq, func(r *kgo.Record) bool { return bytes.Equal(r.Value, gz.Bytes()) })
+	if len(dlq) != 2 || i < 0 || !strings.Contains(headers.Value(dlq[i].Headers, headers.Error), "Content-Encoding: gzip") {
+		t.Fatalf("gzip body: %d DLQ records; one must keep the bytes and name the encoding in its error", len(dlq))
 	}
 }
 
