@@ -573,6 +573,20 @@ func (d *dedupState) restore(ctx context.Context, gen int, parts []int32) {
 	if err != nil && ctx.Err() == nil {
 		d.c.log.Warn("dedup restore failed", "err", err)
 	}
+	// An id handled again since the read (its partition is ready) has a
+	// live entry now: a tombstone written after its record would delete it.
+	nowMs = time.Now().UnixMilli()
+	keep := tombs[:0]
+	for _, t := range tombs {
+		st := sts[t.p]
+		st.mu.Lock()
+		e, ok := st.m[digestOf(t.key)]
+		st.mu.Unlock()
+		if !ok || e.expiryMs() <= nowMs {
+			keep = append(keep, t)
+		}
+	}
+	tombs = keep
 	if len(tombs) == 0 {
 		return
 	}
