@@ -309,7 +309,7 @@ func configProblems(st State, p Plan) []Problem {
 		if v, ok := st.Actual["retention.ms"]; ok {
 			floor := p.DedupWindow + 24*time.Hour
 			if msv, err := strconv.ParseInt(v, 10, 64); err == nil && msv >= 0 && time.Duration(msv)*time.Millisecond < floor {
-				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than the dedup window + 24h (%s): dead letters would be deleted while redeliveries of their events are still skipped; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned 30 days)",
+				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than the dedup window + 24h (%s): dead letters would be deleted while redeliveries of their events are still skipped; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned retention)",
 					msv, floor, st.Name, st.Configs["retention.ms"])})
 			}
 		}

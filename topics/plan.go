@@ -49,7 +49,7 @@ type Config struct {
 	RetryDelays       []time.Duration // default DefaultRetryDelays; its length is the tier count
 	DedupWindow       time.Duration   // default DefaultDedupWindow
 	Retention         time.Duration   // main and retry topics; default DefaultRetention
-	DLQRetention      time.Duration   // default DefaultDLQRetention
+	DLQRetention      time.Duration   // default DefaultDLQRetention, or the dedup window + 48h if longer
 }
 
 // Spec is one topic of a plan.
@@ -117,7 +117,9 @@ func NewPlan(c Config) (Plan, error) {
 		c.Retention = DefaultRetention
 	}
 	if c.DLQRetention == 0 {
-		c.DLQRetention = DefaultDLQRetention
+		// Dead letters must outlive the dedup window, which skips their
+		// events' redeliveries meanwhile (topics check reports less).
+		c.DLQRetention = max(DefaultDLQRetention, c.DedupWindow+48*time.Hour)
 	}
 	// A retry record must outlive its delay by a wide margin, or it could be
 	// deleted while it waits (for example while the consumer is down).

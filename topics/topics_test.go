@@ -315,6 +315,18 @@ func TestShortDLQRetentionIsReported(t *testing.T) {
 			t.Fatal("a short DLQ retention must not make the pipeline unusable")
 		}
 	}
+	// A dedup window past 30 days plans a DLQ that outlives it, so a new
+	// pipeline passes its own check.
+	long, err := NewPlan(Config{Base: "dl-long", Partitions: 1, DedupWindow: 40 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, long); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Inspect(ctx, adm, long, 0); err != nil || rep.Err() != nil {
+		t.Fatalf("a 40-day window: %v %v", err, rep.Err())
+	}
 	// A week, longer than the window: an operator's choice, not a problem.
 	week := fmt.Sprint((7 * 24 * time.Hour).Milliseconds())
 	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr(week)}}, "dl.dlq"); err != nil {
