@@ -21,7 +21,7 @@ func runConsume(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "consume", "consume --handler-url URL [flags]", consumeExamples)
 	a := addAppFlags(fs, false, true)
 	fs.StringVar(&a.listen, "listen", "", "serve /healthz, /readyz and /metrics on this address (e.g. :9090); off when empty")
-	log, s, err := a.setup(env, args, false)
+	log, s, err := a.setup(env, args, usesConsumer)
 	if err != nil {
 		return err
 	}

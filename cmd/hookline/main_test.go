@@ -52,7 +52,7 @@ func resolveFor(t *testing.T, vars map[string]string, args ...string) (settings,
 	if err := fs.parse(args); err != nil {
 		return settings{}, err
 	}
-	return a.resolve(env, true)
+	return a.resolve(env, usesReceiver|usesConsumer)
 }
 
 func TestPrecedenceFlagOverEnvOverFile(t *testing.T) {
@@ -281,6 +281,34 @@ func TestFilePipelinesAndFlags(t *testing.T) {
 	two := write("two.yaml", "pipelines:\n  - base: p1\n  - base: p2\n")
 	if _, err := resolveFor(t, map[string]string{"HOOKLINE_DEDUP_WINDOW": "3s", "HOOKLINE_SECRET": "x"}, "--config", two); err == nil || !strings.Contains(err.Error(), "HOOKLINE_DEDUP_WINDOW is ambiguous") {
 		t.Fatalf("an ambiguous pipeline setting must name where it came from: %v", err)
+	}
+
+	renamed, err := resolveFor(t, nil, "--config", one, "--base", "b.events")
+	if err != nil || !strings.Contains(strings.Join(renamed.ignored, "\n"), "--base renames the pipeline a.events of "+one+" to b.events") {
+		t.Fatalf("a rename must be said: %v %q", err, renamed.ignored)
+	}
+
+	// What a command does not run is not checked: serve ignores a handler
+	// URL, and the topics commands an unset ${…} in a handler or source.
+	asServe := func(vars map[string]string, u uses, args ...string) error {
+		env := &environment{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(k string) string { return vars[k] }}
+		fs := newFlagSet(env, "serve", "serve", "")
+		a := addAppFlags(fs, true, false)
+		if err := fs.parse(args); err != nil {
+			return err
+		}
+		_, err := a.resolve(env, u)
+		return err
+	}
+	if err := asServe(map[string]string{"HOOKLINE_SECRET": "x"}, usesReceiver, "--config", badURL); err != nil {
+		t.Fatalf("serve refused a handler URL it does not use: %v", err)
+	}
+	unsetHandler := write("unset.yaml", "pipelines:\n  - base: v.events\n    handler: {url: \"${NOT_SET_HERE}\"}\nsources:\n  - name: s\n    verify: {type: bearer, secret: \"${NOR_HERE}\"}\n")
+	if err := asServe(nil, 0, "--config", unsetHandler); err != nil {
+		t.Fatalf("a topics command refused unset references it does not use: %v", err)
+	}
+	if err := asServe(nil, usesReceiver, "--config", unsetHandler); err == nil || !strings.Contains(err.Error(), "NOR_HERE") || strings.Contains(err.Error(), "NOT_SET_HERE") {
+		t.Fatalf("serve must refuse only the unset secret: %v", err)
 	}
 
 	s, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "x"}, "--config", one, "--insecure-no-auth")

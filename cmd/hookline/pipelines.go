@@ -17,9 +17,12 @@ import (
 // unset; sources are not resolved.
 func filePlans(env *environment, fs *flagSet, kf *kafkaFlags, pf *pipelineFlags, path string) (kafkaconf.Config, []topics.Plan, error) {
 	a := &appFlags{fs: fs, kafka: kf, pipeline: pf, configPath: path}
-	s, err := a.resolve(env, false)
+	s, err := a.resolve(env, 0)
 	if err != nil {
 		return kafkaconf.Config{}, nil, err
+	}
+	for _, msg := range s.ignored {
+		fmt.Fprintln(env.stderr, "note: "+msg)
 	}
 	plans := make([]topics.Plan, 0, len(s.pipelines))
 	for _, p := range s.pipelines {

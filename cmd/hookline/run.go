@@ -23,7 +23,7 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 	a := addAppFlags(fs, true, true)
 	embeddedAddr := fs.String("embedded-addr", embedded.DefaultAddr, "address of the embedded broker (used when no --brokers)")
 	dataDir := fs.String("data-dir", embedded.DefaultDataDir, "data directory of the embedded broker")
-	log, s, err := a.setup(env, args, true)
+	log, s, err := a.setup(env, args, usesReceiver|usesConsumer)
 	if err != nil {
 		return err
 	}

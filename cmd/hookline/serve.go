@@ -18,7 +18,7 @@ const serveExamples = `  # receive Genesys webhooks on :8080, checking X-Hooklin
 func runServe(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "serve", "serve [flags]", serveExamples)
 	a := addAppFlags(fs, true, false)
-	log, s, err := a.setup(env, args, true)
+	log, s, err := a.setup(env, args, usesReceiver)
 	if err != nil {
 		return err
 	}

@@ -105,14 +105,14 @@ type settings struct {
 	// defaulted lists ${NAME:-default} references of the file that fell
 	// back to their default.
 	defaulted []string
-	// ignored lists flags that were set but that nothing uses, each with
-	// why: logged on start.
+	// ignored lists flags that were set but that nothing uses, or that
+	// change what the file says, each with why: logged on start.
 	ignored []string
 }
 
 // setup parses args and returns the logger and the resolved settings: the
 // common start of run, serve and consume.
-func (a *appFlags) setup(env *environment, args []string, wantSources bool) (*slog.Logger, settings, error) {
+func (a *appFlags) setup(env *environment, args []string, u uses) (*slog.Logger, settings, error) {
 	if err := a.fs.parse(args); err != nil {
 		return nil, settings{}, err
 	}
@@ -126,8 +126,14 @@ func (a *appFlags) setup(env *environment, args []string, wantSources bool) (*sl
 	if err != nil {
 		return nil, settings{}, err
 	}
-	s, err := a.resolve(env, wantSources)
-	return log, s, err
+	s, err := a.resolve(env, u)
+	if err != nil {
+		return nil, settings{}, err
+	}
+	for _, msg := range s.ignored {
+		log.Warn(msg)
+	}
+	return log, s, nil
 }
 
 // validate refuses numbers outside their range, before anything connects,
@@ -219,17 +225,30 @@ func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
 	}
 }
 
-// resolve merges flags, environment and the YAML file. wantSources is false
-// for consume and the topics commands, which need no verifier: then an
-// unset ${NAME} in the file (a source's secret, say) does not refuse it.
-func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error) {
+// uses says which parts of the settings a command runs: receivers
+// (sources, listen), consumers (handlers), or neither (the topics
+// commands). What it does not run is not checked, and an unset ${NAME} in
+// the file there does not refuse the file.
+type uses uint8
+
+const (
+	usesReceiver uses = 1 << iota
+	usesConsumer
+)
+
+// resolve merges flags, environment and the YAML file for a command that
+// runs what u says.
+func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 	var file config.File
 	if a.configPath != "" {
-		load := config.Load
-		if !wantSources {
-			load = config.LoadWithoutSecrets
+		var unused config.Unused
+		if u&usesReceiver == 0 {
+			unused |= config.UnusedSources | config.UnusedListen
 		}
-		f, err := load(a.configPath, env.getenv)
+		if u&usesConsumer == 0 {
+			unused |= config.UnusedHandlers
+		}
+		f, err := config.LoadFor(a.configPath, env.getenv, unused)
 		if err != nil {
 			return settings{}, err
 		}
@@ -267,6 +286,10 @@ func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error)
 		flagTC := a.pipeline.topicsConfig()
 		// Flags and environment win over the file; unset flags fill gaps.
 		if a.fs.set("base") || tc.Base == "" {
+			if tc.Base != "" && tc.Base != flagTC.Base {
+				s.ignored = append(s.ignored, fmt.Sprintf("%s renames the pipeline %s of %s to %s; sources that name %s write to %s",
+					a.fs.origin("base"), tc.Base, a.configPath, flagTC.Base, tc.Base, flagTC.Base))
+			}
 			tc.Base = flagTC.Base
 		}
 		if a.fs.set("partitions") || tc.Partitions == 0 {
@@ -289,7 +312,7 @@ func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error)
 		if a.fs.set("handler-url") || ps.handlerURL == "" {
 			ps.handlerURL = a.handlerURL
 		}
-		if ps.handlerURL != "" {
+		if ps.handlerURL != "" && u&usesConsumer != 0 {
 			// Checked before a broker starts or a topic is created.
 			if err := consumer.CheckHandlerURL(ps.handlerURL); err != nil {
 				return settings{}, usagef("pipeline %s: %v", tc.Base, err)
@@ -303,7 +326,7 @@ func (a *appFlags) resolve(env *environment, wantSources bool) (settings, error)
 	if err := distinctTopics(s.pipelines); err != nil {
 		return settings{}, err
 	}
-	if !wantSources {
+	if u&usesReceiver == 0 {
 		return s, nil
 	}
 	return s, a.resolveSources(&s, file)
@@ -405,9 +428,6 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 // startupWarnings says loudly, on every start, that a source takes anything
 // or that a secret came from a default written in the config file.
 func startupWarnings(env *environment, log *slog.Logger, s settings) {
-	for _, msg := range s.ignored {
-		log.Warn(msg)
-	}
 	for _, name := range s.defaulted {
 		log.Warn("config: environment variable not set, using the default written in the config file; fine for trying hookline out, not for production", "variable", name)
 	}

@@ -29,7 +29,8 @@ type File struct {
 	// unset, so their default was used. Not read from YAML.
 	Defaulted []string `yaml:"-"`
 	// Unset names the ${NAME} references whose variable was unset and that
-	// LoadWithoutSecrets expanded to "" (Load refuses them).
+	// LoadFor expanded to "" in a part the command does not use (Load
+	// refuses them).
 	Unset []string `yaml:"-"`
 }
 
@@ -89,24 +90,32 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // references; a reference to an unset variable is an error, so a missing
 // secret never silently becomes "".
 func Load(path string, getenv func(string) string) (File, error) {
-	return load(path, getenv, false)
+	return load(path, getenv, 0)
 }
 
-// LoadWithoutSecrets is Load for commands that use the file's brokers and
-// pipelines but none of its sources (consume, topics): a reference to an
-// unset variable, typically a source's secret that is not deployed where
-// these run, expands to "" and is listed in File.Unset instead of refusing
-// the file. The sources of the result must not be used.
-func LoadWithoutSecrets(path string, getenv func(string) string) (File, error) {
-	return load(path, getenv, true)
+// Unused names the parts of the file a command does not use: a reference
+// to an unset variable there expands to "" and is listed in File.Unset
+// instead of refusing the file (a source's secret is not deployed where
+// only consumers run, say). Those parts of the result must not be used.
+type Unused uint8
+
+const (
+	UnusedSources  Unused = 1 << iota // sources[*] (receivers use them)
+	UnusedListen                      // listen (receivers use it)
+	UnusedHandlers                    // pipelines[*].handler (consumers use it)
+)
+
+// LoadFor is Load for a command that does not use the parts in unused.
+func LoadFor(path string, getenv func(string) string, unused Unused) (File, error) {
+	return load(path, getenv, unused)
 }
 
-func load(path string, getenv func(string) string, allowUnset bool) (File, error) {
+func load(path string, getenv func(string) string, unused Unused) (File, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return File{}, fmt.Errorf("read config: %w", err)
 	}
-	f, err := parse(raw, getenv, allowUnset)
+	f, err := parse(raw, getenv, unused)
 	if err != nil {
 		return File{}, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -120,10 +129,10 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 // NAME is unset or empty; File.Defaulted lists those names so the caller can
 // warn about them (a default secret is for trying hookline out only).
 func Parse(raw []byte, getenv func(string) string) (File, error) {
-	return parse(raw, getenv, false)
+	return parse(raw, getenv, 0)
 }
 
-func parse(raw []byte, getenv func(string) string, allowUnset bool) (File, error) {
+func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) {
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	var doc yaml.Node
@@ -139,13 +148,17 @@ func parse(raw []byte, getenv func(string) string, allowUnset bool) (File, error
 		return File{}, fmt.Errorf("parse YAML: %w", err)
 	}
 	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+	switch err := dec.Decode(&more); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return File{}, fmt.Errorf("parse YAML: %w", err)
+	case len(more.Content) > 0 && more.Content[0].ShortTag() != "!!null":
 		// A second document would be dropped without a word.
 		return File{}, errors.New("the file holds more than one YAML document (a second ---): hookline reads one; merge them into one document")
 	}
 	// References are expanded in the parsed values, not in the text: a
 	// secret with a #, a quote or a backslash stays exactly as set.
-	x := expander{getenv: getenv, allowUnset: allowUnset}
+	x := expander{getenv: getenv, unused: unused}
 	x.walk(&doc, "")
 	if len(x.missing) > 0 {
 		return File{}, fmt.Errorf("environment variable(s) referenced but not set: %s: export them or remove the reference", strings.Join(x.missing, ", "))
@@ -181,12 +194,32 @@ func knownFields(n *yaml.Node, t reflect.Type, path string) error {
 				return err
 			}
 		}
+	case yaml.AliasNode:
+		return knownFields(n.Alias, t, path)
 	case yaml.MappingNode:
 		if t.Kind() != reflect.Struct {
 			return nil // the decode reports the type mismatch
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
+			if k.ShortTag() == "!!merge" {
+				// <<: *anchor (or a list of them) merges mappings of the
+				// same type.
+				v := n.Content[i+1]
+				if v.Kind == yaml.AliasNode {
+					v = v.Alias
+				}
+				merged := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					merged = v.Content
+				}
+				for _, m := range merged {
+					if err := knownFields(m, t, path); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			f, ok := fieldByTag(t, k.Value)
 			if !ok {
 				where := k.Value
@@ -229,16 +262,28 @@ func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
 // expander replaces ${NAME} and ${NAME:-default} in the scalar values of a
 // parsed file (never in keys or comments).
 type expander struct {
-	getenv     func(string) string
-	allowUnset bool
+	getenv func(string) string
+	unused Unused
 	// missing lists "NAME (at path)" of refused unset references; unset
 	// and defaulted list names.
 	missing, unset, defaulted []string
 }
 
-// secretPath matches the values LoadWithoutSecrets may leave empty: those
-// of a source's verifier, which consume and topics never use.
-var secretPath = regexp.MustCompile(`^sources\[\d+\]\.verify\.`)
+// unusedPaths match the values each Unused part covers.
+var unusedPaths = map[Unused]*regexp.Regexp{
+	UnusedSources:  regexp.MustCompile(`^sources(\[|$)`),
+	UnusedListen:   regexp.MustCompile(`^listen$`),
+	UnusedHandlers: regexp.MustCompile(`^pipelines\[\d+\]\.handler(\.|$)`),
+}
+
+func (x *expander) isUnused(path string) bool {
+	for part, re := range unusedPaths {
+		if x.unused&part != 0 && re.MatchString(path) {
+			return true
+		}
+	}
+	return false
+}
 
 func (x *expander) walk(n *yaml.Node, path string) {
 	switch n.Kind {
@@ -277,7 +322,7 @@ func (x *expander) expand(n *yaml.Node, path string) {
 			x.defaulted = append(x.defaulted, name)
 			return sub[2]
 		}
-		if x.allowUnset && secretPath.MatchString(path) {
+		if x.isUnused(path) {
 			x.unset = append(x.unset, name)
 			return ""
 		}

@@ -80,9 +80,9 @@ func TestReadSecrets(t *testing.T) {
 	}
 }
 
-// LoadWithoutSecrets expands an unset ${NAME} to "" and names it; Load
+// LoadFor(UnusedSources) expands an unset ${NAME} to "" and names it; Load
 // refuses the same file.
-func TestLoadWithoutSecretsAllowsUnsetReferences(t *testing.T) {
+func TestLoadForAllowsUnsetReferencesInUnusedParts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f.yaml")
 	body := "brokers: [\"${KAFKA:-127.0.0.1:9092}\"]\npipelines:\n  - base: a.events\nsources:\n  - name: s\n    verify: {type: shared-secret, secret: \"${NOT_SET_HERE}\"}\n"
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
@@ -92,13 +92,13 @@ func TestLoadWithoutSecretsAllowsUnsetReferences(t *testing.T) {
 	if _, err := Load(path, getenv); err == nil || !strings.Contains(err.Error(), "NOT_SET_HERE") {
 		t.Fatalf("Load: %v, want the unset variable refused", err)
 	}
-	f, err := LoadWithoutSecrets(path, getenv)
+	f, err := LoadFor(path, getenv, UnusedSources)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Unset) != 1 || f.Unset[0] != "NOT_SET_HERE" || f.Sources[0].Verify.Secret != "" ||
 		len(f.Brokers) != 1 || f.Brokers[0] != "127.0.0.1:9092" || f.Pipelines[0].Base != "a.events" {
-		t.Fatalf("LoadWithoutSecrets: %+v", f)
+		t.Fatalf("LoadFor: %+v", f)
 	}
 }
 
@@ -161,17 +161,23 @@ func TestParseRefusals(t *testing.T) {
 	}
 }
 
-// LoadWithoutSecrets leaves only a source's verifier empty; an unset
-// variable anywhere else (the brokers, a handler URL) is still refused.
-func TestLoadWithoutSecretsRefusesUnsetOutsideVerify(t *testing.T) {
+// LoadFor leaves only the unused parts empty: an unset variable in a part
+// the command uses (the brokers, a consumer's handler URL) is still refused.
+func TestLoadForRefusesUnsetInUsedParts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f.yaml")
-	body := "brokers: [\"${KAFKA_SEEDS}\"]\npipelines:\n  - base: a.events\n    handler: {url: \"${HANDLER}\"}\n"
+	body := "brokers: [\"${KAFKA_SEEDS}\"]\nlisten: \"${PORT}\"\npipelines:\n  - base: a.events\n    handler: {url: \"${HANDLER}\"}\n"
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadWithoutSecrets(path, func(string) string { return "" })
-	if err == nil || !strings.Contains(err.Error(), "KAFKA_SEEDS (at brokers[0], line 1)") || !strings.Contains(err.Error(), "HANDLER (at pipelines[0].handler.url, line 4)") {
-		t.Fatalf("got %v", err)
+	unset := func(string) string { return "" }
+	_, err := LoadFor(path, unset, UnusedSources|UnusedListen)
+	if err == nil || !strings.Contains(err.Error(), "KAFKA_SEEDS (at brokers[0], line 1)") || !strings.Contains(err.Error(), "HANDLER (at pipelines[0].handler.url, line 5)") || strings.Contains(err.Error(), "PORT") {
+		t.Fatalf("a consumer's load: %v", err)
+	}
+	set := func(k string) string { return map[string]string{"KAFKA_SEEDS": "k:9092"}[k] }
+	f, err := LoadFor(path, set, UnusedSources|UnusedListen|UnusedHandlers)
+	if err != nil || len(f.Unset) != 2 || f.Brokers[0] != "k:9092" {
+		t.Fatalf("a topics command's load: %+v %v", f, err)
 	}
 }
 
@@ -183,5 +189,45 @@ func TestExampleFileLoads(t *testing.T) {
 	}
 	if len(f.Sources) == 0 || len(f.Defaulted) != len(f.Sources) {
 		t.Fatalf("sources %d, defaulted %v", len(f.Sources), f.Defaulted)
+	}
+}
+
+// Anchors, aliases and merge keys work as YAML has them, and a key in an
+// anchor is checked where the anchor is used.
+func TestAnchorsAndMergeKeys(t *testing.T) {
+	raw := []byte(`
+pipelines:
+  - &p
+    base: a.events
+    partitions: ${PARTS}
+    handler: {url: "http://h/x"}
+  - <<: *p
+    base: b.events
+sources:
+  - name: s
+    verify: &v {type: bearer, secret: "${TOKEN}"}
+  - name: s2
+    verify: *v
+`)
+	f, err := Parse(raw, env(map[string]string{"PARTS": "3", "TOKEN": "t#1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := f.Pipelines[1]; p.Base != "b.events" || p.Partitions != 3 || p.Handler.URL != "http://h/x" || f.Sources[1].Verify.Secret != "t#1" {
+		t.Fatalf("merged: %+v %+v", f.Pipelines, f.Sources)
+	}
+	bad := []byte("pipelines:\n  - &p\n    base: a\n    partitons: 3\n  - <<: *p\n    base: b\n")
+	if _, err := Parse(bad, env(nil)); err == nil || !strings.Contains(err.Error(), "partitons") {
+		t.Fatalf("typo in an anchor: %v", err)
+	}
+}
+
+// An empty trailing document is fine; a broken one is a parse error.
+func TestTrailingDocuments(t *testing.T) {
+	if _, err := Parse([]byte("listen: ':1'\n---\n"), env(nil)); err != nil {
+		t.Fatalf("empty trailing document: %v", err)
+	}
+	if _, err := Parse([]byte("listen: ':1'\n---\n[unclosed\n"), env(nil)); err == nil || strings.Contains(err.Error(), "more than one") {
+		t.Fatalf("broken second document: %v", err)
 	}
 }
