@@ -374,6 +374,29 @@ func TestChaos(t *testing.T) {
 	if len(lost) > 0 {
 		t.Errorf("%d acknowledged events neither processed nor dead-lettered, e.g. %v", len(lost), lost[:min(5, len(lost))])
 	}
+	// Guarantee 2: each terminal state is recorded in the dedup topic, or a
+	// later redelivery would be handled again (a broker restart once left
+	// handled events without their record).
+	outcome := map[string]string{}
+	for _, r := range chaosReadAll(t, seeds, names.Dedup) {
+		if r.Value != nil {
+			outcome[string(r.Key)] = string(r.Value)
+		}
+	}
+	var unrecorded []string
+	for _, ids := range []struct {
+		ids  []string
+		want string
+	}{{processed, `"processed"`}, {deadCount, `"dead-lettered"`}} {
+		for _, id := range ids.ids {
+			if !strings.Contains(outcome[id], ids.want) {
+				unrecorded = append(unrecorded, fmt.Sprintf("%s (want %s, dedup value %q)", id, ids.want, outcome[id]))
+			}
+		}
+	}
+	if len(unrecorded) > 0 {
+		t.Errorf("%d events without their dedup record, e.g. %v", len(unrecorded), unrecorded[:min(5, len(unrecorded))])
+	}
 	if len(both) > 0 {
 		t.Errorf("%d events both processed and dead-lettered, e.g. %v", len(both), both[:min(5, len(both))])
 	}
