@@ -1622,7 +1622,6 @@ func (c *Consumer) commitAndDrop(ctx context.Context, ls []*lane) {
 	c.dropLanes(ls)
 }
 
-// dropLanes forgets ls.
 // unpartnered returns the partition numbers that exist on a consumed topic
 // of the pipeline but not on all of its topics (someone added partitions
 // to part of it while it ran): records there could be handled but their
@@ -1703,17 +1702,18 @@ func (c *Consumer) recheckHeld() {
 	bad, why, err := c.unpartnered(c.cl)
 	switch {
 	case err != nil:
-		why = h.why
+		why = h.why // unknown: still held
 	case len(bad) == 0:
 		c.log.Info("pipeline co-partitioned again; rebalancing to consume the held partitions")
 		c.held.Store(nil)
 		c.cl.ForceRebalance()
 		return
 	}
-	c.held.Store(&heldParts{parts: h.parts, n: h.n, why: h.why, checked: time.Now()})
+	c.held.Store(&heldParts{parts: h.parts, n: h.n, why: why, checked: time.Now()})
 	c.rl.Log(context.Background(), slog.LevelError, "held", why, "held_partitions", h.n)
 }
 
+// dropLanes forgets ls.
 func (c *Consumer) dropLanes(ls []*lane) {
 	c.mu.Lock()
 	for _, l := range ls {

@@ -284,8 +284,8 @@ func TestFilePipelinesAndFlags(t *testing.T) {
 	}
 
 	renamed, err := resolveFor(t, nil, "--config", one, "--base", "b.events")
-	if err != nil || !strings.Contains(strings.Join(renamed.ignored, "\n"), "--base renames the pipeline a.events of "+one+" to b.events") {
-		t.Fatalf("a rename must be said: %v %q", err, renamed.ignored)
+	if err != nil || !strings.Contains(strings.Join(renamed.warnings, "\n"), "--base renames the pipeline a.events of "+one+" to b.events") {
+		t.Fatalf("a rename must be said: %v %q", err, renamed.warnings)
 	}
 
 	// What a command does not run is not checked: serve ignores a handler
@@ -315,7 +315,7 @@ func TestFilePipelinesAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(s.ignored, "\n"); !strings.Contains(got, "HOOKLINE_SECRET is ignored") || !strings.Contains(got, "--insecure-no-auth is ignored") {
+	if got := strings.Join(s.warnings, "\n"); !strings.Contains(got, "HOOKLINE_SECRET is ignored") || !strings.Contains(got, "--insecure-no-auth is ignored") {
 		t.Fatalf("ignored flags: %q", got)
 	}
 }

@@ -21,7 +21,7 @@ func filePlans(env *environment, fs *flagSet, kf *kafkaFlags, pf *pipelineFlags,
 	if err != nil {
 		return kafkaconf.Config{}, nil, err
 	}
-	for _, msg := range s.ignored {
+	for _, msg := range s.warnings {
 		fmt.Fprintln(env.stderr, "note: "+msg)
 	}
 	plans := make([]topics.Plan, 0, len(s.pipelines))

@@ -105,9 +105,9 @@ type settings struct {
 	// defaulted lists ${NAME:-default} references of the file that fell
 	// back to their default.
 	defaulted []string
-	// ignored lists flags that were set but that nothing uses, or that
+	// warnings lists flags that were set but that nothing uses, or that
 	// change what the file says, each with why: logged on start.
-	ignored []string
+	warnings []string
 }
 
 // setup parses args and returns the logger and the resolved settings: the
@@ -130,7 +130,7 @@ func (a *appFlags) setup(env *environment, args []string, u uses) (*slog.Logger,
 	if err != nil {
 		return nil, settings{}, err
 	}
-	for _, msg := range s.ignored {
+	for _, msg := range s.warnings {
 		log.Warn(msg)
 	}
 	return log, s, nil
@@ -287,7 +287,7 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		// Flags and environment win over the file; unset flags fill gaps.
 		if a.fs.set("base") || tc.Base == "" {
 			if tc.Base != "" && tc.Base != flagTC.Base {
-				s.ignored = append(s.ignored, fmt.Sprintf("%s renames the pipeline %s of %s to %s; sources that name %s write to %s",
+				s.warnings = append(s.warnings, fmt.Sprintf("%s renames the pipeline %s of %s to %s; sources that name %s write to %s",
 					a.fs.origin("base"), tc.Base, a.configPath, flagTC.Base, tc.Base, flagTC.Base))
 			}
 			tc.Base = flagTC.Base
@@ -384,11 +384,11 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 				}
 			}
 			if !used {
-				s.ignored = append(s.ignored, a.fs.origin("secret")+" is ignored: it sets the secret of a file source named genesys with verify type shared-secret, and the file has none; set each source's verify in the file")
+				s.warnings = append(s.warnings, a.fs.origin("secret")+" is ignored: it sets the secret of a file source named genesys with verify type shared-secret, and the file has none; set each source's verify in the file")
 			}
 		}
 		if a.insecureNoAuth {
-			s.ignored = append(s.ignored, a.fs.origin("insecure-no-auth")+" is ignored: the file defines the sources, and each one's verify decides (type none accepts anything)")
+			s.warnings = append(s.warnings, a.fs.origin("insecure-no-auth")+" is ignored: the file defines the sources, and each one's verify decides (type none accepts anything)")
 		}
 	}
 	for _, fs := range srcs {
