@@ -1391,6 +1391,11 @@ func (c *Consumer) produce(ctx context.Context, rec *kgo.Record) error {
 // produceFailed counts and logs (rate-limited) a failed try to write rec.
 func (c *Consumer) produceFailed(rec *kgo.Record, err error) {
 	c.m.produceErrors.WithLabelValues(rec.Topic).Inc()
+	if strings.Contains(err.Error(), "invalid record partitioning choice") {
+		// franz-go's error for a partition its metadata does not know yet
+		// (partitions were added): ask now rather than in 5 minutes.
+		c.prod.ForceMetadataRefresh()
+	}
 	msg := "cannot write record; retrying, the source offset stays uncommitted"
 	if errors.Is(err, kerr.MessageTooLarge) {
 		msg += "; the record is larger than the topic's max.message.bytes: raise it (hookline topics check shows the planned value)"
@@ -1706,6 +1711,9 @@ func (c *Consumer) recheckHeld() {
 	case len(bad) == 0:
 		c.log.Info("pipeline co-partitioned again; rebalancing to consume the held partitions")
 		c.held.Store(nil)
+		// The producer must learn the new partitions too, or it refuses
+		// records for them until its metadata ages out (5 min).
+		c.prod.ForceMetadataRefresh()
 		c.cl.ForceRebalance()
 		return
 	}

@@ -388,6 +388,18 @@ func TestPartitionsAddedToTheMainTopicOnlyWait(t *testing.T) {
 	eventually(t, 20*time.Second, "the held partition consumed once the counts agree", func() bool {
 		return h.count("in-new-partition") == 1 && counterValue(c.m.held) == 0
 	})
+	// Its dedup record lands in the new partition 3 of the dedup topic at
+	// once, not when the producer's metadata ages out (5 min), and the
+	// offset is committed.
+	eventually(t, 10*time.Second, "the dedup record in partition 3 and the offset committed", func() bool {
+		found := false
+		for _, r := range e.readAll(e.plan.Names.Dedup) {
+			found = found || string(r.Key) == "in-new-partition" && r.Partition == 3
+		}
+		offs, err := adm.FetchOffsets(context.Background(), "gp")
+		o, ok := offs.Lookup(e.plan.Names.Base, 3)
+		return found && err == nil && ok && o.At == newPart.Offset+1
+	})
 }
 
 // Extra partitions on the DLQ or dedup topic alone hold nothing back: no
