@@ -1523,8 +1523,8 @@ func (c *Consumer) applyAcks() {
 func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	c.memberLost.Store(false)
 	unpartnered, why, err := c.unpartnered(cl)
-	if err != nil && c.held.Load() != nil {
-		unpartnered, why = c.held.Load().parts, c.held.Load().why // fail closed; tick asks again
+	if prev := c.held.Load(); err != nil && prev != nil {
+		unpartnered, why = prev.parts, prev.why // fail closed; tick asks again
 	}
 	held := map[string][]int32{}
 	c.mu.Lock()

@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/hookline/hookline/internal/ctxtime"
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
 )
@@ -615,10 +614,9 @@ type tomb struct {
 
 // writeTombstones writes tombs, all in flight at once (one at a time, each
 // would wait out the producer's linger), retrying failed ones with backoff
-// until ctx ends. A tombstone written twice does no harm.
+// (retryBackoff) until ctx ends. A tombstone written twice does no harm.
 func (d *dedupState) writeTombstones(ctx context.Context, tombs []tomb) error {
-	backoff := 100 * time.Millisecond
-	for {
+	return retryBackoff(ctx, func() error {
 		var (
 			mu      sync.Mutex
 			failed  []tomb
@@ -637,19 +635,9 @@ func (d *dedupState) writeTombstones(ctx context.Context, tombs []tomb) error {
 			})
 		}
 		wg.Wait()
-		if len(failed) == 0 {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.c.produceFailed(&kgo.Record{Topic: d.topic, Partition: failed[0].p}, lastErr)
-		if err := ctxtime.Sleep(ctx, backoff); err != nil {
-			return err
-		}
-		backoff = min(backoff*2, 5*time.Second)
-		tombs = failed
-	}
+		tombs = failed // the next try writes only these
+		return lastErr
+	}, func(err error) { d.c.produceFailed(&kgo.Record{Topic: d.topic, Partition: tombs[0].p}, err) })
 }
 
 // maintain starts a sweep for expired entries when one is due.
