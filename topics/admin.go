@@ -306,26 +306,36 @@ func configProblems(st State, p Plan) []Problem {
 		// The dedup state says "dead-lettered" for the window and skips a
 		// sender's redelivery meanwhile: a dead letter deleted sooner
 		// leaves the event nowhere.
-		if v, ok := st.Actual["retention.ms"]; ok {
-			floor := p.DedupWindow + 24*time.Hour
-			if msv, err := strconv.ParseInt(v, 10, 64); err == nil && msv >= 0 && time.Duration(msv)*time.Millisecond < floor {
+		if r, ok := retention(st); ok {
+			if floor := p.DedupWindow + 24*time.Hour; r < floor {
 				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than the dedup window + 24h (%s): dead letters would be deleted while redeliveries of their events are still skipped; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned retention)",
-					msv, floor, st.Name, st.Configs["retention.ms"])})
+					r.Milliseconds(), floor, st.Name, st.Configs["retention.ms"])})
 			}
 		}
 	}
 	if st.Role == RoleRetry {
-		if v, ok := st.Actual["retention.ms"]; ok {
-			if msv, err := strconv.ParseInt(v, 10, 64); err == nil && msv >= 0 {
-				delay := p.RetryDelays[st.Tier-1]
-				if time.Duration(msv)*time.Millisecond <= delay {
-					out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is not longer than the tier's delay %s: waiting retries would be deleted; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned retention: 2 x the longest retry delay + 24h, or the main topic's if longer)",
-						msv, delay, st.Name, st.Configs["retention.ms"])})
-				}
+		if r, ok := retention(st); ok {
+			if delay := p.RetryDelays[st.Tier-1]; r <= delay {
+				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is not longer than the tier's delay %s: waiting retries would be deleted; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned retention: 2 x the longest retry delay + 24h, or the main topic's if longer)",
+					r.Milliseconds(), delay, st.Name, st.Configs["retention.ms"])})
 			}
 		}
 	}
 	return out
+}
+
+// retention returns the topic's retention.ms as read from the cluster, when
+// it is known and finite (not -1).
+func retention(st State) (time.Duration, bool) {
+	v, ok := st.Actual["retention.ms"]
+	if !ok {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
 }
 
 // atoi parses a numeric config value; 0 when it is not a number.
