@@ -221,16 +221,9 @@ func knownFields(n *yaml.Node, t reflect.Type, path string) error {
 				continue
 			}
 			f, ok := fieldByTag(t, k.Value)
+			p := keyPath(path, k.Value)
 			if !ok {
-				where := k.Value
-				if path != "" {
-					where = path + "." + k.Value
-				}
-				return fmt.Errorf("line %d: unknown key %q (%s): check its spelling in docs/configuration.md", k.Line, k.Value, where)
-			}
-			p := k.Value
-			if path != "" {
-				p = path + "." + p
+				return fmt.Errorf("line %d: unknown key %q (%s): check its spelling in docs/configuration.md", k.Line, k.Value, p)
 			}
 			if err := knownFields(n.Content[i+1], f.Type, p); err != nil {
 				return err
@@ -241,13 +234,23 @@ func knownFields(n *yaml.Node, t reflect.Type, path string) error {
 			return nil
 		}
 		for i, c := range n.Content {
-			if err := knownFields(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := knownFields(c, t.Elem(), indexPath(path, i)); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
 }
+
+// keyPath and indexPath name a value in messages: pipelines[0].handler.url.
+func keyPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func indexPath(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 
 func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
 	for i := range t.NumField() {
@@ -293,15 +296,11 @@ func (x *expander) walk(n *yaml.Node, path string) {
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := n.Content[i].Value
-			if path != "" {
-				p = path + "." + p
-			}
-			x.walk(n.Content[i+1], p)
+			x.walk(n.Content[i+1], keyPath(path, n.Content[i].Value))
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			x.walk(c, fmt.Sprintf("%s[%d]", path, i))
+			x.walk(c, indexPath(path, i))
 		}
 	case yaml.ScalarNode:
 		if strings.Contains(n.Value, "${") {
