@@ -46,13 +46,20 @@ func TestEverySubcommandHelpShowsAnExample(t *testing.T) {
 // resolveFor parses args for run and resolves settings.
 func resolveFor(t *testing.T, vars map[string]string, args ...string) (settings, error) {
 	t.Helper()
+	return resolveAs(t, vars, "run", usesReceiver|usesConsumer, args...)
+}
+
+// resolveAs resolves args as command cmd, which runs what u says (and has
+// the consumer's flags when it runs one).
+func resolveAs(t *testing.T, vars map[string]string, cmd string, u uses, args ...string) (settings, error) {
+	t.Helper()
 	env := &environment{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(k string) string { return vars[k] }}
-	fs := newFlagSet(env, "run", "run", "")
-	a := addAppFlags(fs, true, true)
+	fs := newFlagSet(env, cmd, cmd, "")
+	a := addAppFlags(fs, true, u&usesConsumer != 0)
 	if err := fs.parse(args); err != nil {
 		return settings{}, err
 	}
-	return a.resolve(env, usesReceiver|usesConsumer)
+	return a.resolve(env, u)
 }
 
 func TestPrecedenceFlagOverEnvOverFile(t *testing.T) {
@@ -291,13 +298,7 @@ func TestFilePipelinesAndFlags(t *testing.T) {
 	// What a command does not run is not checked: serve ignores a handler
 	// URL, and the topics commands an unset ${…} in a handler or source.
 	asServe := func(vars map[string]string, u uses, args ...string) error {
-		env := &environment{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(k string) string { return vars[k] }}
-		fs := newFlagSet(env, "serve", "serve", "")
-		a := addAppFlags(fs, true, false)
-		if err := fs.parse(args); err != nil {
-			return err
-		}
-		_, err := a.resolve(env, u)
+		_, err := resolveAs(t, vars, "serve", u, args...)
 		return err
 	}
 	if err := asServe(map[string]string{"HOOKLINE_SECRET": "x"}, usesReceiver, "--config", badURL); err != nil {
