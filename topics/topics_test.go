@@ -2,6 +2,7 @@ package topics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -128,9 +129,7 @@ func TestCreateIsIdempotentAndInspectFindsProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The DLQ turned compacted by mistake.
-	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, "t.events.dlq"); err != nil {
-		t.Fatal(err)
-	}
+	setConfig(ctx, t, adm, "t.events.dlq", "cleanup.policy", "compact")
 	// A deleted topic.
 	if _, err := adm.DeleteTopics(ctx, "t.events.retry-3"); err != nil {
 		t.Fatal(err)
@@ -226,9 +225,7 @@ func TestMaxMessageBytesIsPlannedCheckedAndReported(t *testing.T) {
 	}
 
 	// An operator (or an older hookline) left the DLQ at Kafka's default.
-	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr("1048588")}}, "big.dlq"); err != nil {
-		t.Fatal(err)
-	}
+	setConfig(ctx, t, adm, "big.dlq", "max.message.bytes", "1048588")
 	rep, err = Inspect(ctx, adm, p, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -265,9 +262,7 @@ func TestShortRetryRetentionSaysHowToFixIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	short := fmt.Sprint((50 * time.Hour).Milliseconds())
-	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr(short)}}, "slow.retry-2"); err != nil {
-		t.Fatal(err)
-	}
+	setConfig(ctx, t, adm, "slow.retry-2", "retention.ms", short)
 	rep, err := Inspect(ctx, adm, p, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -300,9 +295,7 @@ func TestShortDLQRetentionIsReported(t *testing.T) {
 		t.Fatalf("as planned: %v %v", err, rep.Err())
 	}
 	for _, v := range []string{"60000", fmt.Sprint((96 * time.Hour).Milliseconds())} {
-		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr(v)}}, "dl.dlq"); err != nil {
-			t.Fatal(err)
-		}
+		setConfig(ctx, t, adm, "dl.dlq", "retention.ms", v)
 		rep, err := Inspect(ctx, adm, p, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -329,10 +322,23 @@ func TestShortDLQRetentionIsReported(t *testing.T) {
 	}
 	// A week, longer than the window: an operator's choice, not a problem.
 	week := fmt.Sprint((7 * 24 * time.Hour).Milliseconds())
-	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr(week)}}, "dl.dlq"); err != nil {
-		t.Fatal(err)
-	}
+	setConfig(ctx, t, adm, "dl.dlq", "retention.ms", week)
 	if rep, err := Inspect(ctx, adm, p, 0); err != nil || rep.Err() != nil {
 		t.Fatalf("a week: %v %v", err, rep.Err())
+	}
+}
+
+// setConfig sets one config of topic, failing the test on any error,
+// including one the broker reports for that config alone.
+func setConfig(ctx context.Context, t *testing.T, adm *kadm.Client, topic, key, value string) {
+	t.Helper()
+	rs, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: key, Value: kadm.StringPtr(value)}}, topic)
+	if err == nil {
+		for _, r := range rs {
+			err = errors.Join(err, r.Err)
+		}
+	}
+	if err != nil {
+		t.Fatalf("set %s=%s on %s: %v", key, value, topic, err)
 	}
 }
