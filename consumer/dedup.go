@@ -553,8 +553,8 @@ func (d *dedupState) restore(ctx context.Context, gen int, parts []int32) {
 		if sc := st.scan; sc != nil {
 			// The whole log was read: the sweep starts at the first live
 			// entry, and the expired ones are tombstoned below.
-			for _, key := range sc.stale {
-				tombs = append(tombs, tomb{p, key})
+			for k, key := range sc.stale {
+				tombs = append(tombs, tomb{p, key, k})
 			}
 			st.sweepFrom, st.nextSweepMs = st.readTo, noSweepMs
 			if sc.live >= 0 {
@@ -579,7 +579,7 @@ func (d *dedupState) restore(ctx context.Context, gen int, parts []int32) {
 	for _, t := range tombs {
 		st := sts[t.p]
 		st.mu.Lock()
-		e, ok := st.m[digestOf(t.key)]
+		e, ok := st.m[t.dig]
 		st.mu.Unlock()
 		if !ok || e.expiryMs() <= nowMs {
 			keep = append(keep, t)
@@ -610,6 +610,7 @@ const noSweepMs = 1<<62 - 1
 type tomb struct {
 	p   int32
 	key []byte
+	dig digest // of key, as the restore and the sweep computed it
 }
 
 // writeTombstones writes tombs, all in flight at once (one at a time, each
@@ -712,7 +713,7 @@ func (d *dedupState) sweep(ctx context.Context) {
 		}
 		st.mu.Unlock()
 		if !newer {
-			tombs = append(tombs, tomb{p, r.Key})
+			tombs = append(tombs, tomb{p, r.Key, k})
 		}
 		next[p] = r.Offset + 1
 		return false
