@@ -1289,13 +1289,13 @@ func (c *Consumer) failed(l *lane, it *item, ev Event, herr error, onWorker bool
 		}
 		c.rl.Log(context.Background(), slog.LevelWarn, "dlq:"+headers.Value(fwd.Headers, headers.ErrorClass), "event dead-lettered",
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
-			"class", headers.Value(fwd.Headers, headers.ErrorClass), "err", headers.Cut(herr.Error(), headers.MaxErrorLen))
+			"class", headers.Value(fwd.Headers, headers.ErrorClass), "err", LogText(herr))
 	} else {
 		// Rate-limited per tier: a failing downstream shows up in the log
 		// within one interval, not once per event.
 		c.rl.Log(context.Background(), slog.LevelWarn, "retry:"+fwd.Topic, "handler failed; event sent to a retry tier",
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
-			"to", fwd.Topic, "due_at", headers.Value(fwd.Headers, headers.DueAt), "err", headers.Cut(herr.Error(), headers.MaxErrorLen))
+			"to", fwd.Topic, "due_at", headers.Value(fwd.Headers, headers.DueAt), "err", LogText(herr))
 	}
 	c.m.events.WithLabelValues(r.Topic, outcome).Inc()
 	c.finish(l, it, true, onWorker)

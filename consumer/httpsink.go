@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
 )
 
@@ -36,7 +37,8 @@ type HTTPSinkConfig struct {
 	MaxConns int
 
 	// Header holds extra headers sent on every request (for example
-	// Authorization). Optional.
+	// Authorization). Optional. Names hookline sets itself are refused
+	// (see [CheckHandlerHeader]).
 	Header http.Header
 
 	// Client replaces the built-in client (then CAFile and MaxConns are
@@ -63,6 +65,37 @@ const maxSnippet = 256
 // maxDrain bounds how much of a response body is read so the connection can
 // be reused; larger bodies close the connection instead.
 const maxDrain = 64 << 10
+
+// bodyWait bounds the time spent reading a response body once its status
+// is known.
+const bodyWait = time.Second
+
+// responseError is a non-2xx answer. Its text quotes the start of the
+// response body, which the retry or DLQ record keeps for the operator;
+// logs leave that out (see [LogText]): a downstream may echo the payload.
+type responseError struct {
+	text    string // method, redacted URL, status, redirect
+	snippet string
+}
+
+func (e *responseError) Error() string {
+	if e.snippet == "" {
+		return e.text
+	}
+	return e.text + ": " + e.snippet
+}
+
+// LogText is err's text as hookline logs it: without a downstream's
+// response body (the retry or DLQ record has it in hookline-error) and cut
+// to headers.MaxErrorLen.
+func LogText(err error) string {
+	s := err.Error()
+	var re *responseError
+	if errors.As(err, &re) && re.snippet != "" {
+		s = strings.Replace(s, re.Error(), re.text+" (response body left out of logs; dlq show has it)", 1)
+	}
+	return headers.Cut(s, headers.MaxErrorLen)
+}
 
 type httpSink struct {
 	url    string // as configured, for requests
@@ -92,6 +125,13 @@ func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("handler timeout must not be negative, got %s", cfg.Timeout)
+	}
+	for name, vs := range cfg.Header {
+		for _, v := range vs {
+			if err := CheckHandlerHeader(name, v); err != nil {
+				return nil, err
+			}
+		}
 	}
 	s := &httpSink{url: cfg.URL, where: redactURL(cfg.URL), header: cfg.Header.Clone(), timeout: cfg.Timeout}
 	if cfg.Client != nil {
@@ -130,6 +170,9 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
+	// Canceled once the body took bodyWait: see below.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(ev.Value))
 	if err != nil {
 		return Permanent(fmt.Errorf("build request to %s: %w", s.where, err))
@@ -162,20 +205,24 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 		// Timeouts, refused connections, resets, DNS: all retryable.
 		return fmt.Errorf("POST %s: %w", s.where, scrubURLError(err))
 	}
+	// The status decides the outcome. A body that trickles in must not
+	// hold the attempt's slot until its deadline, nor turn a permanent
+	// answer into a retried timeout: after bodyWait the request is
+	// canceled (the connection is dropped) and the snippet is what came.
+	t := time.AfterFunc(bodyWait, cancel)
 	snippet := readSnippet(resp.Body)
+	t.Stop()
 	resp.Body.Close()
 
 	code := resp.StatusCode
 	if code >= 200 && code < 300 {
 		return nil
 	}
-	herr := fmt.Errorf("POST %s: status %d", s.where, code)
+	text := fmt.Sprintf("POST %s: status %d", s.where, code)
 	if loc := resp.Header.Get("Location"); code >= 300 && code < 400 && loc != "" {
-		herr = fmt.Errorf("%w: redirect to %s, not followed: point the handler URL there", herr, redactURL(loc))
+		text += fmt.Sprintf(": redirect to %s, not followed: point the handler URL there", redactURL(loc))
 	}
-	if snippet != "" {
-		herr = fmt.Errorf("%w: %s", herr, snippet)
-	}
+	var herr error = &responseError{text: text, snippet: snippet}
 	if retryableStatus(code) {
 		if d := retryAfterHeader(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
 			return RetryAfter(fmt.Errorf("%w (Retry-After %s)", herr, d), d)
@@ -193,6 +240,31 @@ func CheckHandlerURL(raw string) error {
 		return fmt.Errorf("handler URL %s is not an absolute http(s) URL (e.g. http://127.0.0.1:3000/process)", shownURL(raw))
 	}
 	return nil
+}
+
+// CheckHandlerHeader reports whether a header may be added to every
+// forwarded request: a valid name that hookline does not set itself
+// (Content-Type, Idempotency-Key, X-Hookline-*, or what the HTTP client
+// manages), and a value without control characters. The error never shows
+// the value, which is often a secret.
+func CheckHandlerHeader(name, value string) error {
+	if name == "" || strings.IndexFunc(name, func(r rune) bool { return !isTokenRune(r) }) >= 0 {
+		return fmt.Errorf("handler header %q: not a valid header name (letters, digits and !#$%%&'*+-.^_`|~)", headers.Printable(name))
+	}
+	switch c := http.CanonicalHeaderKey(name); {
+	case c == "Content-Type", c == "Content-Length", c == "Host", c == "Connection", c == "Transfer-Encoding",
+		c == HeaderIdempotencyKey, strings.HasPrefix(c, "X-Hookline-"):
+		return fmt.Errorf("handler header %s: hookline sets it on every request; choose another name", c)
+	}
+	if strings.ContainsFunc(value, func(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f) }) {
+		return fmt.Errorf("handler header %s: the value holds a control character (a line break?)", http.CanonicalHeaderKey(name))
+	}
+	return nil
+}
+
+// isTokenRune reports whether r may appear in a header name (RFC 9110 token).
+func isTokenRune(r rune) bool {
+	return r < 0x7f && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r))
 }
 
 // shownURL is raw as an error may show it, quoted: without user info or
@@ -251,21 +323,25 @@ func readSnippet(body io.Reader) string {
 	for len(b) > 0 && !utf8.Valid(b) {
 		b = b[:len(b)-1]
 	}
-	s := strings.Join(strings.Fields(string(b)), " ")
+	s := headers.Printable(strings.Join(strings.Fields(string(b)), " "))
 	if n == maxSnippet {
 		s += "…"
 	}
 	return s
 }
 
-// redactURL hides user info and drops the query, which may carry secrets.
+// redactURL hides user info (a user name alone may be an API token) and
+// drops the query, which may carry secrets.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "<invalid URL>"
 	}
 	u.RawQuery, u.Fragment = "", ""
-	return u.Redacted()
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	return u.String()
 }
 
 // scrubURLError drops the *url.Error wrapper, whose text repeats the full

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -194,6 +195,121 @@ func TestHTTPSinkRetryAfter(t *testing.T) {
 		got := retryAfterOf(err)
 		if err == nil || got < c.min || got > c.max || IsPermanent(err) != c.perm {
 			t.Errorf("%d Retry-After %q: wait %s (permanent %v, %v), want %s-%s", c.code, c.header, got, IsPermanent(err), err, c.min, c.max)
+		}
+	}
+}
+
+// A user name alone may be an API token: errors show no user info at all.
+func TestHTTPSinkHidesUserInfo(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "http://sk_live_LOC@elsewhere.example/p")
+		w.WriteHeader(http.StatusFound)
+	}))
+	defer srv.Close()
+	for _, u := range []string{
+		strings.Replace(srv.URL, "http://", "http://sk_live_TOKEN@", 1) + "/p",
+		strings.Replace(srv.URL, "http://", "http://user:sk_live_TOKEN@", 1) + "/p",
+	} {
+		h, err := NewHTTPSink(HTTPSinkConfig{URL: u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.Handle(context.Background(), Event{Value: []byte("{}")})
+		if err == nil || strings.Contains(err.Error(), "sk_live") || !strings.Contains(err.Error(), "xxxxx@") {
+			t.Errorf("%s: error %v should hide the user info of both URLs", u, err)
+		}
+	}
+	err := CheckHandlerURL("ftp://sk_live_TOKEN@127.0.0.1:1/p")
+	if err == nil || strings.Contains(err.Error(), "sk_live") {
+		t.Errorf("CheckHandlerURL: %v", err)
+	}
+}
+
+// Once the status is known, a body that trickles in neither holds the
+// attempt until its deadline nor turns a permanent answer into a retried
+// timeout; a slow 2xx body is a success.
+func TestHTTPSinkSlowBodyKeepsTheStatus(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := http.StatusUnprocessableEntity
+		if r.URL.Path == "/ok" {
+			code = http.StatusOK
+		}
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(code)
+		io.WriteString(w, "invalid conversation")
+		w.(http.Flusher).Flush()
+		select { // the other 80 bytes never come
+		case <-r.Context().Done():
+		case <-time.After(20 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	h, _ := NewHTTPSink(HTTPSinkConfig{URL: srv.URL + "/bad"})
+	start := time.Now()
+	err := h.Handle(ctx, Event{Value: []byte("{}")})
+	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "status 422: invalid conversation") || ctx.Err() != nil {
+		t.Errorf("422 with a trickling body: %v (permanent %v, after %s), want the permanent 422 with what came of its body",
+			err, IsPermanent(err), time.Since(start))
+	}
+	h2, _ := NewHTTPSink(HTTPSinkConfig{URL: srv.URL + "/ok"})
+	if err := h2.Handle(ctx, Event{Value: []byte("{}")}); err != nil || ctx.Err() != nil {
+		t.Errorf("200 with a trickling body: %v, want success before the deadline", err)
+	}
+}
+
+// The downstream's response body reaches the retry or DLQ record, made
+// printable, but not the logs: a downstream may echo the payload.
+func TestHTTPSinkResponseBodyInRecordNotLogs(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte("\x1b[2J\x1b[31mbad request: \u202e"))
+		w.Write(b)
+	}))
+	defer srv.Close()
+	h, _ := NewHTTPSink(HTTPSinkConfig{URL: srv.URL})
+	err := h.Handle(context.Background(), Event{Value: []byte(`{"card":"4111-PAYLOAD"}`)})
+	if err == nil {
+		t.Fatal("400 accepted")
+	}
+	rec := err.Error()
+	if !strings.Contains(rec, `?[2J?[31mbad request: ?{"card":"4111-PAYLOAD"}`) || strings.ContainsAny(rec, "\x1b\u202e") {
+		t.Errorf("record text %q: want the snippet with control and format characters replaced", rec)
+	}
+	logged := LogText(Permanent(fmt.Errorf("wrapped: %w", err)))
+	if strings.Contains(logged, "PAYLOAD") || !strings.Contains(logged, "status 400") {
+		t.Errorf("log text %q: want the status without the response body", logged)
+	}
+}
+
+// Extra headers reach the downstream on every request; names hookline sets
+// itself are refused.
+func TestHTTPSinkExtraHeaders(t *testing.T) {
+	t.Parallel()
+	var got atomic.Pointer[http.Header]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		got.Store(&h)
+	}))
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL, Header: http.Header{"Authorization": {"Bearer t"}, "X-Team": {"a", "b"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Handle(context.Background(), Event{Value: []byte("{}"), EventID: "ev"}); err != nil {
+		t.Fatal(err)
+	}
+	if g := *got.Load(); g.Get("Authorization") != "Bearer t" || len(g["X-Team"]) != 2 || g.Get(HeaderEventID) != "ev" {
+		t.Errorf("downstream got %v", g)
+	}
+	for _, hd := range []http.Header{{"X-Hookline-Attempt": {"7"}}, {"idempotency-key": {"x"}}, {"Content-Type": {"text/plain"}}, {"Bad Name": {"x"}}, {"X-Ok": {"a\nb"}}} {
+		if _, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL, Header: hd}); err == nil {
+			t.Errorf("header %v accepted", hd)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookline/hookline/internal/dlq"
+	"github.com/hookline/hookline/internal/headers"
 )
 
 const dlqExamples = `  # every dead letter of the default pipeline, oldest first
@@ -207,7 +208,9 @@ func showLetter(env *environment, l *dlq.Letter, n, of int) {
 	if of > 1 {
 		title += fmt.Sprintf("   (%d of %d with event id %s)", n, of, l.EventID)
 	}
-	fmt.Fprintln(w, title)
+	// Header values come from senders and downstream services: nothing
+	// in them may drive the operator's terminal (headers.Printable).
+	fmt.Fprintln(w, headers.Printable(title))
 	fmt.Fprintf(w, "  timestamp  %s\n", l.Timestamp.UTC().Format(time.RFC3339Nano))
 	fmt.Fprintf(w, "  key        %q\n", l.Key)
 
@@ -221,7 +224,7 @@ func showLetter(env *environment, l *dlq.Letter, n, of int) {
 		if h.Key == "hookline-error" {
 			v = abbrev(strings.ReplaceAll(v, "\n", " "), 100) // in full below
 		}
-		fmt.Fprintf(w, "  %-*s  %s\n", width, h.Key, v)
+		fmt.Fprintf(w, "  %-*s  %s\n", width, headers.Printable(h.Key), headers.Printable(v))
 	}
 
 	fmt.Fprintf(w, "\nerror (%s after %d attempt(s)):\n", orDash(l.ErrorClass), l.Attempt)
@@ -230,11 +233,11 @@ func showLetter(env *environment, l *dlq.Letter, n, of int) {
 	}
 	for _, line := range strings.Split(l.Error, "\n") {
 		if line != "" {
-			fmt.Fprintf(w, "  %s\n", line)
+			fmt.Fprintf(w, "  %s\n", headers.Printable(line))
 		}
 	}
 
-	fmt.Fprintf(w, "\npayload (%s, %d bytes):\n", orDash(l.ContentType), len(l.Value))
+	fmt.Fprintf(w, "\npayload (%s, %d bytes):\n", headers.Printable(orDash(l.ContentType)), len(l.Value))
 	fmt.Fprintln(w, formatPayload(l.Value))
 }
 

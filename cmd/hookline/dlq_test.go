@@ -269,3 +269,42 @@ func TestHelpWithoutFlagsHasNoFlagsHeader(t *testing.T) {
 		t.Fatalf("send --help lost its flags header:\n%s", out)
 	}
 }
+
+// Header values come from senders and downstream services: dlq ls, dlq
+// show and replay --dry-run print them without anything a terminal would
+// act on.
+func TestDLQOutputIsTerminalSafe(t *testing.T) {
+	brokers := replayCluster(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: strings.Split(brokers, ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	evil := "\x1b[2J\x1b[31mFAKE\rlevel=ERROR\u202e\x9b"
+	hs := []kgo.RecordHeader{
+		{Key: headers.EventID, Value: []byte("ev-evil")},
+		{Key: headers.Source, Value: []byte("src" + evil)},
+		{Key: headers.ErrorClass, Value: []byte(headers.ClassPermanent)},
+		{Key: headers.FailedAt, Value: []byte(headers.FormatTime(time.Now()))},
+		{Key: headers.Error, Value: []byte("POST http://h/p: status 422: " + evil)},
+		{Key: "x-other" + evil, Value: []byte(evil)},
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t.events.dlq", Key: []byte("k"), Value: []byte(`{}`), Headers: hs}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"dlq", "ls", "--base", "t.events"},
+		{"dlq", "show", "ev-evil", "--base", "t.events"},
+		{"replay", "--base", "t.events", "--all", "--dry-run"},
+	} {
+		code, out, errOut := call(t, nil, append(args, "--brokers", brokers)...)
+		if code != 0 || !strings.Contains(out, "?[2J?[31mFAKE?level=ERROR") {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		if strings.ContainsAny(out, "\x1b\r\u202e\u009b") {
+			t.Errorf("%v prints terminal controls: %q", args, out)
+		}
+	}
+}

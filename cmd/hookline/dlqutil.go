@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/internal/dlq"
+	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/topics"
 )
 
@@ -162,9 +163,12 @@ func (t *letterTable) row(first string, l *dlq.Letter) {
 	if t.firstColumn != "" {
 		fmt.Fprintf(t.tw, "%s\t", first)
 	}
+	// headers.Printable: these come from headers, which senders and
+	// downstream services fill; a tab would also break the columns.
+	cell := func(s string) string { return strings.ReplaceAll(headers.Printable(s), "\t", " ") }
 	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-		letterTime(l.Time()), l.Pos(), orDash(abbrev(l.EventID, 24)), orDash(abbrev(l.ConversationID, 36)),
-		orDash(l.Source), orDash(l.ErrorClass), l.Attempt, abbrev(l.ErrorLine(), 80))
+		letterTime(l.Time()), l.Pos(), cell(orDash(abbrev(l.EventID, 24))), cell(orDash(abbrev(l.ConversationID, 36))),
+		cell(orDash(l.Source)), cell(orDash(l.ErrorClass)), l.Attempt, cell(abbrev(l.ErrorLine(), 80)))
 }
 
 func (t *letterTable) flush() { t.tw.Flush() }

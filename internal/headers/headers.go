@@ -5,7 +5,10 @@ package headers
 
 import (
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -116,6 +119,23 @@ func Cut(s string, n int) string {
 		i--
 	}
 	return s[:i]
+}
+
+// Printable returns s with what a terminal would act on replaced by '?':
+// control characters other than newline and tab (ESC, CR, C1 codes), format
+// characters (bidi overrides) and invalid UTF-8. Header values come from
+// senders, downstream services and other tools; hookline dlq prints them.
+func Printable(s string) string {
+	ok := func(r rune) bool { return r == '\n' || r == '\t' || (r != utf8.RuneError && unicode.IsPrint(r)) }
+	if strings.IndexFunc(s, func(r rune) bool { return !ok(r) }) < 0 {
+		return s // valid UTF-8 too: RuneError fails ok
+	}
+	return strings.Map(func(r rune) rune {
+		if ok(r) {
+			return r
+		}
+		return '?'
+	}, s)
 }
 
 // Del removes every header named key. It returns the new slice and never
