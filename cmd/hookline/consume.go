@@ -52,7 +52,7 @@ func newConsumers(a *appFlags, s settings, log *slog.Logger, reg prometheus.Regi
 		if p.handlerURL == "" {
 			return nil, nil, usagef("pipeline %s has no handler: set --handler-url (or handler.url in the file)", p.plan.Names.Base)
 		}
-		sink, err := consumer.NewHTTPSink(consumer.HTTPSinkConfig{URL: p.handlerURL})
+		sink, err := consumer.NewHTTPSink(consumer.HTTPSinkConfig{URL: p.handlerURL, CAFile: p.handlerCA, Header: p.handlerHeaders})
 		if err != nil {
 			return nil, nil, fmt.Errorf("pipeline %s: %w", p.plan.Names.Base, err)
 		}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -263,4 +265,67 @@ func subcommandFirst(cmd string, subs, args []string) string {
 		return strings.Join(words, " ")
 	}
 	return "hookline " + cmd + " " + strings.Join(subs, "|") + " [flags] (see hookline " + cmd + " --help)"
+}
+
+// headerList is a repeatable "Name: value" flag (see flagSet.headerVar).
+// One value may hold several such lines, since its environment variable
+// can only be set once.
+type headerList struct {
+	h     http.Header
+	check func(name, value string) error // optional
+	err   error                          // the first refused line
+}
+
+// headerVar defines the headerList flag name. A refused value is reported
+// without the value, which often holds a secret (the flag package's own
+// error would quote it).
+func (fs *flagSet) headerVar(l *headerList, name, usage string) {
+	fs.Var(l, name, usage)
+	fs.check(func() error {
+		if l.err != nil {
+			return usagef("%s: %v", fs.origin(name), l.err)
+		}
+		return nil
+	})
+}
+
+// String shows the names only: values are often secrets.
+func (l *headerList) String() string {
+	if l == nil || len(l.h) == 0 {
+		return ""
+	}
+	return strings.Join(slices.Sorted(maps.Keys(l.h)), ", ")
+}
+
+func (l *headerList) Set(s string) error {
+	if err := l.add(s); err != nil && l.err == nil {
+		l.err = err
+	}
+	return nil
+}
+
+func (l *headerList) add(s string) error {
+	for _, line := range strings.Split(s, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return errors.New("want 'Name: value', e.g. 'Authorization: Bearer …'")
+		}
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if name == "" {
+			return errors.New("the header name is empty: want 'Name: value'")
+		}
+		if l.check != nil {
+			if err := l.check(name, value); err != nil {
+				return err
+			}
+		}
+		if l.h == nil {
+			l.h = http.Header{}
+		}
+		l.h.Add(name, value)
+	}
+	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/hookline/hookline/internal/loadtest"
@@ -30,7 +29,7 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	secret := fs.String("secret", "", "shared secret to send (prefer HOOKLINE_SECRET)")
 	secretHeader := fs.String("secret-header", DefaultSecretHeader, "header that carries --secret")
 	var extra headerList
-	fs.Var(&extra, "H", "extra header 'Name: value' (repeatable)")
+	fs.headerVar(&extra, "H", "extra header 'Name: value' (repeatable)")
 	count := fs.Int("count", 1000, "distinct events to send (0: no bound; default 0 with --duration or --soak)")
 	duration := fs.Duration("duration", 0, "stop starting new events after this long (0: no bound)")
 	soak := fs.Duration("soak", 0, "soak mode: run this long at --rate, printing a line every --interval")
@@ -60,13 +59,7 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 		Timeout: *timeout, MaxAttempts: *maxAttempts, MaxRetryTime: *maxRetryTime,
 		BackoffMin: *backoffMin, BackoffMax: *backoffMax, Seed: *seed,
 	}
-	for _, h := range extra {
-		if cfg.Header == nil {
-			cfg.Header = map[string][]string{}
-		}
-		k, v, _ := strings.Cut(h, ":")
-		cfg.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
+	cfg.Header = extra.h
 	if *soak > 0 {
 		if *duration > 0 {
 			return usagef("use --soak or --duration, not both")

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -318,5 +321,76 @@ func TestFilePipelinesAndFlags(t *testing.T) {
 	}
 	if got := strings.Join(s.warnings, "\n"); !strings.Contains(got, "HOOKLINE_SECRET is ignored") || !strings.Contains(got, "--insecure-no-auth is ignored") {
 		t.Fatalf("ignored flags: %q", got)
+	}
+}
+
+// The forward sink's CA file and extra headers come from the flags (which
+// replace the file's headers) or from the file, with ${VAR} expanded; a
+// missing CA file or a header hookline sets itself is refused before
+// anything starts.
+func TestHandlerCAAndHeaders(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	srv.Close()
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "hookline.yaml")
+	yaml := `
+pipelines:
+  - base: h.events
+    handler:
+      url: https://crm.internal/hooks
+      ca_file: ` + ca + `
+      headers: {Authorization: "Bearer ${CRM_TOKEN}", X-Team: crm}
+`
+	write := func(y string) {
+		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(yaml)
+	vars := map[string]string{"CRM_TOKEN": "t0k#en"}
+	s, err := resolveFor(t, vars, "--config", cfg, "--insecure-no-auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.pipelines[0]
+	if p.handlerCA != ca || p.handlerHeaders.Get("Authorization") != "Bearer t0k#en" || p.handlerHeaders.Get("X-Team") != "crm" {
+		t.Errorf("from the file: CA %q, headers %v", p.handlerCA, p.handlerHeaders)
+	}
+
+	vars["HOOKLINE_HANDLER_HEADER"] = "Authorization: Bearer from-env\nX-Other: 1"
+	s, err = resolveFor(t, vars, "--config", cfg, "--insecure-no-auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = s.pipelines[0]
+	if p.handlerHeaders.Get("Authorization") != "Bearer from-env" || p.handlerHeaders.Get("X-Other") != "1" || p.handlerHeaders.Get("X-Team") != "" {
+		t.Errorf("flags replace the file's headers: %v", p.handlerHeaders)
+	}
+
+	if _, err := resolveFor(t, vars, "--config", cfg, "--insecure-no-auth", "--handler-ca", filepath.Join(dir, "nope.pem")); err == nil || !strings.Contains(err.Error(), "nope.pem") {
+		t.Errorf("a missing CA file: %v", err)
+	}
+	write(strings.Replace(yaml, ca, filepath.Join(dir, "nope.pem"), 1))
+	if _, err := resolveAs(t, vars, "topics", 0, "--config", cfg); err != nil {
+		t.Errorf("topics does not read the CA file: %v", err)
+	}
+
+	for _, bad := range []string{"Idempotency-Key: x", "x-hookline-attempt: 9", "Content-Type: text/plain", "no colon", "Bad Name: x", ": x"} {
+		_, err := resolveFor(t, nil, "--insecure-no-auth", "--handler-url", "http://127.0.0.1:1/", "--handler-header", bad)
+		if err == nil || !strings.Contains(err.Error(), "handler-header") {
+			t.Errorf("--handler-header %q: %v, want a usage error naming the flag", bad, err)
+		}
+	}
+	_, err = resolveFor(t, nil, "--insecure-no-auth", "--handler-url", "http://127.0.0.1:1/", "--handler-header", "Authorization: Bearer secret-\x1bvalue")
+	if err == nil || strings.Contains(err.Error(), "secret-") {
+		t.Errorf("a control character in a value: %v, want an error that does not show the value", err)
+	}
+	write(strings.Replace(yaml, "X-Team", "X-Hookline-Source", 1))
+	if _, err := resolveFor(t, map[string]string{"CRM_TOKEN": "x"}, "--config", cfg, "--insecure-no-auth"); err == nil || !strings.Contains(err.Error(), "handler.headers") {
+		t.Errorf("a reserved header in the file: %v", err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/hookline/hookline/internal/extract"
@@ -39,18 +38,6 @@ Exit status: 0 when the receiver acknowledged the request (2xx; a 202 with
 malformed, which send notes on stderr), 1 on any other answer or no answer,
 2 for a mistake in the command line.`
 
-// headerList collects repeated -H 'Name: value' flags.
-type headerList []string
-
-func (h *headerList) String() string { return strings.Join(*h, ", ") }
-func (h *headerList) Set(v string) error {
-	if !strings.Contains(v, ":") {
-		return fmt.Errorf("%q: want 'Name: value'", v)
-	}
-	*h = append(*h, v)
-	return nil
-}
-
 func runSend(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "send", "send --url URL (--sample NAME | --file F | --file -) [flags]", sendExamples)
 	url := fs.String("url", "http://127.0.0.1:8080/webhooks/genesys", "receiver URL to POST to")
@@ -66,7 +53,7 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 	hmacEncoding := fs.String("hmac-encoding", verify.EncodingBase64, "encoding of the signature: base64 (Genesys Open Messaging) or hex (GitHub)")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	var extra headerList
-	fs.Var(&extra, "H", "extra header 'Name: value' (repeatable)")
+	fs.headerVar(&extra, "H", "extra header 'Name: value' (repeatable)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -135,9 +122,8 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 	if *secret != "" {
 		req.Header.Set(*secretHeader, *secret)
 	}
-	for _, h := range extra {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	for k, vs := range extra.h {
+		req.Header[k] = append(req.Header[k], vs...)
 	}
 	if signer != nil {
 		name, value, err := verify.SignHMAC(*signer, body)

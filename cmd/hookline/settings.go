@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -43,6 +44,8 @@ type appFlags struct {
 	// consumer
 	handlerURL     string
 	handlerTimeout time.Duration
+	handlerCA      string
+	handlerHeaders headerList // checked by consumer.CheckHandlerHeader
 	group          string
 	concurrency    int
 	perPartition   int
@@ -55,6 +58,7 @@ type appFlags struct {
 
 func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 	a := &appFlags{fs: fs, kafka: addKafkaFlags(fs), pipeline: addPipelineFlags(fs)}
+	a.handlerHeaders.check = consumer.CheckHandlerHeader
 	fs.StringVar(&a.configPath, "config", "", "YAML file with sources and pipelines (see hookline.example.yaml)")
 	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&a.logFormat, "log-format", "text", "text or json")
@@ -72,6 +76,8 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 	if withConsumer {
 		fs.StringVar(&a.handlerURL, "handler-url", "", "URL the consumer POSTs each event to (the team's service)")
 		fs.DurationVar(&a.handlerTimeout, "handler-timeout", 30*time.Second, "per-attempt handler timeout; overrun = retryable failure")
+		fs.StringVar(&a.handlerCA, "handler-ca", "", "PEM file of the CA(s) trusted for an https --handler-url instead of the system roots (a private CA)")
+		fs.headerVar(&a.handlerHeaders, "handler-header", "header sent with every forwarded request, as 'Name: value' (repeatable; in the environment one per line), e.g. 'Authorization: Bearer …'; never logged")
 		fs.StringVar(&a.group, "group", "", "consumer group id (default hookline-<base>)")
 		fs.IntVar(&a.concurrency, "concurrency", 0, "events handled at once per process (0: consumer default)")
 		fs.IntVar(&a.perPartition, "partition-concurrency", 0, "events handled at once per partition (0: consumer default)")
@@ -90,6 +96,8 @@ type pipelineSettings struct {
 	fileBase       string
 	handlerURL     string
 	handlerTimeout time.Duration
+	handlerCA      string
+	handlerHeaders http.Header
 }
 
 // settings is everything run/serve/consume need, resolved from flags,
@@ -260,7 +268,7 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 	}
 
 	// Pipelines: from the file, or one from the flags.
-	pipelineFlagNames := []string{"partitions", "replication-factor", "retry-delays", "dedup-window", "handler-url", "handler-timeout"}
+	pipelineFlagNames := []string{"partitions", "replication-factor", "retry-delays", "dedup-window", "handler-url", "handler-timeout", "handler-ca", "handler-header"}
 	if len(file.Pipelines) == 0 {
 		file.Pipelines = []config.Pipeline{{Base: a.pipeline.base}}
 	} else if len(file.Pipelines) > 1 {
@@ -320,6 +328,27 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		}
 		if a.fs.set("handler-timeout") || ps.handlerTimeout == 0 {
 			ps.handlerTimeout = a.handlerTimeout
+		}
+		ps.handlerCA = fp.Handler.CAFile
+		if a.fs.set("handler-ca") || ps.handlerCA == "" {
+			ps.handlerCA = a.handlerCA
+		}
+		if ps.handlerCA != "" && u&usesConsumer != 0 {
+			if _, err := kafkaconf.CertPool(ps.handlerCA); err != nil {
+				return settings{}, fmt.Errorf("pipeline %s: handler CA file: %w", tc.Base, err)
+			}
+		}
+		// The flag's headers replace the file's: mixing the two would
+		// leave a stale Authorization in place.
+		ps.handlerHeaders = a.handlerHeaders.h
+		if !a.fs.set("handler-header") && len(fp.Handler.Headers) > 0 && u&usesConsumer != 0 {
+			ps.handlerHeaders = http.Header{}
+			for name, v := range fp.Handler.Headers {
+				if err := consumer.CheckHandlerHeader(name, v); err != nil {
+					return settings{}, fmt.Errorf("config %s: pipelines[%d] (%s): handler.headers: %w", a.configPath, i, tc.Base, err)
+				}
+				ps.handlerHeaders.Add(name, v)
+			}
 		}
 		s.pipelines = append(s.pipelines, ps)
 	}

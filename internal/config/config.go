@@ -46,8 +46,10 @@ type Pipeline struct {
 
 // Handler is the consumer's HTTP forward sink of a pipeline.
 type Handler struct {
-	URL     string   `yaml:"url"`
-	Timeout Duration `yaml:"timeout"`
+	URL     string            `yaml:"url"`
+	Timeout Duration          `yaml:"timeout"`
+	CAFile  string            `yaml:"ca_file"` // PEM bundle trusted for an https url
+	Headers map[string]string `yaml:"headers"` // sent with every request, e.g. Authorization
 }
 
 // Source is one sender: POST /webhooks/<name>.
