@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
+	stdlog "log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -392,5 +394,20 @@ pipelines:
 	write(strings.Replace(yaml, "X-Team", "X-Hookline-Source", 1))
 	if _, err := resolveFor(t, map[string]string{"CRM_TOKEN": "x"}, "--config", cfg, "--insecure-no-auth"); err == nil || !strings.Contains(err.Error(), "handler.headers") {
 		t.Errorf("a reserved header in the file: %v", err)
+	}
+}
+
+// Lines libraries write with the standard log package (net/http does) come
+// out as rate-limited, printable warnings of the structured log.
+func TestStandardLogIsStructured(t *testing.T) {
+	var buf bytes.Buffer
+	routeStdLog(slog.New(slog.NewJSONHandler(&buf, nil)))
+	t.Cleanup(func() { stdlog.SetOutput(os.Stderr); stdlog.SetFlags(stdlog.LstdFlags) })
+	stdlog.Printf("Unsolicited response received on idle HTTP channel starting with %s; err=%v", "\x1b[2J"+strings.Repeat("p", 500), nil)
+	stdlog.Printf("Unsolicited response received on idle HTTP channel starting with %q; err=%v", "again", nil)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"level":"WARN"`) || !strings.Contains(lines[0], "Unsolicited response") ||
+		strings.Contains(lines[0], `\u001b`) || strings.Contains(lines[0], strings.Repeat("p", 200)) {
+		t.Errorf("want one JSON warning, cut short and printable, the repeat suppressed; got:\n%s", buf.String())
 	}
 }

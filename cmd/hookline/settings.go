@@ -2,7 +2,9 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,7 +13,9 @@ import (
 	"github.com/hookline/hookline/consumer"
 	"github.com/hookline/hookline/internal/config"
 	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/internal/ratelog"
 	"github.com/hookline/hookline/internal/verify"
 	"github.com/hookline/hookline/producer"
 	"github.com/hookline/hookline/topics"
@@ -134,6 +138,7 @@ func (a *appFlags) setup(env *environment, args []string, u uses) (*slog.Logger,
 	if err != nil {
 		return nil, settings{}, err
 	}
+	routeStdLog(log)
 	s, err := a.resolve(env, u)
 	if err != nil {
 		return nil, settings{}, err
@@ -231,6 +236,28 @@ func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
 	default:
 		return nil, usagef("--log-format %q: use text or json", a.logFormat)
 	}
+}
+
+// routeStdLog sends what libraries write with the standard log package
+// (net/http's client and server do, e.g. "Unsolicited response received on
+// idle HTTP channel") through log as rate-limited warnings, cut short and
+// printable: unstructured lines would break --log-format json, and they
+// may quote downstream bytes. The log package's output is process-wide;
+// run, serve and consume set it once at start.
+func routeStdLog(log *slog.Logger) {
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(stdLogWriter{ratelog.New(log, 10*time.Second)})
+}
+
+type stdLogWriter struct{ rl *ratelog.Limiter }
+
+func (w stdLogWriter) Write(p []byte) (int, error) {
+	msg := headers.Printable(headers.Cut(strings.TrimSpace(string(p)), 160))
+	// Keyed by the first words: one key per kind of message.
+	words := strings.Fields(msg)
+	key := strings.Join(words[:min(3, len(words))], " ")
+	w.rl.Log(context.Background(), slog.LevelWarn, "stdlog:"+key, "library message", "text", msg)
+	return len(p), nil
 }
 
 // uses says which parts of the settings a command runs: receivers
