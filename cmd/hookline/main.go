@@ -76,6 +76,13 @@ func usage(w io.Writer) {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful shutdown; a second one stops the
+	// process at once (the signal's default action): its unfinished work is
+	// redelivered, never lost.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
 	os.Exit(dispatch(ctx, env, os.Args[1:]))
 }
