@@ -583,6 +583,9 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		kgo.ProducerLinger(5*time.Millisecond),
 	)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: not "cannot reach Kafka"
+		}
 		return err
 	}
 	defer c.prod.Close()
@@ -615,6 +618,9 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	}
 	c.cl, err = kafkaconf.NewClient(ctx, c.cfg.Kafka, groupOpts...)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	c.phase.Store(phaseRunning)

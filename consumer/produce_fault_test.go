@@ -425,3 +425,23 @@ func TestExtraDedupPartitionsHoldNothing(t *testing.T) {
 		t.Fatalf("main raised to 3: held %v (%v); want partition 2", bad, err)
 	}
 }
+
+// A consumer stopped while it starts returns nil, not "cannot reach
+// Kafka": SIGTERM during start-up is not a failure.
+func TestStopDuringStartIsClean(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	h := HandlerFunc(func(context.Context, Event) error { return nil })
+	for i := range 30 {
+		c, err := New(Config{Kafka: e.kafka, Plan: e.plan, Group: "gs", Handler: h, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i)*time.Millisecond)
+		err = c.Run(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("stopped %d ms into its start: Run = %v, want nil", i, err)
+		}
+	}
+}
