@@ -68,10 +68,6 @@ const (
 	// DefaultMaxInFlight bounds concurrent records per consumer: ~170
 	// events/s with a 3 s handler.
 	DefaultMaxInFlight = 512
-	// DefaultShutdownGrace is how long shutdown (and a rebalance revoking
-	// partitions) waits for in-flight records before abandoning them; an
-	// abandoned record is redelivered, never lost.
-	DefaultShutdownGrace = 10 * time.Second
 	// DefaultCommitInterval is how often finished offsets are committed.
 	DefaultCommitInterval = time.Second
 	// DefaultSessionTimeout is how long a crashed member keeps its
@@ -146,8 +142,12 @@ type Config struct {
 	// Default 8 × MaxInFlight; at least MaxInFlight.
 	MaxUnfinished int
 	// ShutdownGrace is how long shutdown and a revoking rebalance wait for
-	// in-flight records before abandoning them (they are redelivered);
-	// default 10s. The group's rebalance timeout is ShutdownGrace+50s.
+	// in-flight records before abandoning them (they are redelivered).
+	// Default HandlerTimeout + 1/64 of it + 3s: time for every attempt to
+	// end, by its handler or its deadline, and to be routed. A shorter grace makes the
+	// partition's next owner start an abandoned event while the downstream
+	// may still be working on it: two events of one key at once. The
+	// group's rebalance timeout is ShutdownGrace+50s.
 	ShutdownGrace time.Duration
 	// SessionTimeout is how long the group coordinator waits for a silent
 	// member (a crashed process) before handing its partitions to the
@@ -467,7 +467,10 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, fmt.Errorf("consumer: MaxUnfinished (%d) must be at least MaxInFlight (%d): raise it or leave it 0 for the default", cfg.MaxUnfinished, cfg.MaxInFlight)
 	}
 	if cfg.ShutdownGrace == 0 {
-		cfg.ShutdownGrace = DefaultShutdownGrace
+		// An attempt's deadline is at most a granule past HandlerTimeout,
+		// the watchdog ends an overrunning one handlerSlack after that,
+		// and then its retry record is written.
+		cfg.ShutdownGrace = cfg.HandlerTimeout + cfg.HandlerTimeout/attemptGranules + handlerSlack + 2*time.Second
 	}
 	if cfg.CommitInterval == 0 {
 		cfg.CommitInterval = DefaultCommitInterval
@@ -682,6 +685,11 @@ func (c *Consumer) poll(ctx context.Context) error {
 		var fatal error
 		fs.EachError(func(t string, p int32, err error) {
 			if errors.Is(err, context.Canceled) {
+				return
+			}
+			if errors.Is(err, kerr.FencedInstanceID) {
+				// Rejoining would fight the other process for the slot.
+				fatal = fmt.Errorf("consumer: another process joined group %s with the same instance id %q and took over its partitions: give every process its own (--instance-id, e.g. the pod name); this one stops", c.group, c.cfg.InstanceID)
 				return
 			}
 			if isFatal(err) {
@@ -1873,7 +1881,7 @@ func (c *Consumer) tick(ctx context.Context) {
 	defer t.Stop()
 	gauges := time.NewTicker(5 * time.Second)
 	defer gauges.Stop()
-	c.updateGauges()
+	c.updateGauges(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -1883,7 +1891,7 @@ func (c *Consumer) tick(ctx context.Context) {
 			c.commit(cctx, nil)
 			cancel()
 		case <-gauges.C:
-			c.updateGauges()
+			c.updateGauges(ctx)
 			c.recheckHeld()
 		}
 		c.dedup.maintain(ctx)
@@ -1891,31 +1899,37 @@ func (c *Consumer) tick(ctx context.Context) {
 }
 
 // updateGauges refreshes lag and the retry-tier waiting gauges.
-func (c *Consumer) updateGauges() {
+func (c *Consumer) updateGauges(ctx context.Context) {
+	ends := c.endOffsets(ctx)
 	lag := map[string]int64{}
-	waiting := make([]int, len(c.names.Retries)+1)
+	waiting := make([]int64, len(c.names.Retries)+1)
 	oldest := make([]time.Time, len(c.names.Retries)+1)
 	c.mu.Lock()
-	for _, l := range c.lanes {
+	for key, l := range c.lanes {
 		pos := l.next
 		if len(l.items) > 0 {
 			pos = l.items[0].rec.Offset
 		} else if l.commitAt >= 0 {
 			pos = l.commitAt
 		}
-		if l.hw > pos {
-			lag[l.topic] += l.hw - pos
+		// A paused partition's last fetch is old: records written since
+		// count only through the log's end offset.
+		end := max(l.hw, ends[key])
+		if end > pos {
+			lag[l.topic] += end - pos
 		}
 		if l.role == topics.RoleRetry {
+			started := int64(0) // running, acking, or done past an unfinished one
 			for _, it := range l.items {
 				if it.state != stateWaiting {
+					started++
 					continue
 				}
-				waiting[l.tier]++
 				if !it.due.IsZero() && (oldest[l.tier].IsZero() || it.due.Before(oldest[l.tier])) {
 					oldest[l.tier] = it.due
 				}
 			}
+			waiting[l.tier] += max(end-pos-started, 0)
 		}
 	}
 	c.mu.Unlock()
@@ -1932,6 +1946,24 @@ func (c *Consumer) updateGauges() {
 		c.m.oldestDue.WithLabelValues(tier).Set(v)
 	}
 	c.m.dedupEntries.Set(float64(c.dedup.entries()))
+}
+
+// endOffsets returns the end offset of every consumed partition, or what it
+// could get within 3 s (the fetched high watermarks stand in for the rest).
+func (c *Consumer) endOffsets(ctx context.Context) map[tp]int64 {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	listed, err := kadm.NewClient(c.cl).ListEndOffsets(ctx, c.names.Consumed()...)
+	m := map[tp]int64{}
+	if err != nil {
+		return m
+	}
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			m[tp{o.Topic, o.Partition}] = o.Offset
+		}
+	})
+	return m
 }
 
 // shutdown stops new work, waits up to ShutdownGrace for in-flight records,

@@ -736,3 +736,85 @@ func recordsOf(rs []*kgo.Record, id string) []*kgo.Record {
 	}
 	return out
 }
+
+// A rebalance waits for a handler that runs longer than the old fixed 10 s
+// grace (16 s here; the revoke starts within a heartbeat, 3 s) but within
+// HandlerTimeout: the partition's next owner must not start the event while
+// the first call still runs (guarantee 4), nor run it a second time.
+func TestRebalanceWaitsForASlowHandler(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("waits out a 16 s handler")
+	}
+	e := newEnv(t, 2, time.Second)
+	var calls, overlaps atomic.Int32
+	var running sync.Map // event id -> *atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		calls.Add(1)
+		r, _ := running.LoadOrStore(ev.EventID, new(atomic.Int32))
+		if r.(*atomic.Int32).Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		defer r.(*atomic.Int32).Add(-1)
+		select {
+		case <-time.After(16 * time.Second):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	e.produce(event("c0", "slow-0", 0), event("c1", "slow-1", 1))
+	c1, _ := e.start(Config{Handler: h, Group: "gw"})
+	eventually(t, 10*time.Second, "both handlers started", func() bool { return calls.Load() == 2 })
+	c2, _ := e.start(Config{Handler: h, Group: "gw"}) // takes one partition
+	eventually(t, 40*time.Second, "both events processed", func() bool {
+		return c1.eventsCount(e.plan.Names.Base, OutcomeProcessed)+c2.eventsCount(e.plan.Names.Base, OutcomeProcessed) == 2
+	})
+	time.Sleep(time.Second) // a re-run would have started by now
+	if n, o := calls.Load(), overlaps.Load(); n != 2 || o != 0 {
+		t.Errorf("%d handler calls (%d overlapping another), want 2 and 0: the rebalance abandoned a running event", n, o)
+	}
+}
+
+func TestShutdownGraceCoversTheHandlerTimeout(t *testing.T) {
+	e := newEnv(t, 1)
+	for _, ht := range []time.Duration{0, 2 * time.Second, 10 * time.Minute} {
+		c, err := New(Config{Kafka: e.kafka, Plan: e.plan, Handler: HandlerFunc(func(context.Context, Event) error { return nil }), HandlerTimeout: ht})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, min := c.cfg.ShutdownGrace, c.cfg.HandlerTimeout+c.cfg.HandlerTimeout/attemptGranules+handlerSlack; g <= min {
+			t.Errorf("HandlerTimeout %s: default ShutdownGrace %s, want above %s", c.cfg.HandlerTimeout, g, min)
+		}
+	}
+}
+
+// Records written to a retry partition after it paused for a record not
+// yet due count as waiting and as lag, though no fetch has seen them.
+func TestWaitingCountsRecordsBehindAPausedPartition(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, time.Minute)
+	retry := func(id string) *kgo.Record {
+		r := event("c-"+id, id, 0)
+		r.Topic = e.plan.Names.Retry(1)
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(time.Now().Add(time.Hour)))},
+			kgo.RecordHeader{Key: headers.Attempt, Value: []byte("1")})
+		return r
+	}
+	cl := e.client()
+	write := func(ids ...string) {
+		for _, id := range ids {
+			if err := cl.ProduceSync(context.Background(), retry(id)).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("r0")
+	c, _ := e.start(Config{Handler: HandlerFunc(func(context.Context, Event) error { return nil })})
+	gauge := func() (float64, float64) {
+		return counterValue(c.m.waiting.WithLabelValues("1")), counterValue(c.m.lag.WithLabelValues(e.plan.Names.Retry(1)))
+	}
+	eventually(t, 15*time.Second, "the first retry record waiting", func() bool { w, _ := gauge(); return w == 1 })
+	write("r1", "r2", "r3", "r4")
+	eventually(t, 15*time.Second, "five waiting", func() bool { w, l := gauge(); return w == 5 && l == 5 })
+}

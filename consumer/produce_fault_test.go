@@ -445,3 +445,29 @@ func TestStopDuringStartIsClean(t *testing.T) {
 		}
 	}
 }
+
+// Two processes with one instance id: the one fenced off stops with an
+// error that names the cause, instead of rejoining forever.
+func TestDuplicateInstanceIDStopsTheFencedMember(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2)
+	h := HandlerFunc(func(context.Context, Event) error { return nil })
+	c1, err := New(Config{Kafka: e.kafka, Plan: e.plan, Group: "gi", InstanceID: "pod-0", Handler: h, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c1.Run(ctx) }()
+	eventually(t, 10*time.Second, "c1 ready", func() bool { ok, _ := c1.Ready(); return ok })
+	e.start(Config{Group: "gi", InstanceID: "pod-0", Handler: h})
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), `same instance id "pod-0"`) {
+			t.Fatalf("fenced member: Run = %v, want an error naming the shared instance id", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the fenced member still runs 30 s after another took its instance id")
+	}
+}

@@ -85,9 +85,9 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 		fs.StringVar(&a.group, "group", "", "consumer group id (default hookline-<base>)")
 		fs.IntVar(&a.concurrency, "concurrency", 0, "events handled at once per process (0: consumer default)")
 		fs.IntVar(&a.perPartition, "partition-concurrency", 0, "events handled at once per partition (0: consumer default)")
-		fs.IntVar(&a.maxUnfinished, "max-unfinished", 0, "events started and not finished (running, or dedup write unacknowledged): the most a crash re-runs (0: 8 x --concurrency)")
+		fs.IntVar(&a.maxUnfinished, "max-unfinished", 0, "events started and not finished (running, or dedup write unacknowledged): the most a crash re-runs; at least --concurrency (0: 8 x --concurrency)")
 		fs.DurationVar(&a.sessionTimeout, "session-timeout", consumer.DefaultSessionTimeout, "how long a crashed consumer keeps its partitions before the group moves them")
-		fs.StringVar(&a.instanceID, "instance-id", "", "static group membership id (stable per process, e.g. the pod name): restarts keep their partitions without a rebalance")
+		fs.StringVar(&a.instanceID, "instance-id", "", "static group membership id, unique and stable per process (e.g. the StatefulSet pod name): restarts keep their partitions without a rebalance")
 	}
 	return a
 }
