@@ -195,6 +195,7 @@ type Consumer struct {
 
 	mu       sync.Mutex
 	lanes    map[tp]*lane
+	ends     map[tp]int64  // end offsets of consumed partitions, refreshed by tick every 5 s
 	inFlight int           // records started and not released (queued for a worker, handled, or forwarded)
 	acking   int           // handled records whose dedup record awaits the broker's ack
 	starved  bool          // a lane may be waiting for a MaxInFlight or MaxUnfinished slot: the next finish or ack looks at the others
@@ -1328,9 +1329,28 @@ func (c *Consumer) call(l *lane, it *item, ev Event) (err error, ok bool) {
 	}
 	if err != nil && l.ctx.Err() == nil && errors.Is(it.hctx.Err(), context.DeadlineExceeded) {
 		// An overrun is retryable, whatever the handler made of it.
-		return fmt.Errorf("handler timed out after %s: %v", c.cfg.HandlerTimeout, err), true
+		return &overrunError{c.cfg.HandlerTimeout, err}, true
 	}
 	return err, true
+}
+
+// overrunError is an attempt that outlived its deadline: retryable, so it
+// hides the handler's Permanent or RetryAfter mark, but a downstream's
+// response stays findable for LogText, which leaves its body out of logs.
+type overrunError struct {
+	timeout time.Duration
+	err     error
+}
+
+func (e *overrunError) Error() string {
+	return fmt.Sprintf("handler timed out after %s: %v", e.timeout, e.err)
+}
+
+func (e *overrunError) As(target any) bool {
+	if t, ok := target.(**responseError); ok {
+		return errors.As(e.err, t)
+	}
+	return false
 }
 
 // invoke calls the handler, turning a panic into an error.
@@ -1881,7 +1901,10 @@ func (c *Consumer) tick(ctx context.Context) {
 	defer t.Stop()
 	gauges := time.NewTicker(5 * time.Second)
 	defer gauges.Stop()
-	c.updateGauges(ctx)
+	var refresh sync.WaitGroup
+	defer refresh.Wait() // before Run closes the client
+	var refreshing atomic.Bool
+	c.updateGauges()
 	for {
 		select {
 		case <-ctx.Done():
@@ -1891,7 +1914,18 @@ func (c *Consumer) tick(ctx context.Context) {
 			c.commit(cctx, nil)
 			cancel()
 		case <-gauges.C:
-			c.updateGauges(ctx)
+			if refreshing.CompareAndSwap(false, true) {
+				// Off this goroutine: a slow broker must not delay commits.
+				refresh.Go(func() {
+					defer refreshing.Store(false)
+					if ends := c.endOffsets(ctx); ends != nil {
+						c.mu.Lock()
+						c.ends = ends
+						c.mu.Unlock()
+					}
+				})
+			}
+			c.updateGauges()
 			c.recheckHeld()
 		}
 		c.dedup.maintain(ctx)
@@ -1899,8 +1933,7 @@ func (c *Consumer) tick(ctx context.Context) {
 }
 
 // updateGauges refreshes lag and the retry-tier waiting gauges.
-func (c *Consumer) updateGauges(ctx context.Context) {
-	ends := c.endOffsets(ctx)
+func (c *Consumer) updateGauges() {
 	lag := map[string]int64{}
 	waiting := make([]int64, len(c.names.Retries)+1)
 	oldest := make([]time.Time, len(c.names.Retries)+1)
@@ -1913,8 +1946,12 @@ func (c *Consumer) updateGauges(ctx context.Context) {
 			pos = l.commitAt
 		}
 		// A paused partition's last fetch is old: records written since
-		// count only through the log's end offset.
-		end := max(l.hw, ends[key])
+		// count through the log's end offset, once the lane's position is
+		// known (before its first record, pos is not).
+		end := l.hw
+		if len(l.items) > 0 || l.commitAt >= 0 {
+			end = max(end, c.ends[key])
+		}
 		if end > pos {
 			lag[l.topic] += end - pos
 		}
@@ -1948,16 +1985,17 @@ func (c *Consumer) updateGauges(ctx context.Context) {
 	c.m.dedupEntries.Set(float64(c.dedup.entries()))
 }
 
-// endOffsets returns the end offset of every consumed partition, or what it
-// could get within 3 s (the fetched high watermarks stand in for the rest).
+// endOffsets returns the end offset of every consumed partition it could
+// get within 3 s (the fetched high watermarks stand in for the rest), or
+// nil.
 func (c *Consumer) endOffsets(ctx context.Context) map[tp]int64 {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	listed, err := kadm.NewClient(c.cl).ListEndOffsets(ctx, c.names.Consumed()...)
-	m := map[tp]int64{}
 	if err != nil {
-		return m
+		return nil
 	}
+	m := map[tp]int64{}
 	listed.Each(func(o kadm.ListedOffset) {
 		if o.Err == nil {
 			m[tp{o.Topic, o.Partition}] = o.Offset

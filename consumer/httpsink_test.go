@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/syncbuf"
 )
 
 func TestHTTPSinkClassification(t *testing.T) {
@@ -311,5 +315,49 @@ func TestHTTPSinkExtraHeaders(t *testing.T) {
 		if _, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL, Header: hd}); err == nil {
 			t.Errorf("header %v accepted", hd)
 		}
+	}
+}
+
+// Wired through the consumer: the downstream's response body reaches the
+// DLQ or retry record but not the log, also when the attempt overran its
+// deadline (which makes it retryable and rewraps the error).
+func TestResponseBodyStaysOutOfConsumerLogs(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write(b) // echoes the payload
+	}))
+	defer srv.Close()
+	sink, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, 1, time.Minute)
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		if ev.EventID == "overrun" {
+			<-ctx.Done()
+			return sink.Handle(context.Background(), ev)
+		}
+		return sink.Handle(ctx, ev)
+	})
+	r1, r2 := event("c1", "permanent", 0), event("c2", "overrun", 1)
+	r1.Value, r2.Value = []byte(`{"card":"PAYLOAD-MARK"}`), []byte(`{"card":"PAYLOAD-MARK"}`)
+	e.produce(r1, r2)
+	var logs syncbuf.Buffer
+	e.start(Config{Handler: h, HandlerTimeout: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	eventually(t, 15*time.Second, "one dead letter and one retry record", func() bool {
+		return len(e.readAll(e.plan.Names.DLQ)) == 1 && len(e.readAll(e.plan.Names.Retry(1))) == 1
+	})
+	for _, r := range append(e.readAll(e.plan.Names.DLQ), e.readAll(e.plan.Names.Retry(1))...) {
+		if !strings.Contains(hdr(r, headers.Error), "status 400: {") {
+			t.Errorf("%s record: error %q should quote the response", r.Topic, hdr(r, headers.Error))
+		}
+	}
+	eventually(t, 5*time.Second, "both failures logged", func() bool {
+		return strings.Contains(logs.String(), "event dead-lettered") && strings.Contains(logs.String(), "sent to a retry tier")
+	})
+	if strings.Contains(logs.String(), "PAYLOAD-MARK") {
+		t.Errorf("the log quotes the downstream's echo of the payload:\n%s", logs.String())
 	}
 }
