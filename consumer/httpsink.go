@@ -253,8 +253,9 @@ func CheckHandlerHeader(name, value string) error {
 	}
 	switch c := http.CanonicalHeaderKey(name); {
 	case c == "Content-Type", c == "Content-Length", c == "Host", c == "Connection", c == "Transfer-Encoding",
+		c == "Upgrade", c == "Keep-Alive", c == "Proxy-Connection", c == "Te", c == "Trailer",
 		c == HeaderIdempotencyKey, strings.HasPrefix(c, "X-Hookline-"):
-		return fmt.Errorf("handler header %s: hookline sets it on every request; choose another name", c)
+		return fmt.Errorf("handler header %s: hookline or its HTTP client sets it; choose another name", c)
 	}
 	if strings.ContainsFunc(value, func(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f) }) {
 		return fmt.Errorf("handler header %s: the value holds a control character (a line break?)", http.CanonicalHeaderKey(name))

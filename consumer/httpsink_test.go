@@ -311,7 +311,7 @@ func TestHTTPSinkExtraHeaders(t *testing.T) {
 	if g := *got.Load(); g.Get("Authorization") != "Bearer t" || len(g["X-Team"]) != 2 || g.Get(HeaderEventID) != "ev" {
 		t.Errorf("downstream got %v", g)
 	}
-	for _, hd := range []http.Header{{"X-Hookline-Attempt": {"7"}}, {"idempotency-key": {"x"}}, {"Content-Type": {"text/plain"}}, {"Bad Name": {"x"}}, {"X-Ok": {"a\nb"}}} {
+	for _, hd := range []http.Header{{"X-Hookline-Attempt": {"7"}}, {"idempotency-key": {"x"}}, {"Upgrade": {"h2c"}}, {"Content-Type": {"text/plain"}}, {"Bad Name": {"x"}}, {"X-Ok": {"a\nb"}}} {
 		if _, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL, Header: hd}); err == nil {
 			t.Errorf("header %v accepted", hd)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/hookline/hookline/internal/dlq"
@@ -208,9 +209,7 @@ func showLetter(env *environment, l *dlq.Letter, n, of int) {
 	if of > 1 {
 		title += fmt.Sprintf("   (%d of %d with event id %s)", n, of, l.EventID)
 	}
-	// Header values come from senders and downstream services: nothing
-	// in them may drive the operator's terminal (headers.Printable).
-	fmt.Fprintln(w, headers.Printable(title))
+	fmt.Fprintln(w, field(title))
 	fmt.Fprintf(w, "  timestamp  %s\n", l.Timestamp.UTC().Format(time.RFC3339Nano))
 	fmt.Fprintf(w, "  key        %q\n", l.Key)
 
@@ -224,20 +223,20 @@ func showLetter(env *environment, l *dlq.Letter, n, of int) {
 		if h.Key == "hookline-error" {
 			v = abbrev(strings.ReplaceAll(v, "\n", " "), 100) // in full below
 		}
-		fmt.Fprintf(w, "  %-*s  %s\n", width, headers.Printable(h.Key), headers.Printable(v))
+		fmt.Fprintf(w, "  %-*s  %s\n", width, field(h.Key), field(v))
 	}
 
-	fmt.Fprintf(w, "\nerror (%s after %d attempt(s)):\n", orDash(l.ErrorClass), l.Attempt)
+	fmt.Fprintf(w, "\nerror (%s after %d attempt(s)):\n", field(orDash(l.ErrorClass)), l.Attempt)
 	if l.Error == "" {
 		fmt.Fprintln(w, "  (none recorded)")
 	}
 	for _, line := range strings.Split(l.Error, "\n") {
 		if line != "" {
-			fmt.Fprintf(w, "  %s\n", headers.Printable(line))
+			fmt.Fprintf(w, "  %s\n", field(line))
 		}
 	}
 
-	fmt.Fprintf(w, "\npayload (%s, %d bytes):\n", headers.Printable(orDash(l.ContentType)), len(l.Value))
+	fmt.Fprintf(w, "\npayload (%s, %d bytes):\n", field(orDash(l.ContentType)), len(l.Value))
 	fmt.Fprintln(w, formatPayload(l.Value))
 }
 
@@ -250,11 +249,36 @@ func formatPayload(v []byte) string {
 	if json.Valid(v) {
 		var b bytes.Buffer
 		if json.Indent(&b, v, "", "  ") == nil {
-			return b.String()
+			// Valid JSON holds such characters only inside strings, where
+			// the escape means the same.
+			return escapeUnprintable(b.String())
 		}
 	}
-	if utf8.Valid(v) && !bytes.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\r' && r != '\t' }) {
-		return string(v)
+	// Text as is only when a terminal shows it as it is.
+	if s := string(v); utf8.Valid(v) && headers.Printable(s) == s {
+		return s
 	}
 	return strings.TrimRight(hex.Dump(v), "\n")
+}
+
+// escapeUnprintable writes what headers.Printable would replace as a JSON
+// \uXXXX escape (pairs beyond the BMP).
+func escapeUnprintable(s string) string {
+	if headers.Printable(s) == s {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if headers.Printable(string(r)) == string(r) {
+			b.WriteRune(r)
+			continue
+		}
+		if r > 0xFFFF {
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
+			continue
+		}
+		fmt.Fprintf(&b, "\\u%04x", r)
+	}
+	return b.String()
 }

@@ -140,6 +140,16 @@ func TestFormatPayload(t *testing.T) {
 	if got := formatPayload(nil); got != "(empty)" {
 		t.Errorf("empty: %q", got)
 	}
+	// What a terminal would act on: escaped inside JSON strings (same
+	// meaning), a hex dump for text.
+	if got := formatPayload([]byte("{\"a\":\"x\u009b31m\u202ey\U0001F600\"}")); got != "{\n  \"a\": \"x\\u009b31m\\u202ey\U0001F600\"\n}" {
+		t.Errorf("json with controls: %q", got)
+	}
+	for _, text := range []string{"over\rwrite", "bidi \u202e", "del \x7f", "c1 \u009b"} {
+		if got := formatPayload([]byte(text)); got == text || !strings.Contains(got, "|") {
+			t.Errorf("text %q printed as is: %q", text, got)
+		}
+	}
 }
 
 // replayCluster is an in-process Kafka with pipeline t.events (one
@@ -282,11 +292,11 @@ func TestDLQOutputIsTerminalSafe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	evil := "\x1b[2J\x1b[31mFAKE\rlevel=ERROR\u202e\x9b"
+	evil := "\x1b[2J\x1b[31mFAKE\rlevel=ERROR\u202e\x9b\nfake-header  x"
 	hs := []kgo.RecordHeader{
 		{Key: headers.EventID, Value: []byte("ev-evil")},
 		{Key: headers.Source, Value: []byte("src" + evil)},
-		{Key: headers.ErrorClass, Value: []byte(headers.ClassPermanent)},
+		{Key: headers.ErrorClass, Value: []byte(headers.ClassPermanent + evil)},
 		{Key: headers.FailedAt, Value: []byte(headers.FormatTime(time.Now()))},
 		{Key: headers.Error, Value: []byte("POST http://h/p: status 422: " + evil)},
 		{Key: "x-other" + evil, Value: []byte(evil)},
@@ -298,6 +308,7 @@ func TestDLQOutputIsTerminalSafe(t *testing.T) {
 		{"dlq", "ls", "--base", "t.events"},
 		{"dlq", "show", "ev-evil", "--base", "t.events"},
 		{"replay", "--base", "t.events", "--all", "--dry-run"},
+		{"replay", "--base", "t.events", "--all", "--verbose"},
 	} {
 		code, out, errOut := call(t, nil, append(args, "--brokers", brokers)...)
 		if code != 0 || !strings.Contains(out, "?[2J?[31mFAKE?level=ERROR") {
@@ -305,6 +316,14 @@ func TestDLQOutputIsTerminalSafe(t *testing.T) {
 		}
 		if strings.ContainsAny(out, "\x1b\r\u202e\u009b") {
 			t.Errorf("%v prints terminal controls: %q", args, out)
+		}
+		// (dlq show prints the error text below its own heading, a line
+		// per line of it.)
+		head, _, _ := strings.Cut(out, "\nerror (")
+		for _, line := range strings.Split(head, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "fake-header") {
+				t.Errorf("%v: a newline in a header value starts a line of its own: %q", args, out)
+			}
 		}
 	}
 }

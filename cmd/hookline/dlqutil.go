@@ -132,6 +132,14 @@ func abbrev(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
+// field is a value from a record's headers, which senders and downstream
+// services fill, as one printable line: nothing in it may drive the
+// terminal (headers.Printable), and a newline or tab would fake lines or
+// columns.
+func field(s string) string {
+	return strings.NewReplacer("\n", " ", "\t", " ").Replace(headers.Printable(s))
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -163,12 +171,9 @@ func (t *letterTable) row(first string, l *dlq.Letter) {
 	if t.firstColumn != "" {
 		fmt.Fprintf(t.tw, "%s\t", first)
 	}
-	// headers.Printable: these come from headers, which senders and
-	// downstream services fill; a tab would also break the columns.
-	cell := func(s string) string { return strings.ReplaceAll(headers.Printable(s), "\t", " ") }
 	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-		letterTime(l.Time()), l.Pos(), cell(orDash(abbrev(l.EventID, 24))), cell(orDash(abbrev(l.ConversationID, 36))),
-		cell(orDash(l.Source)), cell(orDash(l.ErrorClass)), l.Attempt, cell(abbrev(l.ErrorLine(), 80)))
+		letterTime(l.Time()), l.Pos(), field(orDash(abbrev(l.EventID, 24))), field(orDash(abbrev(l.ConversationID, 36))),
+		field(orDash(l.Source)), field(orDash(l.ErrorClass)), l.Attempt, field(abbrev(l.ErrorLine(), 80)))
 }
 
 func (t *letterTable) flush() { t.tw.Flush() }

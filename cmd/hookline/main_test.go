@@ -410,4 +410,9 @@ func TestStandardLogIsStructured(t *testing.T) {
 		strings.Contains(lines[0], `\u001b`) || strings.Contains(lines[0], strings.Repeat("p", 200)) {
 		t.Errorf("want one JSON warning, cut short and printable, the repeat suppressed; got:\n%s", buf.String())
 	}
+	buf.Reset()
+	stdlog.Printf("http: panic serving 127.0.0.1:5000: boom\ngoroutine 7 [running]:\n%send-of-stack", strings.Repeat("frame\n", 300))
+	if !strings.Contains(buf.String(), "end-of-stack") {
+		t.Errorf("a panic's stack was cut:\n%s", buf.String())
+	}
 }

@@ -179,14 +179,14 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		switch s.Action {
 		case dlq.SkippedProcessed:
 			prog.printf(env.stdout, "skip %s event %s: already processed at %s (--force replays it anyway)\n",
-				s.Pos, s.Letter.EventID, headers.FormatTime(s.ProcessedAt))
+				s.Pos, field(s.Letter.EventID), headers.FormatTime(s.ProcessedAt))
 		case dlq.SkippedDuplicate:
-			prog.printf(env.stdout, "skip %s event %s: replayed from an earlier dead letter in this run\n", s.Pos, s.Letter.EventID)
+			prog.printf(env.stdout, "skip %s event %s: replayed from an earlier dead letter in this run\n", s.Pos, field(s.Letter.EventID))
 		case dlq.SkippedGone:
 			prog.printf(env.stdout, "skip %s: deleted by retention before it could be replayed\n", s.Pos)
 		case dlq.Replayed:
 			if *verbose {
-				prog.printf(env.stdout, "replayed %s event %s (%s) → %s partition %d\n", s.Pos, s.Letter.EventID, s.Letter.ErrorClass, target, s.Pos.Partition)
+				prog.printf(env.stdout, "replayed %s event %s (%s) → %s partition %d\n", s.Pos, field(s.Letter.EventID), field(s.Letter.ErrorClass), target, s.Pos.Partition)
 			}
 		}
 		prog.update(s.Done, skipped)
@@ -275,7 +275,7 @@ func (n *dryRunNotes) add(s dlq.Step) {
 	case dlq.SkippedProcessed:
 		id := "-"
 		if s.Letter != nil {
-			id = abbrev(s.Letter.EventID, 24)
+			id = field(abbrev(s.Letter.EventID, 24))
 		}
 		n.processed = append(n.processed, fmt.Sprintf("  %s  event %s  processed %s", s.Pos, id, s.ProcessedAt.UTC().Format(time.RFC3339)))
 	case dlq.SkippedDuplicate:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -252,7 +253,11 @@ func routeStdLog(log *slog.Logger) {
 type stdLogWriter struct{ rl *ratelog.Limiter }
 
 func (w stdLogWriter) Write(p []byte) (int, error) {
-	msg := headers.Printable(headers.Cut(strings.TrimSpace(string(p)), 160))
+	limit := 160
+	if bytes.HasPrefix(p, []byte("http: panic serving")) {
+		limit = 16 << 10 // keep the stack: a panic is a bug to report
+	}
+	msg := headers.Printable(headers.Cut(strings.TrimSpace(string(p)), limit))
 	// Keyed by the first words: one key per kind of message.
 	words := strings.Fields(msg)
 	key := strings.Join(words[:min(3, len(words))], " ")
