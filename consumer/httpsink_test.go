@@ -269,13 +269,7 @@ func TestHTTPSinkSlowBodyKeepsTheStatus(t *testing.T) {
 // printable, but not the logs: a downstream may echo the payload.
 func TestHTTPSinkResponseBodyInRecordNotLogs(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusBadRequest)
-		w.Write([]byte("\x1b[2J\x1b[31mbad request: \u202e"))
-		w.Write(b)
-	}))
-	defer srv.Close()
+	srv := echoServer(t, "\x1b[2J\x1b[31mbad request: \u202e")
 	h, _ := NewHTTPSink(HTTPSinkConfig{URL: srv.URL})
 	err := h.Handle(context.Background(), Event{Value: []byte(`{"card":"4111-PAYLOAD"}`)})
 	if err == nil {
@@ -323,12 +317,7 @@ func TestHTTPSinkExtraHeaders(t *testing.T) {
 // deadline (which makes it retryable and rewraps the error).
 func TestResponseBodyStaysOutOfConsumerLogs(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusBadRequest)
-		w.Write(b) // echoes the payload
-	}))
-	defer srv.Close()
+	srv := echoServer(t, "")
 	sink, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
@@ -360,4 +349,17 @@ func TestResponseBodyStaysOutOfConsumerLogs(t *testing.T) {
 	if strings.Contains(logs.String(), "PAYLOAD-MARK") {
 		t.Errorf("the log quotes the downstream's echo of the payload:\n%s", logs.String())
 	}
+}
+
+// echoServer answers 400 with prefix and the request body, as a downstream
+// that echoes what it was sent in its error.
+func echoServer(t *testing.T, prefix string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(prefix))
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
