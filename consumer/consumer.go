@@ -565,7 +565,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 
 	rep, err := c.checkTopics(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
+		if stopped(ctx) {
 			return nil
 		}
 		return err
@@ -587,7 +587,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		kgo.ProducerLinger(5*time.Millisecond),
 	)
 	if err != nil {
-		if ctx.Err() != nil {
+		if stopped(ctx) {
 			return nil // stopped while starting: not "cannot reach Kafka"
 		}
 		return err
@@ -622,7 +622,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	}
 	c.cl, err = kafkaconf.NewClient(ctx, c.cfg.Kafka, groupOpts...)
 	if err != nil {
-		if ctx.Err() != nil {
+		if stopped(ctx) {
 			return nil
 		}
 		return err
@@ -649,6 +649,16 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		return fatal
 	}
 	return nil
+}
+
+// stopped reports whether ctx is done, or past its deadline: a dial that
+// timed out at the deadline can return before ctx's own timer marks it done.
+func stopped(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // checkTopics refuses a pipeline with missing topics or topics that disagree
