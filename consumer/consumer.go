@@ -144,10 +144,10 @@ type Config struct {
 	// ShutdownGrace is how long shutdown and a revoking rebalance wait for
 	// in-flight records before abandoning them (they are redelivered).
 	// Default HandlerTimeout + 1/64 of it + 3s: time for every attempt to
-	// end, by its handler or its deadline, and to be routed. A shorter grace makes the
-	// partition's next owner start an abandoned event while the downstream
-	// may still be working on it: two events of one key at once. The
-	// group's rebalance timeout is ShutdownGrace+50s.
+	// end, by its handler or its deadline, and to be routed. A shorter
+	// grace makes the partition's next owner start an abandoned event
+	// while the downstream may still be working on it: two events of one
+	// key at once. The group's rebalance timeout is ShutdownGrace+50s.
 	ShutdownGrace time.Duration
 	// SessionTimeout is how long the group coordinator waits for a silent
 	// member (a crashed process) before handing its partitions to the

@@ -92,7 +92,7 @@ func LogText(err error) string {
 	s := err.Error()
 	var re *responseError
 	if errors.As(err, &re) && re.snippet != "" {
-		s = strings.Replace(s, re.Error(), re.text+" (response body left out of logs; dlq show has it)", 1)
+		s = strings.Replace(s, re.Error(), re.text+" (response body left out of logs; the retry or dead-letter record has it)", 1)
 	}
 	return headers.Cut(s, headers.MaxErrorLen)
 }
