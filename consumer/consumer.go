@@ -2034,7 +2034,7 @@ func (c *Consumer) shutdown() {
 	c.mu.Unlock()
 
 	if idle != nil {
-		c.log.Info("shutting down: waiting for in-flight events", "in_flight", inFlight, "awaiting_dedup_ack", acking, "grace", c.cfg.ShutdownGrace)
+		c.log.Info("shutting down: waiting for in-flight events", "in_flight", inFlight, "awaiting_dedup_ack", acking, "grace", c.cfg.ShutdownGrace.Round(100*time.Millisecond).String())
 		t := time.NewTimer(c.cfg.ShutdownGrace)
 		select {
 		case <-idle:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -203,7 +204,12 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	resp, err := s.client.Do(req)
 	if err != nil {
 		// Timeouts, refused connections, resets, DNS: all retryable.
-		return fmt.Errorf("POST %s: %w", s.where, scrubURLError(err))
+		err = scrubURLError(err)
+		var unknownCA x509.UnknownAuthorityError
+		if errors.As(err, &unknownCA) {
+			return fmt.Errorf("POST %s: %w (signed by a private CA? give its certificate with --handler-ca or handler.ca_file)", s.where, err)
+		}
+		return fmt.Errorf("POST %s: %w", s.where, err)
 	}
 	// The status decides the outcome. A body that trickles in must not
 	// hold the attempt's slot until its deadline, nor turn a permanent
@@ -249,7 +255,8 @@ func CheckHandlerURL(raw string) error {
 // the value, which is often a secret.
 func CheckHandlerHeader(name, value string) error {
 	if name == "" || strings.IndexFunc(name, func(r rune) bool { return !isTokenRune(r) }) >= 0 {
-		return fmt.Errorf("handler header %q: not a valid header name (letters, digits and !#$%%&'*+-.^_`|~)", headers.Printable(name))
+		// Not quoted: with the colon left out, the "name" holds the value.
+		return errors.New("handler header: the part before ':' is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces): write 'Name: value'")
 	}
 	switch c := http.CanonicalHeaderKey(name); {
 	case c == "Content-Type", c == "Content-Length", c == "Host", c == "Connection", c == "Transfer-Encoding",

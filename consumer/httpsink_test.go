@@ -158,8 +158,8 @@ func TestHTTPSinkTLSWithCAFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	h2, _ := NewHTTPSink(HTTPSinkConfig{URL: srv.URL})
-	if err := h2.Handle(context.Background(), Event{Value: []byte("{}")}); err == nil {
-		t.Fatal("untrusted certificate accepted without the CA file")
+	if err := h2.Handle(context.Background(), Event{Value: []byte("{}")}); err == nil || !strings.Contains(err.Error(), "--handler-ca") {
+		t.Fatalf("untrusted certificate without the CA file: %v, want an error that names --handler-ca", err)
 	}
 }
 

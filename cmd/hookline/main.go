@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/signal"
 	"sort"
@@ -82,6 +83,8 @@ func main() {
 	go func() {
 		<-ctx.Done()
 		stop()
+		// Through the structured log once a command set it up (routeStdLog).
+		log.Print("stopping gracefully; a second signal stops at once (in-flight events are then redelivered)")
 	}()
 	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
 	os.Exit(dispatch(ctx, env, os.Args[1:]))

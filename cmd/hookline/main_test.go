@@ -373,6 +373,10 @@ pipelines:
 		t.Errorf("flags replace the file's headers: %v", p.handlerHeaders)
 	}
 
+	s, err = resolveFor(t, nil, "--insecure-no-auth", "--handler-url", "http://127.0.0.1:1/", "--handler-ca", ca)
+	if err != nil || len(s.warnings) != 1 || !strings.Contains(s.warnings[0], "CA file is not used") {
+		t.Errorf("a CA file for an http handler: %v, warnings %q", err, s.warnings)
+	}
 	if _, err := resolveFor(t, vars, "--config", cfg, "--insecure-no-auth", "--handler-ca", filepath.Join(dir, "nope.pem")); err == nil || !strings.Contains(err.Error(), "nope.pem") {
 		t.Errorf("a missing CA file: %v", err)
 	}
@@ -387,9 +391,11 @@ pipelines:
 			t.Errorf("--handler-header %q: %v, want a usage error naming the flag", bad, err)
 		}
 	}
-	_, err = resolveFor(t, nil, "--insecure-no-auth", "--handler-url", "http://127.0.0.1:1/", "--handler-header", "Authorization: Bearer secret-\x1bvalue")
-	if err == nil || strings.Contains(err.Error(), "secret-") {
-		t.Errorf("a control character in a value: %v, want an error that does not show the value", err)
+	for _, bad := range []string{"Authorization: Bearer secret-\x1bvalue", "X-Api-Key secret-part:tail"} {
+		_, err = resolveFor(t, nil, "--insecure-no-auth", "--handler-url", "http://127.0.0.1:1/", "--handler-header", bad)
+		if err == nil || strings.Contains(err.Error(), "secret-") {
+			t.Errorf("--handler-header %q: %v, want an error that does not show the value", bad, err)
+		}
 	}
 	write(strings.Replace(yaml, "X-Team", "X-Hookline-Source", 1))
 	if _, err := resolveFor(t, map[string]string{"CRM_TOKEN": "x"}, "--config", cfg, "--insecure-no-auth"); err == nil || !strings.Contains(err.Error(), "handler.headers") {

@@ -82,7 +82,7 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 		fs.StringVar(&a.handlerURL, "handler-url", "", "URL the consumer POSTs each event to (the team's service)")
 		fs.DurationVar(&a.handlerTimeout, "handler-timeout", 30*time.Second, "per-attempt handler timeout; overrun = retryable failure")
 		fs.StringVar(&a.handlerCA, "handler-ca", "", "PEM file of the CA(s) trusted for an https --handler-url instead of the system roots (a private CA)")
-		fs.headerVar(&a.handlerHeaders, "handler-header", "header sent with every forwarded request, as 'Name: value' (repeatable; in the environment one per line), e.g. 'Authorization: Bearer …'; never logged")
+		fs.headerVar(&a.handlerHeaders, "handler-header", "header sent with every forwarded request, as 'Name: value' (repeatable; in the environment one per line, the place for a secret: process lists show flags), e.g. 'Authorization: Bearer …'; never logged")
 		fs.StringVar(&a.group, "group", "", "consumer group id (default hookline-<base>)")
 		fs.IntVar(&a.concurrency, "concurrency", 0, "events handled at once per process (0: consumer default)")
 		fs.IntVar(&a.perPartition, "partition-concurrency", 0, "events handled at once per partition (0: consumer default)")
@@ -368,6 +368,9 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		if ps.handlerCA != "" && u&usesConsumer != 0 {
 			if _, err := kafkaconf.CertPool(ps.handlerCA); err != nil {
 				return settings{}, fmt.Errorf("pipeline %s: handler CA file: %w", tc.Base, err)
+			}
+			if ps.handlerURL != "" && !strings.HasPrefix(strings.ToLower(ps.handlerURL), "https://") {
+				s.warnings = append(s.warnings, fmt.Sprintf("pipeline %s: the handler CA file is not used: its handler URL is not https", tc.Base))
 			}
 		}
 		// The flag's headers replace the file's: mixing the two would
