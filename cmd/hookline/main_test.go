@@ -364,6 +364,7 @@ pipelines:
 	}
 
 	vars["HOOKLINE_HANDLER_HEADER"] = "Authorization: Bearer from-env\nX-Other: 1"
+	delete(vars, "CRM_TOKEN") // unset: the headers it is in are replaced
 	s, err = resolveFor(t, vars, "--config", cfg, "--insecure-no-auth")
 	if err != nil {
 		t.Fatal(err)

@@ -288,6 +288,9 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		if u&usesConsumer == 0 {
 			unused |= config.UnusedHandlers
 		}
+		if a.fs.set("handler-header") {
+			unused |= config.UnusedHandlerHeaders // the flag replaces them
+		}
 		f, err := config.LoadFor(a.configPath, env.getenv, unused)
 		if err != nil {
 			return settings{}, err

@@ -102,9 +102,10 @@ func Load(path string, getenv func(string) string) (File, error) {
 type Unused uint8
 
 const (
-	UnusedSources  Unused = 1 << iota // sources[*] (receivers use them)
-	UnusedListen                      // listen (receivers use it)
-	UnusedHandlers                    // pipelines[*].handler (consumers use it)
+	UnusedSources        Unused = 1 << iota // sources[*] (receivers use them)
+	UnusedListen                            // listen (receivers use it)
+	UnusedHandlers                          // pipelines[*].handler (consumers use it)
+	UnusedHandlerHeaders                    // pipelines[*].handler.headers (replaced by --handler-header)
 )
 
 // LoadFor is Load for a command that does not use the parts in unused.
@@ -163,7 +164,7 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 	x := expander{getenv: getenv, unused: unused}
 	x.walk(&doc, "")
 	if len(x.missing) > 0 {
-		return File{}, fmt.Errorf("environment variable(s) referenced but not set: %s: export them or remove the reference", strings.Join(x.missing, ", "))
+		return File{}, fmt.Errorf("environment variable(s) referenced but unset or empty: %s: export them with a value, or remove the reference", strings.Join(x.missing, ", "))
 	}
 	// A typo in a key is an error, not a silent default.
 	if err := knownFields(&doc, reflect.TypeFor[File](), ""); err != nil {
@@ -276,9 +277,10 @@ type expander struct {
 
 // unusedPaths match the values each Unused part covers.
 var unusedPaths = map[Unused]*regexp.Regexp{
-	UnusedSources:  regexp.MustCompile(`^sources(\[|$)`),
-	UnusedListen:   regexp.MustCompile(`^listen$`),
-	UnusedHandlers: regexp.MustCompile(`^pipelines\[\d+\]\.handler(\.|$)`),
+	UnusedSources:        regexp.MustCompile(`^sources(\[|$)`),
+	UnusedListen:         regexp.MustCompile(`^listen$`),
+	UnusedHandlers:       regexp.MustCompile(`^pipelines\[\d+\]\.handler(\.|$)`),
+	UnusedHandlerHeaders: regexp.MustCompile(`^pipelines\[\d+\]\.handler\.headers(\.|$)`),
 }
 
 func (x *expander) isUnused(path string) bool {

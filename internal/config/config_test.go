@@ -231,3 +231,11 @@ func TestTrailingDocuments(t *testing.T) {
 		t.Fatalf("broken second document: %v", err)
 	}
 }
+
+// A variable set to "" counts as missing, and the message says so.
+func TestEmptyVariableIsRefused(t *testing.T) {
+	_, err := Parse([]byte("brokers: [\"${EMPTY}\"]\n"), func(k string) string { return map[string]string{"EMPTY": ""}[k] })
+	if err == nil || !strings.Contains(err.Error(), "unset or empty: EMPTY (at brokers[0], line 1)") {
+		t.Fatalf("a variable set to \"\": %v", err)
+	}
+}
