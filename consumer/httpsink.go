@@ -254,7 +254,7 @@ func CheckHandlerURL(raw string) error {
 // manages), and a value without control characters. The error never shows
 // the value, which is often a secret.
 func CheckHandlerHeader(name, value string) error {
-	if name == "" || strings.IndexFunc(name, func(r rune) bool { return !isTokenRune(r) }) >= 0 {
+	if !headers.ValidHTTPName(name) {
 		// Not quoted: with the colon left out, the "name" holds the value.
 		return errors.New("handler header: the part before ':' is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces): write 'Name: value'")
 	}
@@ -264,15 +264,10 @@ func CheckHandlerHeader(name, value string) error {
 		c == HeaderIdempotencyKey, strings.HasPrefix(c, "X-Hookline-"):
 		return fmt.Errorf("handler header %s: hookline or its HTTP client sets it; choose another name", c)
 	}
-	if strings.ContainsFunc(value, func(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f) }) {
+	if headers.HasHTTPControl(value) {
 		return fmt.Errorf("handler header %s: the value holds a control character (a line break?)", http.CanonicalHeaderKey(name))
 	}
 	return nil
-}
-
-// isTokenRune reports whether r may appear in a header name (RFC 9110 token).
-func isTokenRune(r rune) bool {
-	return r < 0x7f && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r))
 }
 
 // shownURL is raw as an error may show it, quoted: without user info or

@@ -269,7 +269,7 @@ func escapeUnprintable(s string) string {
 	}
 	var b strings.Builder
 	for _, r := range s {
-		if headers.Printable(string(r)) == string(r) {
+		if headers.PrintableRune(r) {
 			b.WriteRune(r)
 			continue
 		}

@@ -1,6 +1,9 @@
 // Package headers names the Kafka record headers hookline writes and reads,
 // and formats their values. Every header is a UTF-8 string prefixed
 // "hookline-" so any Kafka tool (kcat, kafka-console-consumer) can read it.
+// It also holds the header syntax hookline checks and shows: HTTP header
+// names and values (the receiver's verifiers, the forward sink's extra
+// headers) and text made safe for a terminal.
 package headers
 
 import (
@@ -126,16 +129,45 @@ func Cut(s string, n int) string {
 // characters (bidi overrides) and invalid UTF-8. Header values come from
 // senders, downstream services and other tools; hookline dlq prints them.
 func Printable(s string) string {
-	ok := func(r rune) bool { return r == '\n' || r == '\t' || (r != utf8.RuneError && unicode.IsPrint(r)) }
-	if strings.IndexFunc(s, func(r rune) bool { return !ok(r) }) < 0 {
-		return s // valid UTF-8 too: RuneError fails ok
+	if strings.IndexFunc(s, func(r rune) bool { return !PrintableRune(r) }) < 0 {
+		return s // valid UTF-8 too: RuneError is not printable
 	}
 	return strings.Map(func(r rune) rune {
-		if ok(r) {
+		if PrintableRune(r) {
 			return r
 		}
 		return '?'
 	}, s)
+}
+
+// PrintableRune reports whether Printable keeps r (utf8.RuneError, which
+// ranging over invalid UTF-8 yields, is not kept).
+func PrintableRune(r rune) bool {
+	return r == '\n' || r == '\t' || (r != utf8.RuneError && unicode.IsPrint(r))
+}
+
+// ValidHTTPName reports whether s is a valid HTTP header name: a non-empty
+// RFC 9110 token.
+func ValidHTTPName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return s != ""
+}
+
+// HasHTTPControl reports whether s holds a byte no HTTP header value may
+// carry: a control character other than tab, or DEL.
+func HasHTTPControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // Del removes every header named key. It returns the new slice and never

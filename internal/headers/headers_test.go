@@ -16,3 +16,16 @@ func TestPrintable(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPSyntax(t *testing.T) {
+	for s, want := range map[string]bool{"X-Hookline-Secret": true, "a!#$%&'*+-.^_`|~9": true, "": false, "Bad Name": false, "x:y": false, "é": false} {
+		if got := ValidHTTPName(s); got != want {
+			t.Errorf("ValidHTTPName(%q) = %v", s, got)
+		}
+	}
+	for s, want := range map[string]bool{"Bearer a\tb": false, "ü ok": false, "a\nb": true, "a\rb": true, "\x00": true, "del\x7f": true} {
+		if got := HasHTTPControl(s); got != want {
+			t.Errorf("HasHTTPControl(%q) = %v", s, got)
+		}
+	}
+}

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/hookline/hookline/internal/headers"
 )
 
 // Verifier types accepted in Config.Type.
@@ -167,7 +169,7 @@ func (c Config) check() error {
 	if c.Secret == "" {
 		return errors.New("secret is empty")
 	}
-	if c.Header != "" && !validHeaderName(c.Header) {
+	if c.Header != "" && !headers.ValidHTTPName(c.Header) {
 		return fmt.Errorf("header %q is not a valid header name", c.Header)
 	}
 	switch c.Type {
@@ -207,23 +209,10 @@ func headerSafe(s string) error {
 	if strings.TrimSpace(s) != s {
 		return errors.New("starts or ends with whitespace (a trailing newline from a file?); header values cannot carry it")
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return errors.New("contains a control character, which header values cannot carry")
-		}
+	if headers.HasHTTPControl(s) {
+		return errors.New("contains a control character, which header values cannot carry")
 	}
 	return nil
-}
-
-func validHeaderName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
-			continue
-		}
-		return false
-	}
-	return s != ""
 }
 
 func headerOr(h, def string) string {
