@@ -1169,8 +1169,8 @@ func (c *Consumer) handled(l *lane, it *item, now time.Time) {
 // acked records the outcome of a handled record's dedup write: err is nil
 // once the broker acknowledged it, else the lane's work was abandoned. The
 // write starts before handled runs, so the outcome may come first: then
-// handled finishes the record. c.mu is held.
-func (c *Consumer) acked(l *lane, it *item, err error) {
+// handled finishes the record. now is the current time. c.mu is held.
+func (c *Consumer) acked(l *lane, it *item, err error, now time.Time) {
 	if err == nil {
 		l.m.processed.Inc()
 	}
@@ -1185,7 +1185,7 @@ func (c *Consumer) acked(l *lane, it *item, err error) {
 		it.state = stateDone
 		l.dequeue(it)
 		l.advance()
-		c.schedule(l) // the next record of its key and id may start
+		c.scheduleAt(l, now) // the next record of its key and id may start
 	}
 }
 
@@ -1553,11 +1553,12 @@ func (c *Consumer) applyAcks() {
 		batch, c.acks.q = c.acks.q, batch[:0]
 		c.acks.mu.Unlock()
 		c.mu.Lock()
+		now := time.Now() // one clock read per batch
 		for i, ev := range batch {
-			c.acked(ev.l, ev.it, ev.err)
+			c.acked(ev.l, ev.it, ev.err, now)
 			batch[i] = ackEv{}
 		}
-		c.wakeStarved(nil, time.Time{}) // once per batch: acks free MaxUnfinished room
+		c.wakeStarved(nil, now) // once per batch: acks free MaxUnfinished room
 		c.mu.Unlock()
 	}
 }

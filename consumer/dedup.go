@@ -269,7 +269,8 @@ func (d *dedupState) record(ctx context.Context, p int32, id, outcome string) er
 // processedRecord sets rec to the "processed" dedup record of the event
 // whose id is key, read from partition p.
 func (d *dedupState) processedRecord(rec *kgo.Record, p int32, key []byte, now time.Time) {
-	*rec = kgo.Record{Topic: d.topic, Partition: p, Key: key, Value: d.processedValue(now)}
+	// A set timestamp spares the producer a clock read per record.
+	*rec = kgo.Record{Topic: d.topic, Partition: p, Key: key, Value: d.processedValue(now), Timestamp: now}
 }
 
 // processedValue returns dedupValue(outcomeProcessed, now), shared by the
