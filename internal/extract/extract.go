@@ -65,10 +65,11 @@
 //
 // A pointer or built-in field yields an id when it resolves to a string or a
 // number. Numbers are used as written (1.50 stays "1.50"). A string is
-// skipped, as if the field were absent, when it is empty, longer than
-// [MaxIDLength] bytes, not valid UTF-8 (a lone surrogate escape), or contains
-// an ASCII control character: such a value would be a poor Kafka key and an
-// unsafe header or log field.
+// skipped, as if the field were absent, when it is empty or only white
+// space (Unicode), longer than [MaxIDLength] bytes, not valid UTF-8 (a lone
+// surrogate escape), or contains an ASCII control character: such a value
+// would be a poor Kafka key and an unsafe header or log field, and a blank
+// id would make distinct events one for dedup.
 //
 // # Canonical JSON
 //
@@ -95,6 +96,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 )
 
 // Kind is the kind of a webhook source: which built-in rules apply.
@@ -330,6 +332,17 @@ func topicConversation(topic string) (id string, convs bool) {
 	return "", convs
 }
 
+// blank reports whether s is empty or only white space. It stops at the
+// first other rune, so an ordinary id costs one comparison.
+func blank(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
+}
+
 // isUUID reports whether s has the 8-4-4-4-12 hex form Genesys uses for ids
 // (any case, any version).
 func isUUID(s string) bool {
@@ -389,7 +402,7 @@ func (d *doc) id(n int32) string {
 }
 
 func usableID(s string) bool {
-	if s == "" || len(s) > MaxIDLength {
+	if len(s) > MaxIDLength || blank(s) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -237,6 +237,20 @@ func TestShapesAndFallbacks(t *testing.T) {
 				EventID: []string{"/ctl", "/long", "/sur", "/obj", "/ok"}, Key: []string{"/ctl", "/sur"}},
 			shape: ShapeGeneric, conv: "", eventID: "fine",
 		},
+		{
+			// A blank id would make every such event one for dedup.
+			name: "blank ids are skipped",
+			body: `{"sp":" ","nbsp":"\u00a0","mix":" \u2003\u3000","empty":"","id":" x ","conv":"\u00a0c"}`,
+			rules: Rules{Kind: KindGeneric,
+				EventID: []string{"/sp", "/nbsp", "/mix", "/empty", "/id"}, Key: []string{"/sp", "/nbsp", "/conv"}},
+			shape: ShapeGeneric, conv: "\u00a0c", eventID: " x ",
+		},
+		{
+			name:  "a blank Genesys conversationId falls through to the topic",
+			body:  notif("v2.detail.events.conversation."+convID+".user.end", `{"conversationId":"  "}`),
+			rules: genesys, shape: ShapeNotification, conv: convID,
+			topic: "v2.detail.events.conversation." + convID + ".user.end",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
