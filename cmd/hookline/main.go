@@ -9,10 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"os/signal"
 	"sort"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -27,6 +27,20 @@ type environment struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	getenv         func(string) string
+
+	// stopNote, when set, says on the first signal that the command stops
+	// (the long-running ones log it); else noteStop writes a line to stderr.
+	stopNote atomic.Pointer[func()]
+}
+
+// noteStop says, once the first signal arrived, that the command stops and
+// that a second signal stops it at once.
+func (e *environment) noteStop() {
+	if f := e.stopNote.Load(); f != nil {
+		(*f)()
+		return
+	}
+	fmt.Fprintln(e.stderr, "hookline: stopping; a second signal stops at once")
 }
 
 func commands() map[string]command {
@@ -80,13 +94,12 @@ func main() {
 	// The first signal starts a graceful shutdown; a second one stops the
 	// process at once (the signal's default action): its unfinished work is
 	// redelivered, never lost.
+	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
 	go func() {
 		<-ctx.Done()
 		stop()
-		// Through the structured log once a command set it up (routeStdLog).
-		log.Print("stopping gracefully; a second signal stops at once (in-flight events are then redelivered)")
+		env.noteStop()
 	}()
-	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
 	os.Exit(dispatch(ctx, env, os.Args[1:]))
 }
 

@@ -140,6 +140,10 @@ func (a *appFlags) setup(env *environment, args []string, u uses) (*slog.Logger,
 		return nil, settings{}, err
 	}
 	routeStdLog(log)
+	note := func() {
+		log.Info("stopping gracefully; a second signal stops at once (unfinished events are then redelivered)")
+	}
+	env.stopNote.Store(&note)
 	s, err := a.resolve(env, u)
 	if err != nil {
 		return nil, settings{}, err
