@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -220,9 +221,16 @@ func New(cfg Config) (*Receiver, error) {
 		// arrive one by one and each waits for its ack.
 		kgo.ProducerLinger(0),
 		// The ack budget bounds each request; the client must not keep
-		// retrying a record forever after its sender got a 503.
+		// retrying a record forever after its sender got a 503. franz-go
+		// checks this only around produce requests: while the broker is
+		// unreachable, records stay buffered and may still be written
+		// after it is back (a probe saw 90 s), as the 503 allows.
 		kgo.RecordDeliveryTimeout(max(cfg.AckTimeout*4, 10*time.Second)),
 		kgo.MaxBufferedRecords(cfg.MaxInFlight*2),
+		// So that memory stays bounded during an outage too: 2 x
+		// MaxInFlight buffered 1 MiB bodies would be 2 GiB. A full buffer
+		// makes new webhooks wait (their ack budget, then 503), not grow.
+		kgo.MaxBufferedBytes(maxBufferedBytes(cfg.MaxBodyBytes)),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
 	opts = append(opts, cfg.ExtraProducerOpts...)
@@ -235,15 +243,40 @@ func New(cfg Config) (*Receiver, error) {
 	r.ready.Store(&readiness{false, "not checked the broker yet"})
 
 	rt := httprouter.New()
+	// No redirects: a sender posting to /webhooks/x/ would get an empty 307
+	// that many senders do not follow, and a client that follows it (curl
+	// -L, hookline send) would hide the wrong URL. A 404 says what is wrong.
+	rt.RedirectTrailingSlash, rt.RedirectFixedPath = false, false
 	rt.POST("/webhooks/:source", r.webhook)
-	rt.GET("/healthz", r.healthz)
-	rt.GET("/readyz", r.readyz)
+	for _, m := range []string{http.MethodGet, http.MethodHead} { // HEAD: some load balancers' health checks
+		rt.Handle(m, "/healthz", r.healthz)
+		rt.Handle(m, "/readyz", r.readyz)
+	}
 	rt.Handler(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
-	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "no such route: webhooks go to POST /webhooks/<source>")
+	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.metrics.requests.WithLabelValues("unknown", "404").Inc()
+		msg := "no such route: webhooks go to POST /webhooks/<source>"
+		if p := path.Clean("/" + req.URL.Path); p != req.URL.Path {
+			if h, _, _ := rt.Lookup(req.Method, p); h != nil {
+				msg += "; did you mean " + p + "?"
+			}
+		}
+		writeError(w, http.StatusNotFound, msg)
+	})
+	// httprouter has set the Allow header.
+	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.metrics.requests.WithLabelValues("unknown", "405").Inc()
+		writeError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed here; allowed: "+w.Header().Get("Allow"))
 	})
 	r.router = rt
 	return r, nil
+}
+
+// maxBufferedBytes bounds the bytes the producer buffers: 256 MiB, or room
+// for four of the largest records when bodies may be larger (franz-go
+// fails a record larger than the bound at once).
+func maxBufferedBytes(maxBody int64) int {
+	return int(max(256<<20, 4*(maxBody+topics.HeaderRoom)))
 }
 
 // Handler returns the receiver's routes, for mounting in another server.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -25,6 +27,7 @@ import (
 	"github.com/hookline/hookline/internal/extract"
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/internal/verify"
 	"github.com/hookline/hookline/topics"
 )
@@ -267,6 +270,10 @@ func TestBadInput(t *testing.T) {
 	if !bytes.Equal(dlq[0].Value, bad) || headers.Value(dlq[0].Headers, headers.Error) == "" {
 		t.Fatal("DLQ record must keep the body and say why")
 	}
+	var rcpt receiptBody
+	if err := json.Unmarshal(rb, &rcpt); err != nil || !rcpt.DeadLettered || rcpt.Error != headers.Value(dlq[0].Headers, headers.Error) {
+		t.Fatalf("the 202 answer must say why, as the DLQ record does: %s", rb)
+	}
 	if n := h.endOffsetSum(h.names.Base); n != 0 {
 		t.Fatal("malformed body reached the main topic")
 	}
@@ -458,12 +465,12 @@ func TestNewRejectsMisconfiguredSources(t *testing.T) {
 func TestWriteReceiptIsValidJSON(t *testing.T) {
 	for _, id := range []string{"abc123", `quote"back\slash`, "ctl\x01\x1f", "ünï\u2028\U000e0001"} {
 		rec := httptest.NewRecorder()
-		writeReceipt(rec, http.StatusAccepted, "2Dk", id, true)
+		writeReceipt(rec, http.StatusAccepted, "2Dk", id, "why: "+id)
 		var got map[string]any
 		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 			t.Fatalf("%q: invalid JSON %s: %v", id, rec.Body.Bytes(), err)
 		}
-		if got["event_id"] != id || got["receipt"] != "2Dk" || got["dead_lettered"] != true {
+		if got["event_id"] != id || got["receipt"] != "2Dk" || got["dead_lettered"] != true || got["error"] != "why: "+id {
 			t.Fatalf("%q: decoded %v", id, got)
 		}
 	}
@@ -474,4 +481,118 @@ type receiptBody struct {
 	Receipt      string `json:"receipt"`
 	EventID      string `json:"event_id"`
 	DeadLettered bool   `json:"dead_lettered"`
+	Error        string `json:"error"`
+}
+
+// TestSenderHeadersStayBounded: a sender's Content-Type (Go accepts ~1 MiB
+// of headers) must not fill the record's header room. A record that fits
+// the main topic but not a retry or DLQ hop, which adds headers, would stop
+// its partition there. Nor may a long Content-Encoding flood the log.
+func TestSenderHeadersStayBounded(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	h := newHarness(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
+	long := "application/json; x=" + strings.Repeat("b", 64<<10) + "\xff\xfe"
+	for _, tc := range []struct {
+		body     []byte
+		encoding string
+		topic    string
+	}{
+		{extract.Samples()["customer.start.eventbridge"], "", h.names.Base},
+		{[]byte("not json"), strings.Repeat("gzip, ", 30<<10), h.names.DLQ},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/genesys", bytes.NewReader(tc.body))
+		req.Header.Set("Content-Type", long)
+		req.Header.Set("X-Hookline-Secret", testSecret)
+		if tc.encoding != "" {
+			req.Header.Set("Content-Encoding", tc.encoding)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		recs := h.records(tc.topic)
+		r := recs[len(recs)-1]
+		ct := headers.Value(r.Headers, headers.ContentType)
+		if len(ct) > maxContentTypeLen || !utf8.ValidString(ct) || !strings.HasPrefix(ct, "application/json; x=bbb") {
+			t.Errorf("stored content type: %d bytes, valid UTF-8 %v, %.30q", len(ct), utf8.ValidString(ct), ct)
+		}
+		n := 0
+		for _, hd := range r.Headers {
+			n += len(hd.Key) + len(hd.Value)
+		}
+		// What a retry or DLQ hop adds is bounded too (the error text by
+		// headers.MaxErrorLen): together well inside topics.HeaderRoom.
+		if n > 4<<10 {
+			t.Errorf("stored headers take %d bytes", n)
+		}
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if len(line) > 4<<10 {
+			t.Errorf("log line of %d bytes: %.200s", len(line), line)
+		}
+	}
+	if !strings.Contains(logs.String(), "Content-Encoding: gzip, gzip") {
+		t.Errorf("the malformed webhook's log does not name its Content-Encoding:\n%.2000s", logs.String())
+	}
+}
+
+// TestRoutesAnswerPlainly: a near-miss path gets a 404 that names the right
+// one, not an empty redirect a sender may not follow (or follow silently);
+// other methods get a JSON 405; health checks answer HEAD; all are counted.
+func TestRoutesAnswerPlainly(t *testing.T) {
+	h := newHarness(t, nil)
+	body := extract.Samples()["user.end"]
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, path string, body []byte) (*http.Response, map[string]string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, h.url+path, bytes.NewReader(body))
+		req.Header.Set("X-Hookline-Secret", testSecret)
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]string
+		b, _ := io.ReadAll(resp.Body)
+		if method != http.MethodHead && json.Unmarshal(b, &m) != nil {
+			t.Errorf("%s %s: %d with a body that is not JSON: %q", method, path, resp.StatusCode, b)
+		}
+		return resp, m
+	}
+	for _, p := range []string{"/webhooks/genesys/", "//webhooks/genesys", "/webhooks//genesys"} {
+		resp, m := do(http.MethodPost, p, body)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(m["error"], "did you mean /webhooks/genesys?") {
+			t.Errorf("POST %s: %d %q, want 404 naming /webhooks/genesys", p, resp.StatusCode, m["error"])
+		}
+	}
+	if resp, m := do(http.MethodGet, "/webhooks/genesys", nil); resp.StatusCode != http.StatusMethodNotAllowed ||
+		!strings.Contains(resp.Header.Get("Allow"), "POST") || !strings.Contains(m["error"], "allowed: ") {
+		t.Errorf("GET /webhooks/genesys: %d Allow %q %q, want a JSON 405", resp.StatusCode, resp.Header.Get("Allow"), m["error"])
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if resp, _ := do(http.MethodHead, p, nil); resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotFound {
+			t.Errorf("HEAD %s: %d", p, resp.StatusCode)
+		}
+	}
+	if n := h.endOffsetSum(h.names.Base); n != 0 {
+		t.Errorf("%d records stored through wrong paths", n)
+	}
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`hookline_receiver_requests_total{code="404",source="unknown"} 3`,
+		`hookline_receiver_requests_total{code="405",source="unknown"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }

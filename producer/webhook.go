@@ -99,7 +99,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 
 	receipt := ksuid.New().String()
 	now := r.now()
-	contentType := req.Header.Get("Content-Type")
+	contentType := storedContentType(req.Header.Get("Content-Type"))
 	ids, xerr := extract.Extract(body, src.Rules)
 	rec := &kgo.Record{Value: body}
 	var hs []kgo.RecordHeader
@@ -108,7 +108,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	if malformed {
 		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 			// The likely cause, said where the operator looks (dlq show).
-			xerr = fmt.Errorf("%w (the request had Content-Encoding: %s; hookline stores bodies as sent and does not decode them: have the sender send it uncompressed)", xerr, ce)
+			xerr = fmt.Errorf("%w (the request had Content-Encoding: %s; hookline stores bodies as sent and does not decode them: have the sender send it uncompressed)", xerr, headers.Printable(headers.Cut(ce, maxContentTypeLen)))
 		}
 		ids = extract.IDs{EventID: contentHash(body)}
 		rec.Topic = src.Topics.DLQ
@@ -149,27 +149,42 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 
 	acked = true
 	w.Header().Set("X-Hookline-Receipt", receipt)
-	status := http.StatusOK
+	status, why := http.StatusOK, ""
 	if malformed {
 		sm.malformed.Inc()
+		why = headers.Value(hs, headers.Error) // cut as stored
 		r.errs.Log(req.Context(), slog.LevelWarn, "malformed/"+src.Name, "malformed webhook stored in the dead-letter topic",
-			"source", src.Name, "topic", rec.Topic, "event_id", ids.EventID, "reason", xerr.Error())
+			"source", src.Name, "topic", rec.Topic, "event_id", ids.EventID, "reason", why)
 		status = http.StatusAccepted
 	}
-	writeReceipt(w, status, receipt, ids.EventID, malformed)
+	writeReceipt(w, status, receipt, ids.EventID, why)
 	return status
 }
 
-// writeReceipt writes {"receipt":…,"event_id":…[,"dead_lettered":true]}.
-// It is written by hand because it is on every request.
-func writeReceipt(w http.ResponseWriter, status int, receipt, eventID string, deadLettered bool) {
-	b := make([]byte, 0, 64+len(receipt)+len(eventID))
+// maxContentTypeLen bounds the stored Content-Type. Real ones are a few
+// dozen bytes; an unbounded one (Go accepts ~1 MiB of headers) could fill
+// the record's header room, so that the record fits the main topic but not
+// a retry or DLQ hop, which adds headers: its partition would stop there.
+const maxContentTypeLen = 256
+
+// storedContentType is v as hookline-content-type holds it: valid UTF-8 (as
+// every hookline header) and at most maxContentTypeLen bytes.
+func storedContentType(v string) string {
+	return headers.Cut(strings.ToValidUTF8(v, "\uFFFD"), maxContentTypeLen)
+}
+
+// writeReceipt writes {"receipt":…,"event_id":…}, or for a body stored as
+// malformed (malformed is why, non-empty) {…,"dead_lettered":true,
+// "error":malformed}. It is written by hand because it is on every request.
+func writeReceipt(w http.ResponseWriter, status int, receipt, eventID, malformed string) {
+	b := make([]byte, 0, 64+len(receipt)+len(eventID)+len(malformed))
 	b = append(b, `{"receipt":`...)
 	b = appendJSONString(b, receipt)
 	b = append(b, `,"event_id":`...)
 	b = appendJSONString(b, eventID)
-	if deadLettered {
-		b = append(b, `,"dead_lettered":true`...)
+	if malformed != "" {
+		b = append(b, `,"dead_lettered":true,"error":`...)
+		b = appendJSONString(b, malformed)
 	}
 	b = append(b, "}\n"...)
 	h := w.Header()

@@ -35,7 +35,7 @@ const sendExamples = `  # post a built-in Genesys sample with the default source
 
 Exit status: 0 when the receiver acknowledged the request (2xx; a 202 with
 "dead_lettered":true means it was stored in the dead-letter topic as
-malformed, which send notes on stderr), 1 on any other answer or no answer,
+malformed, which send notes on stderr with the receiver's reason), 1 on any other answer or no answer,
 2 for a mistake in the command line.`
 
 func runSend(ctx context.Context, env *environment, args []string) error {
@@ -153,11 +153,12 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 	var receipt struct {
 		EventID      string `json:"event_id"`
 		DeadLettered bool   `json:"dead_lettered"`
+		Error        string `json:"error"`
 	}
 	if json.Unmarshal(rb, &receipt) == nil && receipt.DeadLettered {
 		fmt.Fprintf(env.stderr, "note: the receiver acknowledged the request but stored it in the dead-letter topic as malformed "+
-			"(no event id or key could be extracted with the source's rules); the consumer will not handle it. "+
-			"Inspect it with: hookline dlq show %s\n", cmp.Or(receipt.EventID, "<event id>"))
+			"(%s); the consumer will not handle it. Inspect it with: hookline dlq show %s --brokers <brokers> --base <pipeline>\n",
+			field(cmp.Or(receipt.Error, "the body is not JSON the source's rules can read")), field(cmp.Or(receipt.EventID, "<event id>")))
 	}
 	return nil
 }

@@ -106,14 +106,15 @@ func TestSendNotesDeadLettered(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
-		w.Write([]byte(`{"receipt":"r-2","event_id":"9c1d0b7e4f2a","dead_lettered":true}` + "\n"))
+		w.Write([]byte(`{"receipt":"r-2","event_id":"9c1d0b7e4f2a","dead_lettered":true,"error":"not JSON: invalid character 'o'\u001b[2J"}` + "\n"))
 	}))
 	defer srv.Close()
 	code, out, errOut := call(t, nil, "send", "--url", srv.URL, "--file", "-")
 	if code != 0 || !strings.Contains(out, "202") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
-	if !strings.Contains(errOut, "dead-letter topic as malformed") || !strings.Contains(errOut, "hookline dlq show 9c1d0b7e4f2a") {
+	if !strings.Contains(errOut, "dead-letter topic as malformed (not JSON: invalid character 'o'?[2J)") ||
+		!strings.Contains(errOut, "hookline dlq show 9c1d0b7e4f2a --brokers") {
 		t.Fatalf("no note about the dead letter on stderr: %q", errOut)
 	}
 	// A plain acknowledgement says nothing more.
