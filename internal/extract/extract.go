@@ -93,6 +93,7 @@
 package extract
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -208,6 +209,11 @@ func Extract(body []byte, r Rules) (IDs, error) {
 	}
 	if len(body) == 0 {
 		return IDs{}, malformed("empty body")
+	}
+	if bytes.HasPrefix(body, []byte("\xef\xbb\xbf")) {
+		// RFC 8259 allows refusing it, and the handler gets the body as
+		// sent: many JSON parsers (Go's among them) refuse it too.
+		return IDs{}, malformed("not JSON: the body starts with a UTF-8 byte order mark; have the sender leave it out")
 	}
 	p := parserPool.Get().(*parser)
 	defer p.release()

@@ -304,7 +304,7 @@ func TestMalformed(t *testing.T) {
 		{"raw control char after escape", "{\"a\":\"\\n\x01\"}", "control character", genesys},
 		{"invalid utf-8", "{\"a\":\"\xff\"}", "invalid UTF-8", genesys},
 		{"invalid utf-8 after escape", "{\"a\":\"\\n\xc3\"}", "invalid UTF-8", genesys},
-		{"bom", "\xef\xbb\xbf{}", "not JSON", genesys},
+		{"bom", "\xef\xbb\xbf{}", "byte order mark", genesys},
 		{"duplicate key", `{"id":"1","x":2,"id":"2"}`, `duplicate key "id"`, KindGeneric.rules()},
 		{"duplicate key via escape", `{"id":"1","\u0069d":"2"}`, `duplicate key "id"`, genesys},
 		{"eventbridge detail string", `{"id":"1","detail-type":"t","source":"s","detail":"{}"}`, "detail is a string", genesys},
