@@ -2,8 +2,10 @@ package dlq
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -636,5 +638,134 @@ func TestListTakesEventIDPrefixes(t *testing.T) {
 		if err != nil || !slices.Equal(got, c.want) {
 			t.Errorf("--event-id %q: %v (%v), want %v", c.refs, got, err, c.want)
 		}
+	}
+}
+
+// holdProduce makes the broker hold every produce request that writes to
+// partition part while hold is set, until release is closed, and then drop
+// it: the writes are never acknowledged, and the client hears nothing back
+// while the replay waits.
+func (e *env) holdProduce(part int32, hold *atomic.Bool, release <-chan struct{}) {
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		hit := false
+		for _, t := range req.(*kmsg.ProduceRequest).Topics {
+			for _, p := range t.Partitions {
+				hit = hit || p.Partition == part
+			}
+		}
+		if !hold.Load() || !hit {
+			return nil, nil, false
+		}
+		e.cluster.SleepControl(func() { <-release })
+		return nil, errors.New("held write dropped"), true
+	})
+}
+
+// TestReplayStopIsNeverPastAnUnacknowledgedWrite: the broker never answers
+// the writes of partition 1. The replay must not go on as if they were
+// written: it stops at the first of them (not at a position after them),
+// reports nothing after it returned, and a replay resumed from the printed
+// position writes every dead letter exactly once overall.
+func TestReplayStopIsNeverPastAnUnacknowledgedWrite(t *testing.T) {
+	e := newEnv(t, 3)
+	var ds []dl
+	for p := range int32(3) {
+		for i := range 5 {
+			ds = append(ds, dl{part: p, id: string(rune('a'+p)) + string(rune('0'+i)), conv: "c", class: "exhausted"})
+		}
+	}
+	e.put(ds...)
+	var hold atomic.Bool
+	hold.Store(true)
+	release := make(chan struct{})
+	defer close(release)
+	e.holdProduce(1, &hold, release)
+
+	var mu sync.Mutex
+	var steps []Step
+	returned := false
+	cfg := ReplayConfig{DLQ: e.names.DLQ, Dedup: e.names.Dedup, To: e.names.Base, DeliveryTimeout: time.Second,
+		OnStep: func(s Step) {
+			mu.Lock()
+			defer mu.Unlock()
+			if returned {
+				t.Errorf("step %s %s reported after Replay returned", s.Action, s.Pos)
+			}
+			steps = append(steps, s)
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := e.cl.Replay(ctx, cfg)
+	mu.Lock()
+	returned = true
+	mu.Unlock()
+	if err == nil || res.Stopped == nil {
+		t.Fatalf("want a stop: %+v %v", res, err)
+	}
+	t.Logf("stopped at %s, %d replayed (%d after the stop): %v", res.Stopped, res.Replayed, res.ReplayedAfterStop, err)
+	if *res.Stopped != (Position{1, 0}) || res.Replayed != 5 || res.ReplayedAfterStop != 0 {
+		t.Fatalf("stopped at %s with %d replayed (%d after the stop); want 1:0, the first unacknowledged write, with 5", res.Stopped, res.Replayed, res.ReplayedAfterStop)
+	}
+	if !strings.Contains(err.Error(), "did not acknowledge") {
+		t.Errorf("error does not say the broker did not answer: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // a late callback would report now
+	mu.Lock()
+	for i := 1; i < len(steps); i++ {
+		if !steps[i-1].Pos.Less(steps[i].Pos) {
+			t.Errorf("steps out of DLQ order: %s before %s", steps[i-1].Pos, steps[i].Pos)
+		}
+	}
+	mu.Unlock()
+
+	hold.Store(false)
+	stop := *res.Stopped
+	res2, _, err := e.replay(ReplayConfig{ResumeFrom: &stop})
+	if err != nil || res2.Stopped != nil || res2.Replayed != 10 {
+		t.Fatalf("resume from %s: %+v %v", stop, res2, err)
+	}
+	written := map[string]int{}
+	for _, r := range e.read(e.names.Base) {
+		written[headers.Value(r.Headers, headers.ReplayedFrom)]++
+	}
+	for _, r := range e.read(e.names.DLQ) {
+		if n := written[ReplayedFrom(r.Topic, r.Partition, r.Offset)]; n != 1 {
+			t.Errorf("%d:%d replayed %d times overall, want once", r.Partition, r.Offset, n)
+		}
+	}
+}
+
+// Skips are known at once, writes only when the broker answers: steps are
+// still reported in DLQ order (replay --verbose prints them as they come).
+func TestReplayReportsStepsInDLQOrder(t *testing.T) {
+	e := newEnv(t, 1)
+	e.put(
+		dl{id: "w1", conv: "c", class: "exhausted"},
+		dl{id: "p1", conv: "c", class: "exhausted"},
+		dl{id: "w2", conv: "c", class: "exhausted"},
+		dl{id: "p2", conv: "c", class: "exhausted"},
+	)
+	e.dedup(0, "p1", "processed", time.Now())
+	e.dedup(0, "p2", "processed", time.Now())
+	e.cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		e.cluster.SleepControl(func() { time.Sleep(100 * time.Millisecond) }) // a slow acknowledgement
+		return nil, nil, false
+	})
+	res, steps, err := e.replay(ReplayConfig{})
+	if err != nil || res.Replayed != 2 || res.SkippedProcessed != 2 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	var got []string
+	for i, s := range steps {
+		got = append(got, s.Pos.String()+" "+s.Action.String())
+		if s.Done != i+1 {
+			t.Errorf("step %d says done %d", i, s.Done)
+		}
+	}
+	want := []string{"0:0 replayed", "0:1 skipped: already processed", "0:2 replayed", "0:3 skipped: already processed"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("steps %q, want %q", got, want)
 	}
 }

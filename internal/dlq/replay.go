@@ -141,8 +141,9 @@ type ReplayConfig struct {
 
 	// OnPlan is called once the selection is known (before any write).
 	OnPlan func(Plan)
-	// OnStep is called for each selected dead letter as it finishes, from
-	// one goroutine at a time.
+	// OnStep is called for each selected dead letter once it and every
+	// dead letter before it finished (so in the order of pass 3), from one
+	// goroutine at a time, and never after Replay returned.
 	OnStep func(Step)
 }
 
@@ -196,8 +197,10 @@ type candidate struct {
 //     acknowledged before the next partition starts.
 //
 // The dead-letter topic is never written to. On a write failure (or when
-// ctx is done) Replay stops issuing writes, waits for those in flight, and
-// returns an error with Result.Stopped set.
+// ctx is done) Replay stops issuing writes, waits for the outcome of those
+// in flight (closing its producer when the broker has not answered within
+// the delivery timeout and a slack, which fails them), and returns an error
+// with Result.Stopped set to the lowest selected position not acknowledged.
 func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	var res Result
 	if err := cfg.Filter.Validate(); err != nil {
@@ -426,39 +429,88 @@ func (c *Client) processed(ctx context.Context, topic string, cands []candidate)
 	return out, nil
 }
 
+// flushSlack is how much longer than the delivery timeout a replay waits
+// for the acknowledgements of a partition's writes: the timeout fails a
+// record only between attempts, not while a produce request is in flight.
+const flushSlack = 5 * time.Second
+
+// closeWait bounds the wait for the outcomes of the writes the producer
+// fails when it is closed (its callbacks run on another goroutine).
+const closeWait = 10 * time.Second
+
+// errNoOutcome is the error of a write whose outcome never came.
+var errNoOutcome = errors.New("no outcome from the producer: the record may or may not have been written")
+
 // replayer is pass 3 of one replay.
 type replayer struct {
-	c           *Client
-	cfg         ReplayConfig
-	res         *Result
-	processed   map[dedupKey]time.Time
-	replayedIDs map[string]bool // event ids written in this run
+	c         *Client
+	cfg       ReplayConfig
+	res       *Result
+	processed map[dedupKey]time.Time
+	// replayedIDs are the event ids written in this run.
+	replayedIDs map[string]bool
 
-	mu      sync.Mutex // guards the fields below and OnStep calls
-	done    int
-	failed  *Position // lowest failed position
-	failErr error
-	acked   []Position // replayed positions, for ReplayedAfterStop
+	prod      *kgo.Client // nil in a dry run
+	closeOnce sync.Once
+	inflight  sync.WaitGroup // writes whose produce callback has not run
+	timedOut  error          // set by settle when the broker did not answer in time
+
+	mu sync.Mutex // guards the fields below and OnStep calls
+	// queue holds the steps not reported yet, in DLQ order. A step is
+	// reported once it and every step before it are known, so OnStep sees
+	// the dead letters in the order they were read, whenever their writes
+	// are acknowledged.
+	queue    []*slot
+	done     int
+	failed   *Position // lowest failed position
+	failErr  error
+	acked    []Position // replayed positions, for ReplayedAfterStop
+	finished bool       // finish ran: nothing is reported any more
 }
 
-func (r *replayer) step(s Step) {
+// slot is one selected dead letter's step: known, or awaiting the outcome
+// of its write.
+type slot struct {
+	s     Step
+	known bool
+}
+
+// add queues a step whose outcome is known.
+func (r *replayer) add(s Step) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.stepLocked(s)
+	r.queue = append(r.queue, &slot{s: s, known: true})
+	r.noteLocked(s)
+	r.reportLocked()
 }
 
-func (r *replayer) stepLocked(s Step) {
-	r.done++
+// await queues the step of a write about to be issued; resolve completes it.
+func (r *replayer) await(l *Letter) *slot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sl := &slot{s: Step{Action: Failed, Letter: l, Pos: l.Pos(), Err: errNoOutcome}}
+	r.queue = append(r.queue, sl)
+	return sl
+}
+
+// resolve records the outcome of a write.
+func (r *replayer) resolve(sl *slot, s Step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return
+	}
+	sl.s, sl.known = s, true
+	r.noteLocked(s)
+	r.reportLocked()
+}
+
+// noteLocked tracks failures and acknowledgements as soon as they are
+// known (a report may wait for an earlier write).
+func (r *replayer) noteLocked(s Step) {
 	switch s.Action {
 	case Replayed, WouldReplay:
-		r.res.Replayed++
 		r.acked = append(r.acked, s.Pos)
-	case SkippedProcessed:
-		r.res.SkippedProcessed++
-	case SkippedDuplicate:
-		r.res.SkippedDuplicate++
-	case SkippedGone:
-		r.res.SkippedGone++
 	case Failed:
 		if r.failed == nil || s.Pos.Less(*r.failed) {
 			p := s.Pos
@@ -466,10 +518,31 @@ func (r *replayer) stepLocked(s Step) {
 			r.failErr = s.Err
 		}
 	}
-	s.Done, s.Total = r.done, r.res.Selected
-	if r.cfg.OnStep != nil {
-		r.cfg.OnStep(s)
+}
+
+// reportLocked counts and reports the known steps at the head of the queue.
+func (r *replayer) reportLocked() {
+	n := 0
+	for ; n < len(r.queue) && r.queue[n].known; n++ {
+		s := r.queue[n].s
+		r.done++
+		switch s.Action {
+		case Replayed, WouldReplay:
+			r.res.Replayed++
+		case SkippedProcessed:
+			r.res.SkippedProcessed++
+		case SkippedDuplicate:
+			r.res.SkippedDuplicate++
+		case SkippedGone:
+			r.res.SkippedGone++
+		}
+		s.Done, s.Total = r.done, r.res.Selected
+		if r.cfg.OnStep != nil {
+			r.cfg.OnStep(s)
+		}
 	}
+	clear(r.queue[:n])
+	r.queue = r.queue[n:]
 }
 
 func (r *replayer) hasFailed() bool {
@@ -478,8 +551,43 @@ func (r *replayer) hasFailed() bool {
 	return r.failed != nil
 }
 
+func (r *replayer) closeProducer() {
+	if r.prod != nil {
+		r.closeOnce.Do(r.prod.Close)
+	}
+}
+
+// settle waits until the outcome of every write issued so far is known. It
+// flushes the producer; when the broker has not answered within the
+// delivery timeout and flushSlack, it closes the producer, which fails the
+// writes still in flight, and waits for those failures to be recorded. So
+// a stop position is never chosen while a write before it is in flight.
+func (r *replayer) settle() error {
+	if r.prod == nil || r.timedOut != nil {
+		return r.timedOut
+	}
+	budget := cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout) + flushSlack
+	fctx, cancel := context.WithTimeout(context.Background(), budget)
+	err := r.prod.Flush(fctx)
+	cancel()
+	if err == nil {
+		return nil // every callback has run: franz-go calls them before Flush returns
+	}
+	r.timedOut = fmt.Errorf("the broker did not acknowledge every write to %s within %s (is Kafka reachable? --delivery-timeout sets the wait)", r.cfg.To, budget)
+	r.closeProducer()
+	waited := make(chan struct{})
+	go func() {
+		r.inflight.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-time.After(closeWait):
+	}
+	return r.timedOut
+}
+
 func (r *replayer) run(ctx context.Context, cands []candidate) error {
-	var prod *kgo.Client
 	if !r.cfg.DryRun {
 		timeout := cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout)
 		// franz-go's default batch limit (1,000,012 bytes) is below what a
@@ -492,7 +600,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			// 1 MiB would then fail, with the broker's message.
 			limit = topics.FranzDefaultBatchMaxBytes
 		}
-		prod, err = kafkaconf.NewClient(ctx, r.c.kc,
+		r.prod, err = kafkaconf.NewClient(ctx, r.c.kc,
 			kgo.ProducerBatchMaxBytes(limit),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes are franz-go's default
@@ -502,7 +610,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 		if err != nil {
 			return err
 		}
-		defer prod.Close()
+		defer r.closeProducer()
 	}
 	pace := newPacer(r.cfg.Rate)
 	if r.cfg.DryRun {
@@ -525,7 +633,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 		sp := map[int32]span{part: {offsets[0].pos.Offset, offsets[len(offsets)-1].pos.Offset + 1}}
 		err := r.c.scan(ctx, r.cfg.DLQ, sp, func(rec *kgo.Record) error {
 			for next < len(offsets) && offsets[next].pos.Offset < rec.Offset {
-				r.step(Step{Action: SkippedGone, Pos: offsets[next].pos})
+				r.add(Step{Action: SkippedGone, Pos: offsets[next].pos})
 				next++
 			}
 			if next >= len(offsets) {
@@ -543,17 +651,17 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			l := FromRecord(rec)
 			if id := l.EventID; id != "" {
 				if at, ok := r.processed[dedupKey{l.Partition, id}]; ok {
-					r.step(Step{Action: SkippedProcessed, Letter: &l, Pos: l.Pos(), ProcessedAt: at})
+					r.add(Step{Action: SkippedProcessed, Letter: &l, Pos: l.Pos(), ProcessedAt: at})
 					return nil
 				}
 				if r.replayedIDs[id] {
-					r.step(Step{Action: SkippedDuplicate, Letter: &l, Pos: l.Pos()})
+					r.add(Step{Action: SkippedDuplicate, Letter: &l, Pos: l.Pos()})
 					return nil
 				}
 				r.replayedIDs[id] = true
 			}
 			if r.cfg.DryRun {
-				r.step(Step{Action: WouldReplay, Letter: &l, Pos: l.Pos()})
+				r.add(Step{Action: WouldReplay, Letter: &l, Pos: l.Pos()})
 				return nil
 			}
 			if err := pace.wait(ctx); err != nil {
@@ -572,12 +680,15 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			// The callback gets a summary: the payload is not needed after
 			// the write and must not be kept alive by the reporter.
 			sum := summary(l)
-			prod.Produce(wctx, out, func(_ *kgo.Record, err error) {
+			sl := r.await(&sum)
+			r.inflight.Add(1)
+			r.prod.Produce(wctx, out, func(_ *kgo.Record, err error) {
+				defer r.inflight.Done()
 				if err != nil {
-					r.step(Step{Action: Failed, Letter: &sum, Pos: sum.Pos(), Err: err})
+					r.resolve(sl, Step{Action: Failed, Letter: &sum, Pos: sum.Pos(), Err: err})
 					return
 				}
-				r.step(Step{Action: Replayed, Letter: &sum, Pos: sum.Pos()})
+				r.resolve(sl, Step{Action: Replayed, Letter: &sum, Pos: sum.Pos()})
 			})
 			return nil
 		})
@@ -595,21 +706,23 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 				interrupted = ctx.Err()
 				break
 			}
-			return r.finish(prod, fmt.Errorf("read %s partition %d: %w", r.cfg.DLQ, part, err), stopAt)
-		}
-		// Finish the partition before starting the next, so a failure stops
-		// the replay at an exact partition-major position.
-		if prod != nil {
-			fctx, cancel := context.WithTimeout(wctx, cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout)+5*time.Second)
-			_ = prod.Flush(fctx) // a timeout here surfaces in finish
-			cancel()
+			return r.finish(fmt.Errorf("read %s partition %d: %w", r.cfg.DLQ, part, err), stopAt)
 		}
 		// Selected records the scan never reached were deleted meanwhile
 		// (or lie beyond a truncated log end).
 		if stopAt == nil {
 			for ; next < len(offsets); next++ {
-				r.step(Step{Action: SkippedGone, Pos: offsets[next].pos})
+				r.add(Step{Action: SkippedGone, Pos: offsets[next].pos})
 			}
+		}
+		// Finish the partition before starting the next, so a failure stops
+		// the replay at an exact partition-major position: no write of a
+		// later partition is issued while one of this partition may fail.
+		if err := r.settle(); err != nil {
+			if stopAt == nil && j < len(cands) {
+				stopAt = &cands[j].pos
+			}
+			return r.finish(err, stopAt)
 		}
 		i = j
 	}
@@ -617,31 +730,40 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 	if interrupted != nil && stopAt != nil { // else everything was issued before the interrupt
 		why = fmt.Errorf("interrupted: %w", interrupted)
 	}
-	return r.finish(prod, why, stopAt)
+	return r.finish(why, stopAt)
 }
 
-// finish waits for the writes in flight and turns failures into the error
-// and Result.Stopped.
-func (r *replayer) finish(prod *kgo.Client, why error, stopAt *Position) error {
-	if prod != nil {
-		fctx, cancel := context.WithTimeout(context.Background(), cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout)+5*time.Second)
-		defer cancel()
-		if err := prod.Flush(fctx); err != nil && why == nil {
-			why = fmt.Errorf("waiting for acknowledgements: %w", err)
-		}
+// finish waits for the outcome of every write issued (see settle) and turns
+// failures into the error and Result.Stopped: the lowest selected position
+// whose write was not acknowledged, or stopAt, the first one not issued,
+// whichever comes first. Nothing is reported after finish returns.
+func (r *replayer) finish(why error, stopAt *Position) error {
+	if err := r.settle(); err != nil && why == nil {
+		why = err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// A write whose callback did not come even after the producer was
+	// closed is not known to be replayed.
+	for _, sl := range r.queue {
+		if !sl.known {
+			sl.known = true
+			r.noteLocked(sl.s)
+		}
+	}
+	r.reportLocked()
+	r.finished = true
 	stop := stopAt
 	if r.failed != nil && (stop == nil || r.failed.Less(*stop)) {
 		stop = r.failed
-		why = fmt.Errorf("write to %s failed: %w", r.cfg.To, r.failErr)
+		// When the producer was closed for want of an answer, its
+		// failures say "client closed": the timeout is the reason.
+		if r.timedOut == nil || !(errors.Is(r.failErr, kgo.ErrClientClosed) || errors.Is(r.failErr, errNoOutcome)) {
+			why = fmt.Errorf("write to %s failed: %w", r.cfg.To, r.failErr)
+		}
 	}
 	if stop == nil {
-		if why != nil {
-			return why
-		}
-		return nil
+		return why
 	}
 	if why == nil {
 		why = errors.New("stopped")
