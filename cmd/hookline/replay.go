@@ -181,7 +181,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 			prog.printf(env.stdout, "skip %s event %s: already processed at %s (--force replays it anyway)\n",
 				s.Pos, field(s.Letter.EventID), headers.FormatTime(s.ProcessedAt))
 		case dlq.SkippedDuplicate:
-			prog.printf(env.stdout, "skip %s event %s: replayed from an earlier dead letter in this run\n", s.Pos, field(s.Letter.EventID))
+			prog.printf(env.stdout, "skip %s event %s: a newer dead letter of this event is replayed instead\n", s.Pos, field(s.Letter.EventID))
 		case dlq.SkippedGone:
 			prog.printf(env.stdout, "skip %s: deleted by retention before it could be replayed\n", s.Pos)
 		case dlq.Replayed:
@@ -217,7 +217,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		details = append(details, fmt.Sprintf("%d already processed", res.SkippedProcessed))
 	}
 	if res.SkippedDuplicate > 0 {
-		details = append(details, fmt.Sprintf("%d duplicate event id", res.SkippedDuplicate))
+		details = append(details, fmt.Sprintf("%d older dead letter(s) of the same event id", res.SkippedDuplicate))
 	}
 	if res.SkippedGone > 0 {
 		details = append(details, fmt.Sprintf("%d deleted by retention", res.SkippedGone))
@@ -296,7 +296,7 @@ func (n *dryRunNotes) print(w io.Writer) {
 		}
 	}
 	if n.duplicate {
-		fmt.Fprintln(w, "skip (duplicate): an earlier dead letter of the same event id is replayed in this run")
+		fmt.Fprintln(w, "skip (duplicate): a newer dead letter of the same event id is replayed instead (it has the latest error and replay count)")
 	}
 	if n.gone {
 		fmt.Fprintln(w, "skip (gone): deleted by retention before it could be read again")

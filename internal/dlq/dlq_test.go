@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -375,7 +376,8 @@ func TestReplaySameEventOnceAndDryRun(t *testing.T) {
 	if err != nil || res.Replayed != 2 || res.SkippedDuplicate != 1 {
 		t.Fatalf("dry run: %+v %v", res, err)
 	}
-	if steps[0].Action != WouldReplay || steps[2].Action != SkippedDuplicate || steps[2].Pos != (Position{0, 2}) {
+	// The newest dead letter of "twice" (0:2) is the one replayed.
+	if steps[0].Action != SkippedDuplicate || steps[0].Pos != (Position{0, 0}) || steps[2].Action != WouldReplay {
 		t.Fatalf("steps %+v", steps)
 	}
 	if after := e.ends(e.names.Base); !mapsEqual(after, before) {
@@ -385,8 +387,48 @@ func TestReplaySameEventOnceAndDryRun(t *testing.T) {
 	if err != nil || res.Replayed != 2 || res.SkippedDuplicate != 1 {
 		t.Fatalf("replay: %+v %v", res, err)
 	}
-	if ids := eventIDs(e.read(e.names.Base)); !slices.Equal(ids, []string{"twice", "other"}) {
+	if ids := eventIDs(e.read(e.names.Base)); !slices.Equal(ids, []string{"other", "twice"}) {
 		t.Fatalf("main: %v", ids)
+	}
+}
+
+// An event that fails again after a replay gets a newer dead letter: the
+// next replay uses it, so hookline-replay-count goes 1, 2, 3 and
+// hookline-replayed-from points at the latest failure, as dlq show --raw
+// picks it. Older dead letters of the event are reported as duplicates,
+// also in a limited or resumed replay.
+func TestReplayUsesNewestDeadLetterOfAnEvent(t *testing.T) {
+	e := newEnv(t, 1)
+	start := time.Now().Add(-time.Hour)
+	e.put(dl{id: "ev", conv: "c", class: "exhausted", at: start})
+	for n := 1; n <= 3; n++ {
+		res, steps, err := e.replay(ReplayConfig{Filter: Filter{EventIDs: []string{"ev"}}})
+		if err != nil || res.Replayed != 1 || res.SkippedDuplicate != n-1 {
+			t.Fatalf("replay %d: %+v %v", n, res, err)
+		}
+		main := e.read(e.names.Base)
+		last := main[len(main)-1]
+		newest := int64(n - 1) // the dead letter written after replay n-1
+		if got := headers.Value(last.Headers, headers.ReplayCount); got != strconv.Itoa(n) {
+			t.Errorf("replay %d: hookline-replay-count %s, want %d", n, got, n)
+		}
+		if got, want := headers.Value(last.Headers, headers.ReplayedFrom), ReplayedFrom(e.names.DLQ, 0, newest); got != want {
+			t.Errorf("replay %d: hookline-replayed-from %s, want %s", n, got, want)
+		}
+		if s := steps[len(steps)-1]; s.Action != Replayed || s.Pos.Offset != newest {
+			t.Errorf("replay %d: last step %s %s", n, s.Action, s.Pos)
+		}
+		// The consumer fails it again: a newer dead letter, count n.
+		e.put(dl{id: "ev", conv: "c", class: "permanent", at: start.Add(time.Duration(n) * time.Minute), replays: n})
+	}
+	// --limit 1 and --resume-from pick the newest too.
+	res, steps, err := e.replay(ReplayConfig{Limit: 1, DryRun: true})
+	if err != nil || res.Replayed != 1 || steps[len(steps)-1].Pos.Offset != 3 {
+		t.Fatalf("limit 1: %+v %+v %v", res, steps, err)
+	}
+	res, steps, err = e.replay(ReplayConfig{ResumeFrom: &Position{0, 2}, DryRun: true})
+	if err != nil || res.Replayed != 1 || res.SkippedDuplicate != 1 || steps[1].Pos.Offset != 3 || steps[1].Action != WouldReplay {
+		t.Fatalf("resume from 0:2: %+v %+v %v", res, steps, err)
 	}
 }
 

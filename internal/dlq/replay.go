@@ -82,7 +82,7 @@ const (
 	Replayed         Action = iota // written to the target and acknowledged
 	WouldReplay                    // dry run: would be written
 	SkippedProcessed               // the dedup state says the event was processed
-	SkippedDuplicate               // the same event id was replayed earlier in this run
+	SkippedDuplicate               // a newer dead letter of the same event id is replayed instead
 	SkippedGone                    // deleted by retention between selecting and replaying
 	Failed                         // the broker did not acknowledge it
 )
@@ -96,7 +96,7 @@ func (a Action) String() string {
 	case SkippedProcessed:
 		return "skipped: already processed"
 	case SkippedDuplicate:
-		return "skipped: same event id replayed earlier in this run"
+		return "skipped: a newer dead letter of the same event id is replayed instead"
 	case SkippedGone:
 		return "skipped: deleted by retention"
 	case Failed:
@@ -180,6 +180,39 @@ type candidate struct {
 	pos Position
 	t   int64 // unix ms of Letter.Time
 	id  string
+	// dup: a newer matching dead letter of the same event id exists; it is
+	// the one replayed.
+	dup bool
+}
+
+// newer orders candidates as dlq show does: by Letter.Time, then position.
+func newer(a, b candidate) int {
+	return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.pos.Partition, b.pos.Partition), cmp.Compare(a.pos.Offset, b.pos.Offset))
+}
+
+// markDuplicates marks every candidate but the newest of each event id.
+// The newest dead letter of an event carries its latest error and replay
+// count, so replaying it continues hookline-replay-count and points
+// hookline-replayed-from at the latest failure; the older ones are reported
+// as duplicates.
+func markDuplicates(cands []candidate) map[string]Position {
+	newest := map[string]int{}
+	for i, cd := range cands {
+		if cd.id == "" {
+			continue
+		}
+		if j, ok := newest[cd.id]; !ok || newer(cd, cands[j]) > 0 {
+			newest[cd.id] = i
+		}
+	}
+	out := make(map[string]Position, len(newest))
+	for i := range cands {
+		if j, ok := newest[cands[i].id]; ok {
+			cands[i].dup = j != i
+			out[cands[i].id] = cands[j].pos
+		}
+	}
+	return out
 }
 
 // Replay republishes the dead letters selected by cfg. It works in passes,
@@ -192,8 +225,9 @@ type candidate struct {
 //     oldest matches up to the Limit-th that would be written;
 //  3. per partition in ascending order, read the selected records again and
 //     write each to cfg.To (same key and partition number; idempotent
-//     producer, acks=all), paced by Rate, skipping processed events and
-//     event ids already replayed in this run; a partition's writes are
+//     producer, acks=all), paced by Rate, skipping processed events and,
+//     of an event id with several matching dead letters, all but the newest
+//     (by Letter.Time, as dlq show --raw picks); a partition's writes are
 //     acknowledged before the next partition starts.
 //
 // The dead-letter topic is never written to. On a write failure (or when
@@ -260,6 +294,9 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	if cands, err = narrowEventIDs(cfg.DLQ, refs, named, cands); err != nil {
 		return res, err
 	}
+	// Before ResumeFrom and Limit, so a resumed or limited replay picks
+	// the same dead letter of an event as a whole one.
+	newest := markDuplicates(cands)
 	res.Matched = len(cands)
 	if rf := cfg.ResumeFrom; rf != nil {
 		cands = slices.DeleteFunc(cands, func(c candidate) bool { return c.pos.Less(*rf) })
@@ -278,17 +315,13 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	// letters before the limit is reached are selected (and reported), the
 	// rest is not.
 	if cfg.Limit > 0 {
-		slices.SortFunc(cands, func(a, b candidate) int {
-			return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.pos.Partition, b.pos.Partition), cmp.Compare(a.pos.Offset, b.pos.Offset))
-		})
-		seen := map[string]bool{}
+		slices.SortFunc(cands, newer)
 		n := 0
 		for i, cd := range cands {
-			writable := true
-			if cd.id != "" {
+			writable := !cd.dup
+			if cd.id != "" && writable {
 				_, done := processed[dedupKey{cd.pos.Partition, cd.id}]
-				writable = !done && !seen[cd.id]
-				seen[cd.id] = true
+				writable = !done
 			}
 			if writable {
 				if n++; n == cfg.Limit {
@@ -297,6 +330,13 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 				}
 			}
 		}
+		// An older dead letter is reported as a duplicate only in the run
+		// that replays the newest (which sorts after it).
+		kept := map[Position]bool{}
+		for _, cd := range cands {
+			kept[cd.pos] = true
+		}
+		cands = slices.DeleteFunc(cands, func(cd candidate) bool { return cd.dup && !kept[newest[cd.id]] })
 	}
 	slices.SortFunc(cands, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(a.pos.Partition, b.pos.Partition), cmp.Compare(a.pos.Offset, b.pos.Offset))
@@ -316,7 +356,7 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	}
 
 	// Pass 3: replay, partition by partition.
-	r := &replayer{c: c, cfg: cfg, res: &res, processed: processed, replayedIDs: map[string]bool{}}
+	r := &replayer{c: c, cfg: cfg, res: &res, processed: processed}
 	return res, r.run(ctx, cands)
 }
 
@@ -447,8 +487,6 @@ type replayer struct {
 	cfg       ReplayConfig
 	res       *Result
 	processed map[dedupKey]time.Time
-	// replayedIDs are the event ids written in this run.
-	replayedIDs map[string]bool
 
 	prod      *kgo.Client // nil in a dry run
 	closeOnce sync.Once
@@ -642,6 +680,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			if offsets[next].pos.Offset != rec.Offset {
 				return nil
 			}
+			cd := offsets[next]
 			next++
 			if r.hasFailed() {
 				p := Position{rec.Partition, rec.Offset}
@@ -654,11 +693,10 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 					r.add(Step{Action: SkippedProcessed, Letter: &l, Pos: l.Pos(), ProcessedAt: at})
 					return nil
 				}
-				if r.replayedIDs[id] {
-					r.add(Step{Action: SkippedDuplicate, Letter: &l, Pos: l.Pos()})
-					return nil
-				}
-				r.replayedIDs[id] = true
+			}
+			if cd.dup {
+				r.add(Step{Action: SkippedDuplicate, Letter: &l, Pos: l.Pos()})
+				return nil
 			}
 			if r.cfg.DryRun {
 				r.add(Step{Action: WouldReplay, Letter: &l, Pos: l.Pos()})
