@@ -4,9 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +25,8 @@ type flagSet struct {
 	env      *environment
 	explicit map[string]bool // set on the command line or from the environment
 	checks   []func() error  // run by parse once every value is in
+	// printUsage writes the --help text to stdout.
+	printUsage func()
 }
 
 // envName is the environment variable that sets flag name.
@@ -34,8 +38,12 @@ func envName(name string) string {
 // synopsis and description; examples are printed after the flags.
 func newFlagSet(env *environment, name, usage, examples string) *flagSet {
 	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), env: env, explicit: map[string]bool{}}
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
+	// The flag package prints a parse error and the whole usage itself;
+	// parse reports the error once instead (dispatch prints it to stderr)
+	// and prints the usage only for --help.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.printUsage = func() {
 		w := env.stdout
 		fmt.Fprintf(w, "Usage: hookline %s\n", usage)
 		n := 0
@@ -55,14 +63,20 @@ func newFlagSet(env *environment, name, usage, examples string) *flagSet {
 	return fs
 }
 
+// flagRef is a flag name as the flag package quotes it in an error.
+var flagRef = regexp.MustCompile(`(^|[ :])-([A-Za-z][A-Za-z0-9_-]*)`)
+
 // parse parses args, then fills every flag not given on the command line from
 // its environment variable.
 func (fs *flagSet) parse(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.printUsage()
 			return err
 		}
-		return usageError{err.Error()}
+		msg := strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag -", 1)
+		msg = flagRef.ReplaceAllString(msg, "$1--$2") // the flag package writes -name
+		return usagef("%s; run hookline %s --help for the flags", msg, fs.Name())
 	}
 	fs.Visit(func(f *flag.Flag) { fs.explicit[f.Name] = true })
 	var err error
