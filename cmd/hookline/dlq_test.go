@@ -328,3 +328,43 @@ func TestDLQOutputIsTerminalSafe(t *testing.T) {
 		}
 	}
 }
+
+// replay --all leaves malformed dead letters out and says how to select
+// them; --error-class malformed selects them.
+func TestReplayAllLeavesOutMalformed(t *testing.T) {
+	brokers := replayCluster(t, []string{"ev-1"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: strings.Split(brokers, ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	hs := []kgo.RecordHeader{
+		{Key: headers.EventID, Value: []byte("mf-1")},
+		{Key: headers.Source, Value: []byte("genesys")},
+		{Key: headers.ErrorClass, Value: []byte(headers.ClassMalformed)},
+		{Key: headers.FailedAt, Value: []byte(headers.FormatTime(time.Now()))},
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t.events.dlq", Key: []byte("mf-1"), Value: []byte("not json"), Headers: hs}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	const note = "1 malformed dead letter(s) left out; select them with --error-class malformed"
+	for _, dry := range []bool{true, false} {
+		args := []string{"replay", "--brokers", brokers, "--base", "t.events", "--all"}
+		if dry {
+			args = append(args, "--dry-run")
+		}
+		code, out, errOut := call(t, nil, args...)
+		if code != 0 || !strings.Contains(out, "matched 1,") || !strings.Contains(out, note) || strings.Contains(out, "mf-1") {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	code, out, errOut := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--error-class", "malformed", "--dry-run")
+	if code != 0 || !strings.Contains(out, "matched 1, would replay 1") || !strings.Contains(out, "mf-1") || strings.Contains(out, "left out") {
+		t.Fatalf("--error-class malformed: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, out, _ := call(t, nil, "replay", "--help"); !strings.Contains(out, "except malformed ones") {
+		t.Fatalf("replay --help does not say --all leaves malformed out:\n%s", out)
+	}
+}

@@ -30,6 +30,9 @@ const replayExamples = `  # see what would be replayed, write nothing
   # in batches: the oldest 1000 not yet processed; run it again for the next 1000
   hookline replay --all --limit 1000
 
+  # malformed dead letters (bodies the receiver could not parse) only when named
+  hookline replay --error-class malformed --dry-run
+
   # a replay that stopped part way prints where; finish it with the same flags plus
   hookline replay --error-class exhausted --resume-from 3:1200`
 
@@ -55,7 +58,8 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	base := addBaseFlag(fs)
 	ff := addFilterFlags(fs)
 	fs.Lookup("event-id").Usage = "only these event ids; as in dlq show, 6+ characters may be a prefix (… copied from a table included) that names one event"
-	all := fs.Bool("all", false, "replay every dead letter (required when no filter is given; command line only)")
+	fs.Lookup("error-class").Usage = "only these error classes: exhausted, permanent, malformed, retryable; malformed dead letters (bodies the receiver could not parse) are replayed only when named here"
+	all := fs.Bool("all", false, "replay every dead letter except malformed ones (required when no filter is given; command line only)")
 	to := fs.String("to", "main", "where to write: main (<base>) or retry-K (<base>.retry-K, handled at once)")
 	limit := fs.Int("limit", 0, "write at most this many, oldest first; skipped ones do not count (0: no limit)")
 	dryRun := fs.Bool("dry-run", false, "list what would be replayed or skipped; write nothing")
@@ -201,8 +205,15 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	if err != nil && !planned {
 		return err // refused before selecting: no counts to report
 	}
+	leftOut := ""
+	if n := res.LeftOutMalformed; n > 0 {
+		leftOut = fmt.Sprintf("%d malformed dead letter(s) left out; select them with --error-class malformed", n)
+	}
 	if res.Plan.Matched == 0 && err == nil {
 		fmt.Fprintf(env.stdout, "matched 0: no dead letters in %s match (%s)\n", names.DLQ, f)
+		if leftOut != "" {
+			fmt.Fprintln(env.stdout, leftOut)
+		}
 		return nil
 	}
 	summary := fmt.Sprintf("matched %d, replayed %d, skipped %d", res.Matched, res.Replayed, res.Skipped())
@@ -226,6 +237,9 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		summary += " (" + strings.Join(details, ", ") + ")"
 	}
 	fmt.Fprintln(env.stdout, summary)
+	if leftOut != "" {
+		fmt.Fprintln(env.stdout, leftOut)
+	}
 	if *dryRun && err == nil {
 		fmt.Fprintln(env.stdout, "dry run: nothing was written")
 	}

@@ -811,3 +811,37 @@ func TestReplayReportsStepsInDLQOrder(t *testing.T) {
 		t.Fatalf("steps %q, want %q", got, want)
 	}
 }
+
+// A malformed dead letter holds a body the receiver could not parse: a
+// replay hands it to the handler only when the filter names the class.
+func TestReplayLeavesOutMalformedUnlessNamed(t *testing.T) {
+	e := newEnv(t, 1)
+	e.put(
+		dl{id: "ex-1", conv: "c", class: "exhausted"},
+		dl{id: "mf-1", class: "malformed", body: "not json"},
+		dl{id: "pm-1", conv: "c", class: "permanent"},
+	)
+	res, steps, err := e.replay(ReplayConfig{DryRun: true}) // --all
+	var ids []string
+	for _, s := range steps {
+		ids = append(ids, s.Letter.EventID)
+	}
+	if err != nil || res.Matched != 2 || res.LeftOutMalformed != 1 || !slices.Equal(ids, []string{"ex-1", "pm-1"}) {
+		t.Fatalf("all: %+v %v %v", res, ids, err)
+	}
+	res, _, err = e.replay(ReplayConfig{DryRun: true, Filter: Filter{EventIDs: []string{"mf-1"}}})
+	if err != nil || res.Matched != 0 || res.LeftOutMalformed != 1 {
+		t.Fatalf("--event-id mf-1 alone: %+v %v", res, err)
+	}
+	res, _, err = e.replay(ReplayConfig{DryRun: true, Filter: Filter{ErrorClasses: []string{"exhausted"}}})
+	if err != nil || res.Matched != 1 || res.LeftOutMalformed != 0 {
+		t.Fatalf("exhausted: %+v %v", res, err)
+	}
+	res, _, err = e.replay(ReplayConfig{Filter: Filter{ErrorClasses: []string{"malformed", "permanent"}}})
+	if err != nil || res.Replayed != 2 || res.LeftOutMalformed != 0 {
+		t.Fatalf("malformed named: %+v %v", res, err)
+	}
+	if ids := eventIDs(e.read(e.names.Base)); !slices.Equal(ids, []string{"mf-1", "pm-1"}) {
+		t.Fatalf("main: %v", ids)
+	}
+}

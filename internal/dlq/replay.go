@@ -124,6 +124,9 @@ type ReplayConfig struct {
 	// target: handled at once, not after the tier's delay).
 	DueAt bool
 
+	// Filter selects the dead letters. Those of class malformed are
+	// selected only when Filter.ErrorClasses names malformed: a handler
+	// gets such a body only when someone asked for it.
 	Filter Filter
 	// Limit > 0 writes at most Limit records: the oldest matching dead
 	// letters that are not skipped (skipped ones do not count), so running
@@ -151,6 +154,11 @@ type ReplayConfig struct {
 type Plan struct {
 	Matched  int // dead letters matching the filter
 	Selected int // after ResumeFrom and Limit: replayed or skipped
+	// LeftOutMalformed counts the dead letters of class malformed (bodies
+	// the receiver could not parse) that matched the other filters but
+	// were left out because Filter.ErrorClasses does not name malformed;
+	// they are not in Matched.
+	LeftOutMalformed int
 }
 
 // Result counts what a replay did.
@@ -177,9 +185,10 @@ func (r Result) Skipped() int { return r.SkippedProcessed + r.SkippedDuplicate +
 // candidate is a matching dead letter remembered between the passes: small,
 // so a replay of a large dead-letter topic does not hold the payloads.
 type candidate struct {
-	pos Position
-	t   int64 // unix ms of Letter.Time
-	id  string
+	pos       Position
+	t         int64 // unix ms of Letter.Time
+	id        string
+	malformed bool // class malformed
 	// dup: a newer matching dead letter of the same event id exists; it is
 	// the one replayed.
 	dup bool
@@ -284,7 +293,7 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 			named[l.EventID] = true
 		}
 		if f.Match(&l) {
-			cands = append(cands, candidate{pos: l.Pos(), t: l.Time().UnixMilli(), id: l.EventID})
+			cands = append(cands, candidate{pos: l.Pos(), t: l.Time().UnixMilli(), id: l.EventID, malformed: l.ErrorClass == headers.ClassMalformed})
 		}
 		return nil
 	})
@@ -293,6 +302,14 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	}
 	if cands, err = narrowEventIDs(cfg.DLQ, refs, named, cands); err != nil {
 		return res, err
+	}
+	if !slices.Contains(f.ErrorClasses, headers.ClassMalformed) {
+		cands = slices.DeleteFunc(cands, func(cd candidate) bool {
+			if cd.malformed {
+				res.LeftOutMalformed++
+			}
+			return cd.malformed
+		})
 	}
 	// Before ResumeFrom and Limit, so a resumed or limited replay picks
 	// the same dead letter of an event as a whole one.
