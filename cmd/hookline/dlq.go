@@ -83,13 +83,13 @@ type letterJSON struct {
 
 func toJSON(l *dlq.Letter) letterJSON {
 	j := letterJSON{
-		Time: l.Time().UTC().Format(time.RFC3339Nano), Topic: l.Topic, Partition: l.Partition, Offset: l.Offset,
+		Time: headers.FormatTime(l.Time()), Topic: l.Topic, Partition: l.Partition, Offset: l.Offset,
 		EventID: l.EventID, ConversationID: l.ConversationID, Source: l.Source, ErrorClass: l.ErrorClass,
 		Attempts: l.Attempt, Error: l.Error, ReceiptID: l.ReceiptID, ReplayCount: l.ReplayCount,
 		Key: string(l.Key), Size: l.Size,
 	}
 	if !l.ReceivedAt.IsZero() {
-		j.ReceivedAt = l.ReceivedAt.UTC().Format(time.RFC3339Nano)
+		j.ReceivedAt = headers.FormatTime(l.ReceivedAt)
 	}
 	return j
 }
@@ -210,7 +210,7 @@ func showLetter(env *environment, l *dlq.Letter, n, of int) {
 		title += fmt.Sprintf("   (%d of %d with event id %s)", n, of, l.EventID)
 	}
 	fmt.Fprintln(w, field(title))
-	fmt.Fprintf(w, "  timestamp  %s\n", l.Timestamp.UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(w, "  timestamp  %s\n", headers.FormatTime(l.Timestamp))
 	fmt.Fprintf(w, "  key        %q\n", l.Key)
 
 	fmt.Fprintln(w, "\nheaders:")

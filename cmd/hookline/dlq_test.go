@@ -368,3 +368,59 @@ func TestReplayAllLeavesOutMalformed(t *testing.T) {
 		t.Fatalf("replay --help does not say --all leaves malformed out:\n%s", out)
 	}
 }
+
+// A replay refused before it selected anything prints its error only: no
+// plan header on stdout.
+func TestReplayRefusedPrintsNoPlanHeader(t *testing.T) {
+	brokers := replayCluster(t, []string{"ev-1"})
+	code, out, errOut := call(t, nil, "replay", "--brokers", brokers, "--base", "nope.events", "--all", "--dry-run")
+	if code != 1 || out != "" || !strings.Contains(errOut, "nope.events.dlq does not exist") {
+		t.Fatalf("missing pipeline: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	code, out, _ = call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--all", "--dry-run")
+	if code != 0 || !strings.HasPrefix(out, "dry run: t.events.dlq → t.events (all dead letters)\n") {
+		t.Fatalf("the header is gone: exit %d\n%s", code, out)
+	}
+}
+
+// dlq ls --json writes times as the headers do: RFC 3339 with exactly three
+// digits of milliseconds, so they line up and sort as text.
+func TestDlqJSONTimesHaveMilliseconds(t *testing.T) {
+	brokers := replayCluster(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: strings.Split(brokers, ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i, at := range []string{"2026-03-01T10:00:11.820Z", "2026-03-01T10:00:11.811Z", "2026-03-01T10:00:12.000Z"} {
+		hs := []kgo.RecordHeader{
+			{Key: headers.EventID, Value: []byte(fmt.Sprint("ev-", i))},
+			{Key: headers.ErrorClass, Value: []byte(headers.ClassExhausted)},
+			{Key: headers.ReceivedAt, Value: []byte(at)},
+			{Key: headers.FailedAt, Value: []byte(at)},
+		}
+		recs = append(recs, &kgo.Record{Topic: "t.events.dlq", Key: []byte("k"), Value: []byte(`{}`), Headers: hs})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := call(t, nil, "dlq", "ls", "--brokers", brokers, "--base", "t.events", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d %s", code, errOut)
+	}
+	stamp := regexp.MustCompile(`"(time|received_at)":"([^"]*)"`)
+	ms := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	n := 0
+	for _, m := range stamp.FindAllStringSubmatch(out, -1) {
+		n++
+		if !ms.MatchString(m[2]) {
+			t.Errorf("%s %q is not RFC 3339 with 3-digit milliseconds", m[1], m[2])
+		}
+	}
+	if n != 6 || !strings.Contains(out, `"time":"2026-03-01T10:00:11.820Z"`) {
+		t.Fatalf("%d times in\n%s", n, out)
+	}
+}

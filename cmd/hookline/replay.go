@@ -137,8 +137,6 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	if resumeFrom != nil {
 		scope += ", resuming at " + resumeFrom.String()
 	}
-	fmt.Fprintf(env.stdout, "%s: %s → %s (%s)\n", verb, names.DLQ, target, scope)
-
 	prog := newProgress(env, "replay")
 	planned := false // the selection is made: from here on a summary means something
 	var table *letterTable
@@ -159,6 +157,9 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		DeliveryTimeout: *deliveryTimeout,
 		OnPlan: func(p dlq.Plan) {
 			planned = true
+			// Only now: a replay refused before selecting (no such
+			// pipeline, say) prints its error and nothing else.
+			fmt.Fprintf(env.stdout, "%s: %s → %s (%s)\n", verb, names.DLQ, target, scope)
 			if !*dryRun {
 				prog.begin(p.Selected)
 			}
