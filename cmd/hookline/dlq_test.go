@@ -424,3 +424,17 @@ func TestDlqJSONTimesHaveMilliseconds(t *testing.T) {
 		t.Fatalf("%d times in\n%s", n, out)
 	}
 }
+
+// replay --help says what an operator gets wrong otherwise: the write
+// order, that a retry tier is not jumped, and that a second copy can run.
+func TestReplayHelpSaysOrderAndRetryTierFIFO(t *testing.T) {
+	_, out, _ := call(t, nil, "replay", "--help")
+	for _, want := range []string{"not the order they", "due at once, handled after the records already waiting", "handler run twice"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay --help does not say %q", want)
+		}
+	}
+	if strings.Contains(out, "handled at once") {
+		t.Error("replay --help still says a retry tier handles a replay at once")
+	}
+}

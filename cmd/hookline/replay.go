@@ -34,7 +34,17 @@ const replayExamples = `  # see what would be replayed, write nothing
   hookline replay --error-class malformed --dry-run
 
   # a replay that stopped part way prints where; finish it with the same flags plus
-  hookline replay --error-class exhausted --resume-from 3:1200`
+  hookline replay --error-class exhausted --resume-from 3:1200
+
+  # replay writes in dead-letter order: the order events failed, not the order they
+  # arrived. One conversation in arrival order: one event at a time, oldest first
+  hookline dlq ls --conversation 3f2c6a1e-0b6d-4c3e-9a57-1d2f0c8b7e55 --json |
+    jq -rs 'sort_by(.received_at) | .[].event_id' | awk '!seen[$0]++' |
+    while read -r id; do hookline replay --event-id "$id" || break; done
+
+  # dedup skips an event only once it was processed: running the same replay again
+  # before the consumer handled the first copies can make the handler run twice
+  # (when a first copy fails again); after a stop, use --resume-from, not a rerun`
 
 var retryTarget = regexp.MustCompile(`^retry-([1-9][0-9]?)$`)
 
@@ -60,7 +70,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	fs.Lookup("event-id").Usage = "only these event ids; as in dlq show, 6+ characters may be a prefix (… copied from a table included) that names one event"
 	fs.Lookup("error-class").Usage = "only these error classes: exhausted, permanent, malformed, retryable; malformed dead letters (bodies the receiver could not parse) are replayed only when named here"
 	all := fs.Bool("all", false, "replay every dead letter except malformed ones (required when no filter is given; command line only)")
-	to := fs.String("to", "main", "where to write: main (<base>) or retry-K (<base>.retry-K, handled at once)")
+	to := fs.String("to", "main", "where to write: main (<base>) or retry-K (<base>.retry-K: due at once, handled after the records already waiting in that partition of the tier)")
 	limit := fs.Int("limit", 0, "write at most this many, oldest first; skipped ones do not count (0: no limit)")
 	dryRun := fs.Bool("dry-run", false, "list what would be replayed or skipped; write nothing")
 	rate := fs.Float64("rate", 0, "records per second at most (0: unlimited)")

@@ -49,7 +49,7 @@ func ReplayedFrom(topic string, partition int32, offset int64) string {
 // ReplayRecord builds the record that replays l into topic to: same key,
 // value and partition number, headers per keptHeaders plus
 // hookline-replayed-from and hookline-replay-count (l's count + 1). dueAt,
-// when not zero, sets hookline-due-at (for a retry tier: handle at once).
+// when not zero, sets hookline-due-at (for a retry tier: due at once).
 func ReplayRecord(l *Letter, to string, dueAt time.Time) *kgo.Record {
 	hs := make([]kgo.RecordHeader, 0, len(l.Headers)+3)
 	for _, h := range l.Headers {
@@ -121,7 +121,8 @@ type ReplayConfig struct {
 	Dedup string // <base>.dedup, read to skip processed events; required unless Force
 	To    string // target topic: <base> or one of its retry tiers
 	// DueAt sets hookline-due-at to the replay time (for a retry-tier
-	// target: handled at once, not after the tier's delay).
+	// target: due at once, not after the tier's delay; the consumer still
+	// handles it after the records waiting ahead of it in its partition).
 	DueAt bool
 
 	// Filter selects the dead letters. Those of class malformed are
