@@ -396,10 +396,16 @@ func TestReplayNeedsScopeAndDryRunWritesNothing(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "--all") {
 		t.Fatalf("replay without a scope: exit %d, stderr must mention --all:\n%s", r.code, r.stderr)
 	}
+	// --all leaves the 4 malformed dead letters out, and says so.
 	r = runCLI(t, nil, "replay", "--base", base, "--all", "--dry-run")
-	if r.code != 0 || !strings.Contains(r.stdout, "matched 12, would replay 12, would skip 0") ||
-		!strings.Contains(r.stdout, "nothing was written") || strings.Count(r.stdout, "\nreplay ") != 12 {
+	if r.code != 0 || !strings.Contains(r.stdout, "matched 8, would replay 8, would skip 0") ||
+		!strings.Contains(r.stdout, "4 malformed dead letter(s) left out; select them with --error-class malformed") ||
+		!strings.Contains(r.stdout, "nothing was written") || strings.Count(r.stdout, "\nreplay ") != 8 {
 		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, nil, "replay", "--base", base, "--all", "--error-class", "malformed", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "matched 4, would replay 4") || strings.Contains(r.stdout, "left out") {
+		t.Fatalf("dry run of the malformed ones: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, nil, "replay", "--base", base, "--error-class", "permanent", "--source", "messaging", "--dry-run")
 	if r.code != 0 || !strings.Contains(r.stdout, "matched 2, would replay 2") {
