@@ -16,6 +16,7 @@ import (
 
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
+	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/topics"
 )
 
@@ -436,5 +437,34 @@ func TestReplayHelpSaysOrderAndRetryTierFIFO(t *testing.T) {
 	}
 	if strings.Contains(out, "handled at once") {
 		t.Error("replay --help still says a retry tier handles a replay at once")
+	}
+}
+
+// The first signal during a replay says what a replay does: no new writes,
+// then where to resume; not the consumer's "in-flight events are then
+// redelivered".
+func TestReplayStopNote(t *testing.T) {
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, fmt.Sprint("ev-", i))
+	}
+	brokers := replayCluster(t, ids)
+	var out, errb syncbuf.Buffer
+	env := &environment{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := make(chan int, 1)
+	go func() { code <- dispatch(ctx, env, []string{"replay", "--brokers", brokers, "--base", "t.events", "--all", "--rate", "2"}) }()
+	for !strings.Contains(out.String(), "replay: t.events.dlq") { // planned: writing now
+		time.Sleep(10 * time.Millisecond)
+	}
+	env.noteStop() // what main does on the first signal
+	cancel()
+	if c := <-code; c != 1 {
+		t.Fatalf("exit %d\n%s%s", c, out.String(), errb.String())
+	}
+	e := errb.String()
+	if !strings.Contains(e, "hookline replay: stopping: no new writes") || strings.Contains(e, "redelivered") || !strings.Contains(e, "--resume-from") {
+		t.Fatalf("stderr:\n%s", e)
 	}
 }

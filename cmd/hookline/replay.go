@@ -148,6 +148,12 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		scope += ", resuming at " + resumeFrom.String()
 	}
 	prog := newProgress(env, "replay")
+	// On the first signal: what a replay does (it has no in-flight events
+	// to redeliver), through prog so a progress bar is not torn.
+	note := func() {
+		prog.printf(env.stderr, "hookline replay: stopping: no new writes; waiting for the writes in flight, then printing where to resume (a second signal stops at once, without saying where)\n")
+	}
+	env.stopNote.Store(&note)
 	planned := false // the selection is made: from here on a summary means something
 	var table *letterTable
 	if *dryRun {
