@@ -845,3 +845,17 @@ func TestReplayLeavesOutMalformedUnlessNamed(t *testing.T) {
 		t.Fatalf("main: %v", ids)
 	}
 }
+
+// Interrupted between the plan and the first write, a replay still says
+// where to resume (not "cannot reach Kafka").
+func TestReplayInterruptedBeforeTheFirstWrite(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(dl{part: 1, id: "a", conv: "c", class: "exhausted"}, dl{part: 1, id: "b", conv: "c", class: "exhausted"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := e.cl.Replay(ctx, ReplayConfig{DLQ: e.names.DLQ, Dedup: e.names.Dedup, To: e.names.Base,
+		OnPlan: func(Plan) { cancel() }})
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || res.Stopped == nil || *res.Stopped != (Position{1, 0}) {
+		t.Fatalf("%+v %v; want interrupted, stopped at 1:0", res, err)
+	}
+}

@@ -664,6 +664,9 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			kgo.MaxBufferedRecords(1000),
 		)
 		if err != nil {
+			if ctx.Err() != nil { // interrupted before the first write
+				return r.finish(fmt.Errorf("interrupted: %w", ctx.Err()), &cands[0].pos)
+			}
 			return err
 		}
 		defer r.closeProducer()
