@@ -93,6 +93,7 @@ func TestReplayRefusesBeforeConnecting(t *testing.T) {
 		{nil, []string{"replay", "--all", "--to", "dlq"}, "--to \"dlq\""},
 		{nil, []string{"replay", "--all", "--resume-from", "3"}, "partition:offset"},
 		{nil, []string{"replay", "--all", "--rate", "-1"}, "--rate"},
+		{nil, []string{"replay", "--all", "--delivery-timeout", "500ms"}, "--delivery-timeout"},
 		{nil, []string{"replay", "--error-class", "exhaused"}, "unknown error class"},
 		{nil, []string{"replay", "--since", "yesterday"}, "--since"},
 		{nil, []string{"replay", "--all", "--base", "bad name"}, "--base"},

@@ -108,6 +108,9 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	if *rate < 0 {
 		return usagef("--rate %v: must be 0 (unlimited) or positive", *rate)
 	}
+	if *deliveryTimeout < time.Second { // franz-go refuses a shorter record timeout
+		return fs.badValue("delivery-timeout", "must be at least 1s")
+	}
 	target, toRetry, err := replayTarget(names.Base, *to)
 	if err != nil {
 		return err
