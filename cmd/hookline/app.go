@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -40,13 +41,23 @@ func startEmbedded(env *environment, log *slog.Logger, s *settings, addr, dataDi
 	return b, nil
 }
 
+// listen binds addr before anything else starts (an embedded broker, topics
+// created), so that a wrong or taken address fails with nothing done.
+func listen(addr, what, flag string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot listen on %s (choose another with %s): %w", what, addr, flag, err)
+	}
+	return ln, nil
+}
+
 // prepareTopics creates missing topics (when asked), refuses pipelines
 // whose topics are missing or not co-partitioned, and warns about the other
 // differences from the plan. It returns one report per pipeline, in
-// s.pipelines order. explicitPartitions says --partitions (or its env
-// variable) was given: a pipeline that exists with another count is then
-// worth a warning, since its existing count wins.
-func prepareTopics(ctx context.Context, log *slog.Logger, kc kafkaconf.Config, s settings, create, explicitPartitions bool) ([]topics.Report, error) {
+// s.pipelines order. A pipeline that exists with another partition count
+// than --partitions or the file asked for is worth a warning, since its
+// existing count wins.
+func prepareTopics(ctx context.Context, log *slog.Logger, kc kafkaconf.Config, s settings, create bool) ([]topics.Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cl, err := kafkaconf.NewClient(ctx, kc)
@@ -78,7 +89,7 @@ func prepareTopics(ctx context.Context, log *slog.Logger, kc kafkaconf.Config, s
 		for _, pr := range rep.Problems {
 			log.Warn("pipeline topic differs from its plan", "problem", pr.String())
 		}
-		if n := rep.Topics[0].Partitions; explicitPartitions && n != p.plan.Partitions {
+		if n := rep.Topics[0].Partitions; p.partitionsAsked && n != p.plan.Partitions {
 			log.Warn("pipeline exists with another partition count; using it (partitions cannot be removed, and adding some moves conversations)",
 				"pipeline", p.plan.Names.Base, "partitions", n, "asked", p.plan.Partitions)
 		}

@@ -28,29 +28,44 @@ func runConsume(ctx context.Context, env *environment, args []string) error {
 	if len(s.kafka.Brokers) == 0 {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}
-	if _, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, fs.set("partitions")); err != nil {
-		return err
-	}
+	// What can be refused is refused before a topic is created.
 	reg := newRegistry()
-	comps, ready, err := newConsumers(a, s, log, reg)
+	comps, ready, err := newConsumers(a, s, log, reg, true)
 	if err != nil {
 		return err
 	}
 	if a.listen != "" {
-		comps["ops"] = opsServer(a.listen, reg, ready)
+		ln, err := listen(a.listen, "the health and metrics server", "--listen")
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		comps["ops"] = opsServer(ln, reg, ready)
+	}
+	if _, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
+		return err
 	}
 	fmt.Fprintf(env.stdout, "consuming %d pipeline(s)\n", len(s.pipelines))
 	return runAll(ctx, comps)
 }
 
-// newConsumers builds one consumer per pipeline that has a handler URL.
-// ready reports not-ready while any of them is not.
-func newConsumers(a *appFlags, s settings, log *slog.Logger, reg prometheus.Registerer) (map[string]func(context.Context) error, func() (bool, string), error) {
+// newConsumers builds one consumer per pipeline that has a handler URL; a
+// pipeline without one is refused when every pipeline needs one, else
+// skipped. It contacts nothing. ready reports not-ready while any of them
+// is not.
+func newConsumers(a *appFlags, s settings, log *slog.Logger, reg prometheus.Registerer, everyPipeline bool) (map[string]func(context.Context) error, func() (bool, string), error) {
 	comps := map[string]func(context.Context) error{}
 	var all []*consumer.Consumer
 	for _, p := range s.pipelines {
 		if p.handlerURL == "" {
-			return nil, nil, usagef("pipeline %s has no handler: set --handler-url (or handler.url in the file)", p.plan.Names.Base)
+			if !everyPipeline {
+				continue
+			}
+			hint := "set --handler-url (or handler.url in the file)"
+			if len(s.pipelines) > 1 {
+				hint = "set handler.url for it in " + a.configPath
+			}
+			return nil, nil, usagef("pipeline %s has no handler: %s", p.plan.Names.Base, hint)
 		}
 		sink, err := consumer.NewHTTPSink(consumer.HTTPSinkConfig{URL: p.handlerURL, CAFile: p.handlerCA, Header: p.handlerHeaders})
 		if err != nil {

@@ -6,10 +6,12 @@ import (
 	"encoding/pem"
 	stdlog "log"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -421,5 +423,73 @@ func TestStandardLogIsStructured(t *testing.T) {
 	stdlog.Printf("http: panic serving 127.0.0.1:5000: boom\ngoroutine 7 [running]:\n%send-of-stack", strings.Repeat("frame\n", 300))
 	if !strings.Contains(buf.String(), "end-of-stack") {
 		t.Errorf("a panic's stack was cut:\n%s", buf.String())
+	}
+}
+
+// Several pipelines: run consumes those with a handler (whichever comes
+// first in the file), consume refuses one without before creating any
+// topic, --group is refused like the other per-pipeline flags, and a
+// listen address that cannot work fails before anything starts.
+func TestSeveralPipelinesAndEarlyRefusals(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	second := write("second.yaml", "pipelines:\n  - base: p1\n  - base: p2\n    partitions: 6\n    handler: {url: \"http://127.0.0.1:9/x\"}\n")
+	vars := map[string]string{"HOOKLINE_SECRET": "x"}
+	s, err := resolveFor(t, vars, "--config", second, "--brokers", "127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.pipelines[0].partitionsAsked || !s.pipelines[1].partitionsAsked {
+		t.Errorf("partitions asked: %v %v, want false (default) and true (the file's 6)", s.pipelines[0].partitionsAsked, s.pipelines[1].partitionsAsked)
+	}
+	a := addAppFlags(newFlagSet(&environment{getenv: func(string) string { return "" }}, "run", "run", ""), true, true)
+	a.configPath = second
+	comps, _, err := newConsumers(a, s, slog.New(slog.DiscardHandler), newRegistry(), false)
+	if _, ok := comps["consumer p2"]; err != nil || len(comps) != 1 || !ok {
+		t.Errorf("run: consumers %v, %v; want one, for p2", slices.Collect(maps.Keys(comps)), err)
+	}
+	if _, _, err := newConsumers(a, s, slog.New(slog.DiscardHandler), newRegistry(), true); err == nil || !strings.Contains(err.Error(), "pipeline p1 has no handler: set handler.url for it in "+second) {
+		t.Errorf("consume: %v", err)
+	}
+	// The broker at 127.0.0.1:1 is never asked: the refusal comes first.
+	if code, _, errOut := call(t, nil, "consume", "--config", second, "--brokers", "127.0.0.1:1"); code != 2 || !strings.Contains(errOut, "pipeline p1 has no handler") {
+		t.Errorf("consume with a pipeline lacking a handler: exit %d %s", code, errOut)
+	}
+	if _, err := resolveFor(t, vars, "--config", second, "--group", "g"); err == nil || !strings.Contains(err.Error(), "--group is ambiguous with 2 pipelines") {
+		t.Errorf("--group with two pipelines: %v", err)
+	}
+	data := filepath.Join(dir, "data")
+	if code, _, errOut := call(t, vars, "run", "--listen", "127.0.0.1:99999", "--data-dir", data, "--embedded-addr", "127.0.0.1:0"); code == 0 || !strings.Contains(errOut, "receiver cannot listen on 127.0.0.1:99999 (choose another with --listen)") {
+		t.Errorf("run with a bad --listen: exit %d %s", code, errOut)
+	}
+	if _, err := os.Stat(data); err == nil {
+		t.Error("the embedded broker started before the listen address was tried")
+	}
+}
+
+// A secret from the flag or environment that replaces the file's is said;
+// so is a --secret-header the file's sources do not use.
+func TestSecretOverridesAreSaid(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "g.yaml")
+	if err := os.WriteFile(p, []byte("sources:\n  - name: genesys\n    verify: {type: shared-secret, secret: \"${GS}\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := resolveFor(t, map[string]string{"GS": "file-secret-value", "HOOKLINE_SECRET": "dev-secret-value"}, "--config", p, "--secret-header", "X-Other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(s.warnings, "\n")
+	if !strings.Contains(got, "HOOKLINE_SECRET replaces the secret "+p+" gives the source genesys") || !strings.Contains(got, "--secret-header is ignored") {
+		t.Errorf("warnings: %q", got)
+	}
+	if strings.Contains(got, "secret-value") {
+		t.Errorf("a warning shows a secret: %q", got)
 	}
 }

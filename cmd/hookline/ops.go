@@ -14,7 +14,7 @@ import (
 
 // opsServer serves /healthz, /readyz and /metrics for a process without a
 // receiver (hookline consume --listen).
-func opsServer(addr string, reg *prometheus.Registry, ready func() (bool, string)) func(context.Context) error {
+func opsServer(ln net.Listener, reg *prometheus.Registry, ready func() (bool, string)) func(context.Context) error {
 	return func(ctx context.Context) error {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
@@ -27,10 +27,6 @@ func opsServer(addr string, reg *prometheus.Registry, ready func() (bool, string
 			fmt.Fprintln(w, `{"status":"ready"}`)
 		})
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", addr, err)
-		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			<-ctx.Done()

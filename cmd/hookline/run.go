@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 
 	"github.com/hookline/hookline/internal/embedded"
 )
@@ -28,6 +27,11 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	startupWarnings(env, log, s)
+	ln, err := listen(s.listen, "receiver", "--listen")
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // Serve closes it; this covers a failed start
 	if len(s.kafka.Brokers) == 0 {
 		b, err := startEmbedded(env, log, &s, *embeddedAddr, *dataDir)
 		if err != nil {
@@ -35,28 +39,28 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 		}
 		defer b.Close()
 	}
-	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, fs.set("partitions"))
+	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics)
 	if err != nil {
 		return err
 	}
 	reg := newRegistry()
-	comps := map[string]func(context.Context) error{}
-	var ready func() (bool, string)
-	if s.pipelines[0].handlerURL != "" {
-		comps, ready, err = newConsumers(a, s, log, reg)
-		if err != nil {
-			return err
+	// Pipelines with a handler get a consumer; the others only receive.
+	comps, ready, err := newConsumers(a, s, log, reg, false)
+	if err != nil {
+		return err
+	}
+	for _, p := range s.pipelines {
+		if p.handlerURL == "" {
+			what := "no --handler-url"
+			if len(s.pipelines) > 1 {
+				what = "pipeline " + p.plan.Names.Base + " has no handler"
+			}
+			fmt.Fprintln(env.stderr, what+": running its receiver only; its events wait in Kafka until a consumer runs")
 		}
-	} else {
-		fmt.Fprintln(env.stderr, "no --handler-url: running the receiver only; events wait in Kafka until a consumer runs")
 	}
 	rcv, err := newReceiver(a, s, reps, log, reg, ready)
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", s.listen)
-	if err != nil {
-		return fmt.Errorf("receiver cannot listen on %s (choose another with --listen): %w", s.listen, err)
 	}
 	comps["receiver"] = func(ctx context.Context) error { return rcv.Serve(ctx, ln) }
 	for _, n := range s.sourceNotes {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 )
 
 const serveExamples = `  # receive Genesys webhooks on :8080, checking X-Hookline-Secret
@@ -26,7 +25,12 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}
 	startupWarnings(env, log, s)
-	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, fs.set("partitions"))
+	ln, err := listen(s.listen, "receiver", "--listen")
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // Serve closes it; this covers a failed start
+	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics)
 	if err != nil {
 		return err
 	}
@@ -36,10 +40,6 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	}
 	for _, n := range s.sourceNotes {
 		fmt.Fprintln(env.stdout, n)
-	}
-	ln, err := net.Listen("tcp", s.listen)
-	if err != nil {
-		return fmt.Errorf("receiver cannot listen on %s (choose another with --listen): %w", s.listen, err)
 	}
 	fmt.Fprintf(env.stdout, "receiver listening on %s\n", ln.Addr())
 	return rcv.Serve(ctx, ln)

@@ -103,6 +103,9 @@ type pipelineSettings struct {
 	handlerTimeout time.Duration
 	handlerCA      string
 	handlerHeaders http.Header
+	// partitionsAsked: --partitions (or its variable) or the file gave
+	// the partition count, rather than the default.
+	partitionsAsked bool
 }
 
 // settings is everything run/serve/consume need, resolved from flags,
@@ -311,7 +314,7 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 	if len(file.Pipelines) == 0 {
 		file.Pipelines = []config.Pipeline{{Base: a.pipeline.base}}
 	} else if len(file.Pipelines) > 1 {
-		for _, n := range append(pipelineFlagNames, "base") {
+		for _, n := range append(pipelineFlagNames, "base", "group") { // one group per pipeline: hookline-<base>
 			if a.fs.set(n) {
 				return settings{}, usagef("%s is ambiguous with %d pipelines in %s: set it per pipeline in the file (or unset it)", a.fs.origin(n), len(file.Pipelines), a.configPath)
 			}
@@ -355,7 +358,8 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		if err != nil {
 			return settings{}, fmt.Errorf("pipeline %s: %w", tc.Base, err)
 		}
-		ps := pipelineSettings{plan: plan, fileBase: fp.Base, handlerURL: fp.Handler.URL, handlerTimeout: time.Duration(fp.Handler.Timeout)}
+		ps := pipelineSettings{plan: plan, fileBase: fp.Base, handlerURL: fp.Handler.URL, handlerTimeout: time.Duration(fp.Handler.Timeout),
+			partitionsAsked: a.fs.set("partitions") || fp.Partitions != 0}
 		if a.fs.set("handler-url") || ps.handlerURL == "" {
 			ps.handlerURL = a.handlerURL
 		}
@@ -450,6 +454,11 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 			used := false
 			for i := range srcs {
 				if srcs[i].Name == "genesys" && srcs[i].Verify.Type == "shared-secret" {
+					if srcs[i].Verify.Secret != "" || srcs[i].Verify.SecretFile != "" {
+						// Said, so that a leftover development secret does not
+						// replace the production one unnoticed.
+						s.warnings = append(s.warnings, a.fs.origin("secret")+" replaces the secret "+a.configPath+" gives the source genesys (flag and environment win over the file); unset it to use the file's")
+					}
 					srcs[i].Verify.Secret, srcs[i].Verify.SecretFile = a.secret, ""
 					used = true
 				}
@@ -460,6 +469,9 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 		}
 		if a.insecureNoAuth {
 			s.warnings = append(s.warnings, a.fs.origin("insecure-no-auth")+" is ignored: the file defines the sources, and each one's verify decides (type none accepts anything)")
+		}
+		if a.fs.set("secret-header") {
+			s.warnings = append(s.warnings, a.fs.origin("secret-header")+" is ignored: the file defines the sources; set verify.header of a source in the file")
 		}
 	}
 	for _, fs := range srcs {
