@@ -1447,7 +1447,9 @@ func (c *Consumer) produceFailed(rec *kgo.Record, err error) {
 	}
 	msg := "cannot write record; retrying, the source offset stays uncommitted"
 	if errors.Is(err, kerr.MessageTooLarge) {
-		msg += "; the record is larger than the topic's max.message.bytes: raise it (hookline topics check shows the planned value)"
+		// The producer's batch limit follows the topics' max.message.bytes
+		// as read at start: a raised limit takes effect on a restart.
+		msg += "; the record is larger than the topic's max.message.bytes: raise it (hookline topics check shows the planned value), then restart this process, which reads the limit at start"
 	}
 	c.rl.Log(context.Background(), slog.LevelWarn, "produce:"+rec.Topic, msg,
 		"topic", rec.Topic, "partition", rec.Partition, "err", err)

@@ -27,6 +27,11 @@ import (
 // consumer's own loop must), and counts the rejected requests. Newer
 // Produce versions name topics by id, so it fails them all.
 func rejectProduces(e *env) (failing *atomic.Bool, rejected *atomic.Int32) {
+	return rejectProducesWith(e, kerr.InvalidRecord)
+}
+
+// rejectProducesWith is rejectProduces with the given error.
+func rejectProducesWith(e *env, code *kerr.Error) (failing *atomic.Bool, rejected *atomic.Int32) {
 	failing, rejected = new(atomic.Bool), new(atomic.Int32)
 	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		e.cluster.KeepControl()
@@ -41,7 +46,7 @@ func rejectProduces(e *env) (failing *atomic.Bool, rejected *atomic.Int32) {
 			rt.Topic, rt.TopicID = t.Topic, t.TopicID
 			for _, p := range t.Partitions {
 				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition, rp.ErrorCode, rp.BaseOffset = p.Partition, kerr.InvalidRecord.Code, -1
+				rp.Partition, rp.ErrorCode, rp.BaseOffset = p.Partition, code.Code, -1
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
@@ -470,4 +475,23 @@ func TestDuplicateInstanceIDStopsTheFencedMember(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the fenced member still runs 30 s after another took its instance id")
 	}
+}
+
+// TestTooLargeForTheTopicSaysToRaiseAndRestart: a record that cannot move to
+// its retry tier because of the topic's max.message.bytes keeps its offset
+// and says what to do, including the restart a raised limit needs (the
+// producer reads the topics' limits at start).
+func TestTooLargeForTheTopicSaysToRaiseAndRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, 100*time.Millisecond)
+	failing, rejected := rejectProducesWith(e, kerr.MessageTooLarge)
+	h := HandlerFunc(func(context.Context, Event) error { return errors.New("fails") })
+	e.produce(event("c", "big", 0))
+	failing.Store(true)
+	var logs syncbuf.Buffer
+	e.start(Config{Handler: h, Group: "gl", ShutdownGrace: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	eventually(t, 10*time.Second, "the retry write rejected as too large", func() bool { return rejected.Load() >= 1 })
+	eventually(t, 10*time.Second, "the log says what to do", func() bool {
+		return strings.Contains(logs.String(), "max.message.bytes: raise it (hookline topics check shows the planned value), then restart this process")
+	})
 }
