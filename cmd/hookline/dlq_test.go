@@ -278,7 +278,7 @@ func TestHelpWithoutFlagsHasNoFlagsHeader(t *testing.T) {
 	if code != 0 || strings.Contains(out, "Flags") || !strings.Contains(out, "Examples:") {
 		t.Fatalf("version --help: exit %d\n%s", code, out)
 	}
-	if _, out, _ := call(t, nil, "send", "--help"); !strings.Contains(out, "Flags (each also read from HOOKLINE_<FLAG>):") {
+	if _, out, _ := call(t, nil, "send", "--help"); !strings.Contains(out, "Flags (each also read from the environment variable in brackets):") {
 		t.Fatalf("send --help lost its flags header:\n%s", out)
 	}
 }

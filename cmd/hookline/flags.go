@@ -27,11 +27,37 @@ type flagSet struct {
 	checks   []func() error  // run by parse once every value is in
 	// printUsage writes the --help text to stdout.
 	printUsage func()
+	// ownPrefix, when set (see ownEnv), is the prefix of the variables of
+	// the flags not in shared.
+	ownPrefix string
+	shared    map[string]bool
 }
 
-// envName is the environment variable that sets flag name.
+// envName is the environment variable that sets flag name of the commands
+// that run or operate a pipeline.
 func envName(name string) string {
 	return "HOOKLINE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// ownEnv makes the flags of a development tool (sink, send, loadtest) read
+// HOOKLINE_<COMMAND>_<FLAG>, except those named in shared, which mean the
+// same as for the pipeline's commands (a secret): a deployment's
+// HOOKLINE_LISTEN or HOOKLINE_CONCURRENCY must not move or throttle a tool
+// run from the same shell.
+func (fs *flagSet) ownEnv(shared ...string) {
+	fs.ownPrefix = envName(fs.Name()) + "_"
+	fs.shared = map[string]bool{}
+	for _, n := range shared {
+		fs.shared[n] = true
+	}
+}
+
+// envName is the environment variable that sets flag name of this command.
+func (fs *flagSet) envName(name string) string {
+	if fs.ownPrefix == "" || fs.shared[name] {
+		return envName(name)
+	}
+	return fs.ownPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // newFlagSet makes the flag set of one subcommand. usage is the one-line
@@ -49,14 +75,14 @@ func newFlagSet(env *environment, name, usage, examples string) *flagSet {
 		n := 0
 		fs.VisitAll(func(*flag.Flag) { n++ })
 		if n > 0 {
-			fmt.Fprintf(w, "\nFlags (each also read from HOOKLINE_<FLAG>):\n")
+			fmt.Fprintf(w, "\nFlags (each also read from the environment variable in brackets):\n")
 		}
 		fs.VisitAll(func(f *flag.Flag) {
 			def := ""
 			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
 				def = fmt.Sprintf(" (default %s)", f.DefValue)
 			}
-			fmt.Fprintf(w, "  --%s\n        %s%s [%s]\n", f.Name, f.Usage, def, envName(f.Name))
+			fmt.Fprintf(w, "  --%s\n        %s%s [%s]\n", f.Name, f.Usage, def, fs.envName(f.Name))
 		})
 		fmt.Fprintf(w, "\nExamples:\n%s\n", examples)
 	}
@@ -84,9 +110,9 @@ func (fs *flagSet) parse(args []string) error {
 		if fs.explicit[f.Name] || err != nil {
 			return
 		}
-		if v := fs.env.getenv(envName(f.Name)); v != "" {
+		if v := fs.env.getenv(fs.envName(f.Name)); v != "" {
 			if e := f.Value.Set(v); e != nil {
-				err = usagef("%s=%q: %v", envName(f.Name), v, e)
+				err = usagef("%s=%q: %v", fs.envName(f.Name), v, e)
 				return
 			}
 			fs.explicit[f.Name] = true
@@ -114,7 +140,7 @@ func (fs *flagSet) set(name string) bool { return fs.explicit[name] }
 // environment variable.
 func (fs *flagSet) origin(name string) string {
 	if fs.set(name) && !fromCommandLine(fs, name) {
-		return envName(name)
+		return fs.envName(name)
 	}
 	return "--" + name
 }

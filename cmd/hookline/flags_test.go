@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A mistyped flag is one line on stderr, naming the flag and the --help to
@@ -37,5 +38,35 @@ func TestFlagErrorIsOneLineOnStderr(t *testing.T) {
 	// --help still prints the usage, on stdout.
 	if code, out, errOut := call(t, nil, "dlq", "ls", "--help"); code != 0 || !strings.Contains(out, "Usage: hookline dlq ls") || errOut != "" {
 		t.Errorf("dlq ls --help: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+}
+
+// A deployment's HOOKLINE_LISTEN must not move the development sink, nor
+// its HOOKLINE_TIMEOUT change send's; their own variables and the shared
+// secrets still work.
+func TestToolsReadTheirOwnVariables(t *testing.T) {
+	env := &environment{getenv: func(k string) string {
+		return map[string]string{"HOOKLINE_LISTEN": "127.0.0.1:8080", "HOOKLINE_SINK_INTERVAL": "2s",
+			"HOOKLINE_TIMEOUT": "2m", "HOOKLINE_SECRET": "shared"}[k]
+	}}
+	fs := newFlagSet(env, "sink", "sink", "")
+	fs.ownEnv()
+	listen := fs.String("listen", "127.0.0.1:3000", "")
+	interval := fs.Duration("interval", 0, "")
+	if err := fs.parse(nil); err != nil || *listen != "127.0.0.1:3000" || *interval != 2*time.Second {
+		t.Errorf("sink: listen %s interval %s, %v; want the default and HOOKLINE_SINK_INTERVAL", *listen, *interval, err)
+	}
+	fs = newFlagSet(env, "send", "send", "")
+	fs.ownEnv("secret")
+	timeout := fs.Duration("timeout", 10*time.Second, "")
+	secret := fs.String("secret", "", "")
+	if err := fs.parse(nil); err != nil || *timeout != 10*time.Second || *secret != "shared" {
+		t.Errorf("send: timeout %s secret %q, %v; want the default and HOOKLINE_SECRET", *timeout, *secret, err)
+	}
+	if got := fs.origin("secret"); got != "HOOKLINE_SECRET" {
+		t.Errorf("origin of the secret: %s", got)
+	}
+	if got := fs.envName("timeout"); got != "HOOKLINE_SEND_TIMEOUT" {
+		t.Errorf("send's timeout variable: %s", got)
 	}
 }

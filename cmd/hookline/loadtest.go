@@ -25,6 +25,7 @@ const loadtestExamples = `  # 10,000 Genesys events to a local receiver, as Even
 
 func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "loadtest", "loadtest [--url URL] (--count N | --duration D | --soak D --rate R) [flags]", loadtestExamples)
+	fs.ownEnv("secret", "secret-header")
 	url := fs.String("url", "http://127.0.0.1:8080/webhooks/genesys", "receiver URL to POST to")
 	secret := fs.String("secret", "", "shared secret to send (prefer HOOKLINE_SECRET)")
 	secretHeader := fs.String("secret-header", DefaultSecretHeader, "header that carries --secret")

@@ -67,7 +67,8 @@ Usage:
 Commands:
 %s
 Every command has --help with examples. Flags can also be set as HOOKLINE_<FLAG>
-environment variables (--retry-delays → HOOKLINE_RETRY_DELAYS); flags win.
+environment variables (--retry-delays → HOOKLINE_RETRY_DELAYS; send, sink and
+loadtest: HOOKLINE_<COMMAND>_<FLAG>, secrets as the others); flags win.
 
 Quick start (embedded broker, no Kafka needed):
   hookline run --secret s3cret --handler-url http://127.0.0.1:3000/process

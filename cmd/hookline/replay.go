@@ -87,7 +87,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	// A leftover HOOKLINE_ALL or HOOKLINE_FORCE must not widen a replay.
 	for _, name := range []string{"all", "force"} {
 		if fs.set(name) && !fromCommandLine(fs, name) {
-			return usagef("%s is set in the environment, but --%s is taken from the command line only: unset it, or pass --%s", envName(name), name, name)
+			return usagef("%s is set in the environment, but --%s is taken from the command line only: unset it, or pass --%s", fs.envName(name), name, name)
 		}
 	}
 	noteConfigNotRead(env, fs, "replay")

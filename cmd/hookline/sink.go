@@ -30,6 +30,7 @@ const sinkExamples = `  # a handler that takes 3 s like the original database ca
 
 func runSink(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "sink", "sink [--listen ADDR] [flags]", sinkExamples)
+	fs.ownEnv()
 	listen := fs.String("listen", "127.0.0.1:3000", "address to serve on (deliveries on any path, GET /stats, GET /healthz)")
 	var lat latencyRange
 	fs.Var(&lat, "latency", "time to answer: a duration (3s) or a uniform range (0-5ms, 1s-4s)")
