@@ -455,7 +455,9 @@ func TestReplayStopNote(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	code := make(chan int, 1)
-	go func() { code <- dispatch(ctx, env, []string{"replay", "--brokers", brokers, "--base", "t.events", "--all", "--rate", "2"}) }()
+	go func() {
+		code <- dispatch(ctx, env, []string{"replay", "--brokers", brokers, "--base", "t.events", "--all", "--rate", "2"})
+	}()
 	for !strings.Contains(out.String(), "replay: t.events.dlq") { // planned: writing now
 		time.Sleep(10 * time.Millisecond)
 	}
