@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,9 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	p.waitOutput(`draining: answering 503`, 30*time.Second)
 	// hookline's own line, not a library message through the standard log.
 	p.waitOutput(`level=INFO msg="stopping gracefully; a second signal stops at once`, 10*time.Second)
+	if out := p.output(); strings.Index(out, "stopping gracefully") > strings.Index(out, "draining: answering 503") {
+		t.Errorf("the shutdown's first line must be the note about a second signal:\n%s", out)
+	}
 	select {
 	case <-p.done:
 		t.Fatalf("serve exited during its 10m drain delay after one SIGTERM:\n%s", p.output())

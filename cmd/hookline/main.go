@@ -90,16 +90,24 @@ func usage(w io.Writer) {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	// The first signal starts a graceful shutdown; a second one stops the
-	// process at once (the signal's default action): its unfinished work is
-	// redelivered, never lost.
+	// process at once (the signal's default action, restored by Stop): its
+	// unfinished work is redelivered, never lost. The note comes before
+	// the cancel, so it is the first line of the shutdown.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
 	go func() {
-		<-ctx.Done()
-		stop()
+		select {
+		case <-sigs:
+		case <-ctx.Done():
+			return
+		}
+		signal.Stop(sigs)
 		env.noteStop()
+		cancel()
 	}()
 	os.Exit(dispatch(ctx, env, os.Args[1:]))
 }
