@@ -147,6 +147,18 @@ func (h *harness) records(topic string) []*kgo.Record {
 	return out
 }
 
+// metrics returns the receiver's /metrics page.
+func (h *harness) metrics() []byte {
+	h.t.Helper()
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
+}
+
 func (h *harness) endOffsetSum(topic string) int64 {
 	ends, err := h.adm.ListEndOffsets(context.Background(), topic)
 	if err != nil {
@@ -422,12 +434,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	h := newHarness(t, nil)
 	h.post("genesys", extract.Samples()["user.end"], testSecret)
 	h.post("genesys", extract.Samples()["user.end"], "bad")
-	resp, err := http.Get(h.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b := h.metrics()
 	for _, want := range []string{
 		`hookline_receiver_requests_total{code="200",source="genesys"} 1`,
 		`hookline_receiver_requests_total{code="401",source="genesys"} 1`,
@@ -581,12 +588,7 @@ func TestRoutesAnswerPlainly(t *testing.T) {
 	if n := h.endOffsetSum(h.names.Base); n != 0 {
 		t.Errorf("%d records stored through wrong paths", n)
 	}
-	resp, err := http.Get(h.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b := h.metrics()
 	for _, want := range []string{
 		`hookline_receiver_requests_total{code="404",source="unknown"} 3`,
 		`hookline_receiver_requests_total{code="405",source="unknown"} 1`,

@@ -50,6 +50,16 @@ func TestEverySubcommandHelpShowsAnExample(t *testing.T) {
 	}
 }
 
+// writeFile writes body to dir/name and returns the path.
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // resolveFor parses args for run and resolves settings.
 func resolveFor(t *testing.T, vars map[string]string, args ...string) (settings, error) {
 	t.Helper()
@@ -251,13 +261,7 @@ func TestExampleConfigWorksAsIs(t *testing.T) {
 // URL is refused before anything starts, and flags that nothing uses say so.
 func TestFilePipelinesAndFlags(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return writeFile(t, dir, name, body) }
 	one := write("one.yaml", "pipelines:\n  - base: a.events\nsources:\n  - name: s\n    pipeline: a.events\n    verify: {type: bearer, secret: tok}\n")
 	for _, c := range []struct {
 		vars map[string]string
@@ -432,13 +436,7 @@ func TestStandardLogIsStructured(t *testing.T) {
 // listen address that cannot work fails before anything starts.
 func TestSeveralPipelinesAndEarlyRefusals(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return writeFile(t, dir, name, body) }
 	second := write("second.yaml", "pipelines:\n  - base: p1\n  - base: p2\n    partitions: 6\n    handler: {url: \"http://127.0.0.1:9/x\"}\n")
 	vars := map[string]string{"HOOKLINE_SECRET": "x"}
 	s, err := resolveFor(t, vars, "--config", second, "--brokers", "127.0.0.1:1")
@@ -476,11 +474,7 @@ func TestSeveralPipelinesAndEarlyRefusals(t *testing.T) {
 // A secret from the flag or environment that replaces the file's is said;
 // so is a --secret-header the file's sources do not use.
 func TestSecretOverridesAreSaid(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "g.yaml")
-	if err := os.WriteFile(p, []byte("sources:\n  - name: genesys\n    verify: {type: shared-secret, secret: \"${GS}\"}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := writeFile(t, t.TempDir(), "g.yaml", "sources:\n  - name: genesys\n    verify: {type: shared-secret, secret: \"${GS}\"}\n")
 	s, err := resolveFor(t, map[string]string{"GS": "file-secret-value", "HOOKLINE_SECRET": "dev-secret-value"}, "--config", p, "--secret-header", "X-Other")
 	if err != nil {
 		t.Fatal(err)
