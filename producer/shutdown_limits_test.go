@@ -96,13 +96,7 @@ func (h *harness) waitReadyz(want int, within time.Duration) {
 // metric returns the /metrics line that starts with series, or "".
 func (h *harness) metric(series string) string {
 	h.t.Helper()
-	resp, err := http.Get(h.url + "/metrics")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for line := range strings.Lines(string(b)) {
+	for line := range strings.Lines(string(h.metrics())) {
 		if strings.HasPrefix(line, series+" ") {
 			return strings.TrimSpace(line)
 		}
