@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hookline/hookline/internal/loadtest"
@@ -21,7 +23,19 @@ const loadtestExamples = `  # 10,000 Genesys events to a local receiver, as Even
   hookline loadtest --secret s3cret --count 5000 --acked-out acked.jsonl --seed 42
 
   # shorter retries than EventBridge's (1 s … 1 m, 185 attempts, 24 h)
-  hookline loadtest --secret s3cret --count 1000 --backoff-min 100ms --backoff-max 2s --max-retry-time 2m`
+  hookline loadtest --secret s3cret --count 1000 --backoff-min 100ms --backoff-max 2s --max-retry-time 2m
+
+  # a receiver whose source checks a bearer token (-H and --H are the same flag)
+  hookline loadtest --url http://127.0.0.1:8080/webhooks/crm -H 'Authorization: Bearer t0ken' --count 100
+
+  # exit status: 0 every event acknowledged; 1 some never acknowledged (the summary
+  # says why, with a hint when most answers were 401, 404, 413, 429 or 503);
+  # 2 a usage error; 130 interrupted (SIGINT or SIGTERM): the partial summary is
+  # printed and says so`
+
+// exitInterrupted is loadtest's exit status when a signal ended the run
+// early (128 + SIGINT, as a shell reports it).
+const exitInterrupted = 130
 
 func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "loadtest", "loadtest [--url URL] (--count N | --duration D | --soak D --rate R) [flags]", loadtestExamples)
@@ -30,7 +44,7 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	secret := fs.String("secret", "", "shared secret to send (prefer HOOKLINE_SECRET)")
 	secretHeader := fs.String("secret-header", DefaultSecretHeader, "header that carries --secret")
 	var extra headerList
-	fs.headerVar(&extra, "H", "extra header 'Name: value' (repeatable)")
+	fs.headerVar(&extra, "H", "extra header 'Name: value', written -H or --H (repeatable; in the environment one per line)")
 	count := fs.Int("count", 1000, "distinct events to send (0: no bound; default 0 with --duration or --soak)")
 	duration := fs.Duration("duration", 0, "stop starting new events after this long (0: no bound)")
 	soak := fs.Duration("soak", 0, "soak mode: run this long at --rate, printing a line every --interval")
@@ -47,6 +61,39 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	seed := fs.Int64("seed", 0, "seed for ids and decisions (0: random, printed); the same seed sends the same conversations, and with --concurrency 1 the same events (with more workers, where --count cuts them off depends on timing)")
 	ackedOut := fs.String("acked-out", "", "write every event as a JSON line (conversation id, sequence, event id, acknowledged) to this file")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	fs.check(func() error {
+		switch {
+		case *count < 0:
+			return fs.badValue("count", "must be 0 (no bound, for --duration or --soak) or more")
+		case *duration < 0:
+			return fs.badValue("duration", "must not be negative (0: no bound)")
+		case *soak < 0:
+			return fs.badValue("soak", "must be positive, e.g. 10m")
+		case *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0):
+			return fs.badValue("rate", "must be 0 (as fast as --concurrency allows) or a positive number of new events per second")
+		case *interval <= 0:
+			return fs.badValue("interval", "must be positive, e.g. 10s")
+		case *concurrency < 1:
+			return fs.badValue("concurrency", "must be at least 1 (requests in flight at once)")
+		case *conversations < 1:
+			return fs.badValue("conversations", "must be at least 1 (conversations open at once)")
+		case *dupRate < 0 || *dupRate > 1 || math.IsNaN(*dupRate):
+			return fs.badValue("duplicate-rate", "must be a probability from 0 to 1, e.g. 0.02")
+		case *timeout <= 0:
+			return fs.badValue("timeout", "must be positive, e.g. 5s (EventBridge's)")
+		case *maxAttempts < 1:
+			return fs.badValue("max-attempts", "must be at least 1 (1: no retries; EventBridge: 185)")
+		case *maxRetryTime <= 0:
+			return fs.badValue("max-retry-time", "must be positive, e.g. 24h (EventBridge's)")
+		case *backoffMin <= 0:
+			return fs.badValue("backoff-min", "must be positive, e.g. 1s")
+		case *backoffMax <= 0:
+			return fs.badValue("backoff-max", "must be positive, e.g. 1m")
+		case *backoffMax < *backoffMin:
+			return fs.badValue("backoff-max", fmt.Sprintf("must be at least --backoff-min (%s): raise it or lower --backoff-min", *backoffMin))
+		}
+		return nil
+	})
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -80,6 +127,11 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 		cfg.Interval = *interval
 		cfg.Progress = func(s loadtest.Snapshot) { fmt.Fprintln(env.stdout, s.Line()) }
 	}
+	// Everything is checked before the banner: a refused run announces
+	// nothing.
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v; run hookline loadtest --help for the flags", err)
+	}
 	var out *bufio.Writer
 	if *ackedOut != "" {
 		f, err := os.Create(*ackedOut)
@@ -108,6 +160,7 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	hints := res.Hints()
 	if out != nil {
 		enc := json.NewEncoder(out)
 		for _, e := range res.Events {
@@ -123,17 +176,32 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
-			Seed    int64   `json:"seed"`
-			Elapsed float64 `json:"elapsed_seconds"`
+			Seed        int64    `json:"seed"`
+			Elapsed     float64  `json:"elapsed_seconds"`
+			Interrupted bool     `json:"interrupted"`
+			Hints       []string `json:"hints,omitempty"`
 			loadtest.Stats
-		}{res.Seed, res.Elapsed.Seconds(), res.Stats}); err != nil {
-			return err
+		}{res.Seed, res.Elapsed.Seconds(), res.Interrupted, hints, res.Stats}); err != nil {
+			return fmt.Errorf("write the summary: %w", err)
 		}
 	} else {
 		fmt.Fprint(env.stdout, res.Summary())
 	}
+	// The text summary shows the hints; after --json, the last line on
+	// stderr carries them.
+	why := ""
+	if len(hints) > 0 {
+		why = " (see the hint above)"
+		if *asJSON {
+			why = ": " + strings.Join(hints, "; ")
+		}
+	}
+	if res.Interrupted {
+		return exitCode{exitInterrupted, fmt.Sprintf("interrupted after %s: %d of %d events started were acknowledged, %d gave up, %d unfinished; the summary covers only the part that ran%s",
+			res.Elapsed.Round(time.Millisecond), res.Acknowledged, res.Sent, res.GaveUp, res.Unfinished, why)}
+	}
 	if res.GaveUp > 0 {
-		return exitCode{1, fmt.Sprintf("%d of %d events were never acknowledged", res.GaveUp, res.Sent)}
+		return exitCode{1, fmt.Sprintf("%d of %d events were never acknowledged%s", res.GaveUp, res.Sent, why)}
 	}
 	return nil
 }

@@ -169,3 +169,127 @@ func TestSinkServesRecordsAndStops(t *testing.T) {
 		t.Fatalf("--record file: %v\n%s", err, b)
 	}
 }
+
+// Out-of-range flags are usage errors naming the flag, refused before the
+// banner announces a run.
+func TestLoadtestRefusesOutOfRangeFlags(t *testing.T) {
+	cases := []struct {
+		vars map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"--concurrency", "0"}, "--concurrency 0: must be at least 1"},
+		{nil, []string{"--conversations", "0"}, "--conversations 0: must be at least 1"},
+		{nil, []string{"--max-attempts", "0"}, "--max-attempts 0: must be at least 1"},
+		{nil, []string{"--timeout", "0"}, "--timeout 0s: must be positive"},
+		{nil, []string{"--backoff-min", "2s", "--backoff-max", "1s"}, "--backoff-max 1s: must be at least --backoff-min (2s)"},
+		{nil, []string{"--backoff-min", "0"}, "--backoff-min 0s: must be positive"},
+		{nil, []string{"--max-retry-time", "0"}, "--max-retry-time 0s: must be positive"},
+		{nil, []string{"--count", "-1"}, "--count -1: must be 0"},
+		{nil, []string{"--rate", "-5"}, "--rate -5: must be 0"},
+		{nil, []string{"--interval", "0"}, "--interval 0s: must be positive"},
+		{map[string]string{"HOOKLINE_LOADTEST_CONCURRENCY": "0"}, nil, "--concurrency 0 (from HOOKLINE_LOADTEST_CONCURRENCY): must be at least 1"},
+		{nil, []string{"--url", "not-a-url"}, `URL "not-a-url" is not an absolute http(s) URL`},
+	}
+	for _, c := range cases {
+		args := append([]string{"loadtest", "--url", "http://127.0.0.1:1/webhooks/genesys", "--count", "1"}, c.args...)
+		code, out, errOut := call(t, c.vars, args...)
+		if code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v %v: exit %d, want 2 and %q in:\n%s", c.vars, c.args, code, c.want, errOut)
+		}
+		if strings.Contains(out+errOut, "loadtest: POST") {
+			t.Errorf("%v: the banner came before the error:\n%s", c.args, errOut)
+		}
+	}
+}
+
+// A run ended by a signal exits 130 with the partial summary, saying it was
+// interrupted.
+func TestLoadtestInterruptedExits130(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		n++
+		if n == 40 {
+			cancel() // the signal
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	var out, errb syncbuf.Buffer
+	env := &environment{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	code := dispatch(ctx, env, []string{"loadtest", "--url", srv.URL + "/webhooks/genesys", "--count", "100000", "--concurrency", "4"})
+	if code != 130 {
+		t.Fatalf("exit %d, want 130\n%s\n%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "INTERRUPTED after") || !strings.Contains(out.String(), "acknowledged") {
+		t.Fatalf("no partial summary saying it was interrupted:\n%s", out.String())
+	}
+	if !strings.Contains(errb.String(), "interrupted after") || !strings.Contains(errb.String(), "covers only the part that ran") {
+		t.Fatalf("stderr:\n%s", errb.String())
+	}
+	if code, out, _ := call(t, nil, "loadtest", "--help"); code != 0 || !strings.Contains(out, "130 interrupted") {
+		t.Fatalf("--help does not document exit 130:\n%s", out)
+	}
+}
+
+// A run that most answers refuse with a telling status says what to check.
+func TestLoadtestHintsAtTheCause(t *testing.T) {
+	for status, want := range map[int]string{
+		401: "check --secret and --secret-header",
+		404: "check --url",
+		413: "--max-body",
+		429: "--max-in-flight",
+		503: "--ack-timeout",
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(status)
+		}))
+		code, out, errOut := call(t, nil, "loadtest", "--url", srv.URL+"/webhooks/nope", "--count", "3",
+			"--max-attempts", "2", "--backoff-min", "1ms", "--backoff-max", "2ms", "--duplicate-rate", "0")
+		srv.Close()
+		if code != 1 || !strings.Contains(out, "hint:") || !strings.Contains(out, want) || !strings.Contains(errOut, "see the hint above") {
+			t.Errorf("all %d: exit %d, want 1 and a hint with %q:\n%s\n%s", status, code, want, out, errOut)
+		}
+		// With --json, the hint is in the JSON and on stderr.
+		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+		code, out, errOut = call(t, nil, "loadtest", "--url", srv.URL, "--count", "2", "--json",
+			"--max-attempts", "2", "--backoff-min", "1ms", "--backoff-max", "2ms")
+		srv.Close()
+		var js struct{ Hints []string }
+		if err := json.Unmarshal([]byte(out), &js); err != nil || len(js.Hints) != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("all %d with --json: exit %d %v %+v\n%s", status, code, err, js, errOut)
+		}
+	}
+}
+
+// -H works as in send (the flag package reads -H and --H alike), on the
+// command line and as HOOKLINE_LOADTEST_H with one header per line.
+func TestLoadtestShortHeaderFlag(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		got[r.Header.Get("Authorization")+"|"+r.Header.Get("X-Team")]++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	if code, _, errOut := call(t, nil, "loadtest", "--url", srv.URL, "--count", "2", "--duplicate-rate", "0", "-H", "Authorization: Bearer t0ken", "-H", "X-Team: a"); code != 0 {
+		t.Fatalf("-H: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := call(t, map[string]string{"HOOKLINE_LOADTEST_H": "Authorization: Bearer env\nX-Team: b"}, "loadtest", "--url", srv.URL, "--count", "2", "--duplicate-rate", "0"); code != 0 {
+		t.Fatalf("HOOKLINE_LOADTEST_H: exit %d %s", code, errOut)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got["Bearer t0ken|a"] != 2 || got["Bearer env|b"] != 2 {
+		t.Fatalf("headers seen: %v", got)
+	}
+}

@@ -166,7 +166,10 @@ type Stats struct {
 	Status429   int64   `json:"status_429"`
 	Status503   int64   `json:"status_503"`
 	Status5xx   int64   `json:"status_5xx_other"`
-	Status4xx   int64   `json:"status_4xx"` // other than 429
+	Status4xx   int64   `json:"status_4xx"` // other than 429; the next three are among them
+	Status401   int64   `json:"status_401"`
+	Status404   int64   `json:"status_404"`
+	Status413   int64   `json:"status_413"`
 	Timeouts    int64   `json:"timeouts"`
 	ConnErrors  int64   `json:"connection_errors"`
 	IDMismatch  int64   `json:"event_id_mismatches"` // 2xx whose event_id differs from the content hash
@@ -186,6 +189,9 @@ type Snapshot struct {
 type Result struct {
 	Seed    int64
 	Elapsed time.Duration
+	// Interrupted: the ctx given to Run was cancelled (a signal) before the
+	// run reached its end, so the numbers cover only the part that ran.
+	Interrupted bool
 	Stats
 	// Events lists every event in start order (with KeepEvents).
 	Events []Event
@@ -230,20 +236,33 @@ type counters struct {
 	lat hist
 }
 
-func newRunner(cfg Config) (*runner, error) {
+// Validate reports what Run would refuse in cfg, so a caller can check
+// before it announces a run. Zero values mean the defaults.
+func (cfg Config) Validate() error {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("URL %q is not an absolute http(s) URL (e.g. http://127.0.0.1:8080/webhooks/genesys)", cfg.URL)
+		return fmt.Errorf("URL %q is not an absolute http(s) URL (e.g. http://127.0.0.1:8080/webhooks/genesys)", cfg.URL)
 	}
 	if cfg.Count < 0 || cfg.Duration < 0 || cfg.Rate < 0 || cfg.Concurrency < 0 || cfg.Conversations < 0 ||
-		cfg.Timeout < 0 || cfg.MaxAttempts < 0 || cfg.MaxRetryTime < 0 || cfg.BackoffMin < 0 || cfg.BackoffMax < 0 || cfg.Drain < 0 {
-		return nil, errors.New("counts, rates and durations must not be negative")
+		cfg.Timeout < 0 || cfg.MaxAttempts < 0 || cfg.MaxRetryTime < 0 || cfg.BackoffMin < 0 || cfg.BackoffMax < 0 || cfg.Drain < 0 ||
+		math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0) {
+		return errors.New("counts, rates and durations must not be negative")
 	}
 	if cfg.Count == 0 && cfg.Duration == 0 {
-		return nil, errors.New("unbounded run: set a count or a duration")
+		return errors.New("unbounded run: set a count or a duration")
 	}
 	if cfg.DuplicateRate < 0 || cfg.DuplicateRate > 1 || math.IsNaN(cfg.DuplicateRate) {
-		return nil, fmt.Errorf("duplicate rate %v: want a probability between 0 and 1", cfg.DuplicateRate)
+		return fmt.Errorf("duplicate rate %v: want a probability between 0 and 1", cfg.DuplicateRate)
+	}
+	if cfg.BackoffMin > 0 && cfg.BackoffMax > 0 && cfg.BackoffMax < cfg.BackoffMin {
+		return fmt.Errorf("backoff max %s is below backoff min %s: raise the max or lower the min", cfg.BackoffMax, cfg.BackoffMin)
+	}
+	return nil
+}
+
+func newRunner(cfg Config) (*runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.SecretHeader == "" {
 		cfg.SecretHeader = DefaultSecretHeader
@@ -360,7 +379,7 @@ func (r *runner) run(parent context.Context) *Result {
 	close(stopProg)
 	<-progDone
 
-	res := &Result{Seed: r.cfg.Seed, Elapsed: time.Since(start)}
+	res := &Result{Seed: r.cfg.Seed, Elapsed: time.Since(start), Interrupted: parent.Err() != nil}
 	r.mu.Lock()
 	res.Stats = r.total.Stats
 	res.Latency = r.total.lat.summary()
@@ -647,6 +666,14 @@ func (r *runner) request(ctx context.Context, ev *event, body []byte, retry, dup
 			c.Status5xx++
 		default:
 			c.Status4xx++
+			switch code {
+			case 401:
+				c.Status401++
+			case 404:
+				c.Status404++
+			case 413:
+				c.Status413++
+			}
 		}
 		if mismatch {
 			c.IDMismatch++
@@ -696,13 +723,61 @@ func (r *Result) Summary() string {
 		r.Sent, r.Acknowledged, r.GaveUp, r.Unfinished, r.Seed, r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(&b, "requests:  %d (%.0f/s), %d retries, %d duplicates sent (%d acknowledged)\n",
 		r.Requests, r.RequestRate, r.Retries, r.DuplicatesSent, r.DuplicatesAcked)
-	fmt.Fprintf(&b, "answers:   2xx %d, 429 %d, 503 %d, other 5xx %d, 4xx %d, timeouts %d, connection errors %d\n",
-		r.Status2xx, r.Status429, r.Status503, r.Status5xx, r.Status4xx, r.Timeouts, r.ConnErrors)
+	var of4xx []string
+	for _, c := range []struct {
+		code string
+		n    int64
+	}{{"401", r.Status401}, {"404", r.Status404}, {"413", r.Status413}} {
+		if c.n > 0 {
+			of4xx = append(of4xx, fmt.Sprintf("%s: %d", c.code, c.n))
+		}
+	}
+	fourxx := fmt.Sprint(r.Status4xx)
+	if len(of4xx) > 0 {
+		fourxx += " (" + strings.Join(of4xx, ", ") + ")"
+	}
+	fmt.Fprintf(&b, "answers:   2xx %d, 429 %d, 503 %d, other 5xx %d, 4xx %s, timeouts %d, connection errors %d\n",
+		r.Status2xx, r.Status429, r.Status503, r.Status5xx, fourxx, r.Timeouts, r.ConnErrors)
 	fmt.Fprintf(&b, "latency:   p50 %s, p99 %s, max %s\n", roundLat(r.Latency.P50), roundLat(r.Latency.P99), roundLat(r.Latency.Max))
 	if r.IDMismatch > 0 {
 		fmt.Fprintf(&b, "WARNING:   %d acknowledgements named an event id that differs from the content hash\n", r.IDMismatch)
 	}
+	for _, h := range r.Hints() {
+		fmt.Fprintf(&b, "hint:      %s\n", h)
+	}
+	if r.Interrupted {
+		fmt.Fprintf(&b, "INTERRUPTED after %s: these numbers cover only the part that ran; %d events were still being sent\n",
+			r.Elapsed.Round(time.Millisecond), r.Unfinished)
+	}
 	return b.String()
+}
+
+// Hints say what to check when most answers were one telling status (more
+// than half of the requests): a run that got only 401s or 404s usually
+// points at the wrong secret or URL, not at the receiver's capacity.
+func (s Stats) Hints() []string {
+	if s.Requests == 0 {
+		return nil
+	}
+	most := func(n int64) bool { return n*2 > s.Requests }
+	var hints []string
+	switch {
+	case most(s.Status401):
+		hints = append(hints, fmt.Sprintf("%d of %d answers were 401 (unauthenticated): check --secret and --secret-header (or -H for bearer, basic or HMAC verifiers) against the source's verify settings on the receiver", s.Status401, s.Requests))
+	case most(s.Status404):
+		hints = append(hints, fmt.Sprintf("%d of %d answers were 404: check --url; the receiver serves POST /webhooks/<source> for the sources it is configured with (default source: genesys)", s.Status404, s.Requests))
+	case most(s.Status413):
+		hints = append(hints, fmt.Sprintf("%d of %d answers were 413 (body too large): raise the receiver's --max-body", s.Status413, s.Requests))
+	case most(s.Status429):
+		hints = append(hints, fmt.Sprintf("%d of %d answers were 429 (receiver at its in-flight bound): lower --concurrency or --rate, or raise the receiver's --max-in-flight", s.Status429, s.Requests))
+	case most(s.Status503):
+		hints = append(hints, fmt.Sprintf("%d of %d answers were 503 (Kafka did not acknowledge within the receiver's --ack-timeout, or the receiver is shutting down): check the receiver's log and /readyz and the brokers, or lower --rate", s.Status503, s.Requests))
+	case most(s.Timeouts):
+		hints = append(hints, fmt.Sprintf("%d of %d requests timed out: check that the receiver at --url is up and not overloaded, or raise --timeout", s.Timeouts, s.Requests))
+	case most(s.ConnErrors):
+		hints = append(hints, fmt.Sprintf("%d of %d requests could not connect: check --url (host and port) and that the receiver runs", s.ConnErrors, s.Requests))
+	}
+	return hints
 }
 
 // Line formats a snapshot as one progress line.

@@ -343,6 +343,7 @@ func TestConfigErrors(t *testing.T) {
 		{URL: "http://x/", Count: 0},
 		{URL: "http://x/", Count: 1, DuplicateRate: 2},
 		{URL: "http://x/", Count: -1},
+		{URL: "http://x/", Count: 1, BackoffMin: 2 * time.Second, BackoffMax: time.Second},
 	} {
 		if _, err := Run(context.Background(), cfg); err == nil {
 			t.Errorf("%+v: no error", cfg)
@@ -371,5 +372,51 @@ func TestHistQuantiles(t *testing.T) {
 		if b := bucketOf(us); lowerOf(b) > us || lowerOf(b+1) <= us {
 			t.Fatalf("%dus in bucket %d [%d, %d)", us, b, lowerOf(b), lowerOf(b+1))
 		}
+	}
+}
+
+// A cancelled ctx (a signal) ends the run early, and the result says so.
+func TestInterruptedRunSaysSo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rcv := newReceiver(t, func(_ delivery, n int) (int, time.Duration) { return 200, 0 })
+	go func() {
+		for len(rcv.deliveries()) < 20 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	res, err := Run(ctx, fast(Config{URL: rcv.srv.URL, Count: 1_000_000, Concurrency: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.Sent >= 1_000_000 || !strings.Contains(res.Summary(), "INTERRUPTED after") {
+		t.Fatalf("interrupted run: %v %+v\n%s", res.Interrupted, res.Stats, res.Summary())
+	}
+	if done := run(t, Config{URL: rcv.srv.URL, Count: 3}); done.Interrupted || strings.Contains(done.Summary(), "INTERRUPTED") {
+		t.Fatalf("a run that reached its count is not interrupted:\n%s", done.Summary())
+	}
+}
+
+// Most answers one telling status: the summary says what to check; a mix
+// of answers gives no hint.
+func TestHints(t *testing.T) {
+	for status, want := range map[int]string{401: "--secret", 404: "--url", 413: "--max-body", 429: "--concurrency", 503: "--ack-timeout"} {
+		rcv := newReceiver(t, func(delivery, int) (int, time.Duration) { return status, 0 })
+		res := run(t, Config{URL: rcv.srv.URL, Count: 4, MaxAttempts: 2})
+		if h := res.Hints(); len(h) != 1 || !strings.Contains(h[0], want) || !strings.Contains(res.Summary(), "hint:") {
+			t.Errorf("all %d: hints %q, want one naming %s\n%s", status, h, want, res.Summary())
+		}
+	}
+	rcv := newReceiver(t, func(_ delivery, n int) (int, time.Duration) { return 200, 0 })
+	if res := run(t, Config{URL: rcv.srv.URL, Count: 4}); len(res.Hints()) != 0 || strings.Contains(res.Summary(), "hint:") {
+		t.Fatalf("hints for a clean run: %q", res.Hints())
+	}
+	if h := (Stats{Requests: 10, Status401: 5, Status404: 5, Status4xx: 10}).Hints(); len(h) != 0 {
+		t.Fatalf("no status is most of the answers: %q", h)
+	}
+	rcv = newReceiver(t, func(delivery, int) (int, time.Duration) { return 401, 0 })
+	if res := run(t, Config{URL: rcv.srv.URL, Count: 2, MaxAttempts: 1}); !strings.Contains(res.Summary(), "4xx 2 (401: 2)") {
+		t.Fatalf("the answers line does not break 4xx down:\n%s", res.Summary())
 	}
 }
