@@ -16,10 +16,15 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hookline/hookline/internal/kafkaconf"
 )
 
 // File is the YAML file's schema. Every key is optional.
 type File struct {
+	// Brokers is a list, or one comma-separated string as --brokers and
+	// HOOKLINE_BROKERS take it (brokers: ${KAFKA_BROKERS}); every entry is
+	// split at commas.
 	Brokers   []string   `yaml:"brokers"`
 	Listen    string     `yaml:"listen"`
 	Pipelines []Pipeline `yaml:"pipelines"`
@@ -170,8 +175,15 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 	if err := knownFields(&doc, reflect.TypeFor[File](), ""); err != nil {
 		return File{}, fmt.Errorf("parse YAML: %w", err)
 	}
+	brokersAsList(&doc)
 	if err := doc.Decode(&f); err != nil {
+		if hint := x.typeHint(err); hint != "" {
+			return File{}, fmt.Errorf("parse YAML: %w: %s", err, hint)
+		}
 		return File{}, fmt.Errorf("parse YAML: %w", err)
+	}
+	if err := f.splitBrokers(); err != nil {
+		return File{}, err
 	}
 	if err := f.validate(); err != nil {
 		return File{}, err
@@ -179,6 +191,40 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 	f.Defaulted = x.defaulted
 	f.Unset = x.unset
 	return f, nil
+}
+
+// brokersAsList turns a top-level brokers: value written as one string
+// (brokers: ${KAFKA_BROKERS}, or brokers: k1:9092,k2:9092) into a
+// one-element list, which splitBrokers then splits at commas.
+func brokersAsList(doc *yaml.Node) {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return
+	}
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		v := m.Content[i+1]
+		if m.Content[i].Value != "brokers" || v.Kind != yaml.ScalarNode || v.ShortTag() == "!!null" {
+			continue
+		}
+		item := *v
+		item.Tag = "!!str"
+		m.Content[i+1] = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: v.Line, Column: v.Column, Content: []*yaml.Node{&item}}
+	}
+}
+
+// splitBrokers splits every brokers entry at commas, as --brokers does.
+func (f *File) splitBrokers() error {
+	var out []string
+	for _, b := range f.Brokers {
+		if strings.ContainsAny(b, "[]{}") {
+			return fmt.Errorf("brokers: %q is not a host:port list: write brokers comma-separated (KAFKA_BROKERS=k1:9092,k2:9092 with brokers: ${KAFKA_BROKERS}) or as a YAML list of host:port (brokers: [k1:9092, k2:9092])", b)
+		}
+		out = append(out, kafkaconf.ParseBrokers(b)...)
+	}
+	if f.Brokers != nil {
+		f.Brokers = out
+	}
+	return nil
 }
 
 // knownFields refuses mapping keys that no field of t is tagged with, as
@@ -273,6 +319,45 @@ type expander struct {
 	// missing lists "NAME (at path)" of refused unset references; unset
 	// and defaulted list names.
 	missing, unset, defaulted []string
+	// quoted lists the quoted scalars that held a reference: they stay
+	// strings, which a number field refuses (see typeHint).
+	quoted []quotedRef
+}
+
+type quotedRef struct {
+	line      int
+	path, raw string // raw: the value as written, e.g. ${PARTITIONS}
+	value     string // expanded
+}
+
+// typeLine finds the line number and the (maybe shortened) value in a
+// yaml.TypeError entry.
+var typeLine = regexp.MustCompile("^line (\\d+): cannot unmarshal !!str `([^`]*)`")
+
+// typeHint explains a decode error caused by a quoted reference in a
+// number field: YAML reads a quoted value as a string whatever the
+// variable holds. It returns "" when err is not such an error.
+func (x *expander) typeHint(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return ""
+	}
+	var hints []string
+	for _, e := range te.Errors {
+		m := typeLine.FindStringSubmatch(e)
+		if m == nil {
+			continue
+		}
+		for _, q := range x.quoted {
+			if fmt.Sprint(q.line) != m[1] || !strings.HasPrefix(q.value, strings.TrimSuffix(m[2], "...")) {
+				continue
+			}
+			key := q.path[strings.LastIndex(q.path, ".")+1:]
+			hints = append(hints, fmt.Sprintf("%s (line %d) is a quoted reference, which YAML reads as a string: for a number write it unquoted on a line of its own, `%s: %s` (in { } or [ ] a reference must be quoted, so move the key out of the braces into block style)",
+				q.path, q.line, key, q.raw))
+		}
+	}
+	return strings.Join(hints, "; ")
 }
 
 // unusedPaths match the values each Unused part covers.
@@ -315,6 +400,12 @@ func (x *expander) walk(n *yaml.Node, path string) {
 }
 
 func (x *expander) expand(n *yaml.Node, path string) {
+	raw := n.Value
+	defer func() {
+		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
+			x.quoted = append(x.quoted, quotedRef{line: n.Line, path: path, raw: raw, value: n.Value})
+		}
+	}()
 	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 		sub := envRef.FindStringSubmatch(m)
 		name := sub[1]
@@ -351,6 +442,11 @@ func (f File) validate() error {
 	for i, p := range f.Pipelines {
 		if p.Base == "" {
 			return fmt.Errorf("pipelines[%d]: base is required", i)
+		}
+		if p.RetryDelays != nil && len(p.RetryDelays) == 0 {
+			// A pipeline has at least one retry tier (as --retry-delays
+			// requires); an empty list must not quietly mean the default.
+			return fmt.Errorf("pipelines[%d] (%s): retry_delays is an empty list: a pipeline needs at least one retry tier; list the delays (e.g. [10s, 1m, 10m]) or leave the key out for --retry-delays", i, p.Base)
 		}
 		if bases[p.Base] {
 			return fmt.Errorf("pipelines[%d]: base %q appears twice", i, p.Base)

@@ -150,11 +150,11 @@ func TestParseRefusals(t *testing.T) {
 		{"second document", "pipelines:\n  - base: a\n---\nsources:\n  - name: s\n", "more than one YAML document"},
 		{"typo, with its line", "pipelines:\n  - base: a\n    handler:\n      timout: 5s\n", `line 4: unknown key "timout" (pipelines[0].handler.timout)`},
 		{"unset, with where", "brokers: [\"${NOPE}\"]\n", "NOPE (at brokers[0], line 1)"},
-		{"plain number for a list", "brokers: ${B}\n", "parse YAML"},
+		{"a YAML list in a variable", "brokers: ${LIST}\n", `brokers: "[k1:9092, k2:9092]" is not a host:port list: write brokers comma-separated`},
 		{"unquoted in flow style", "sources:\n  - name: s\n    verify: {type: bearer, secret: ${B}}\n", `must be quoted: "${NAME}"`},
 	}
 	for _, c := range cases {
-		_, err := Parse([]byte(c.raw), env(map[string]string{"B": "k1:9092"}))
+		_, err := Parse([]byte(c.raw), env(map[string]string{"B": "k1:9092", "LIST": "[k1:9092, k2:9092]"}))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
@@ -237,5 +237,68 @@ func TestEmptyVariableIsRefused(t *testing.T) {
 	_, err := Parse([]byte("brokers: [\"${EMPTY}\"]\n"), func(k string) string { return map[string]string{"EMPTY": ""}[k] })
 	if err == nil || !strings.Contains(err.Error(), "unset or empty: EMPTY (at brokers[0], line 1)") {
 		t.Fatalf("a variable set to \"\": %v", err)
+	}
+}
+
+// A quoted reference stays a string, which a number field refuses: the
+// error says to write it unquoted in block style.
+func TestQuotedReferenceInANumberFieldSaysToUnquote(t *testing.T) {
+	vars := env(map[string]string{"P": "4", "RF": "3"})
+	for _, raw := range []string{
+		"pipelines:\n  - base: a\n    partitions: \"${P}\"\n",
+		"pipelines:\n  - base: a\n    partitions: '${P}'\n",
+		"pipelines:\n  - {base: a, partitions: \"${P}\"}\n",
+	} {
+		_, err := Parse([]byte(raw), vars)
+		if err == nil || !strings.Contains(err.Error(), "pipelines[0].partitions") || !strings.Contains(err.Error(), "`partitions: ${P}`") ||
+			!strings.Contains(err.Error(), "unquoted") {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+	_, err := Parse([]byte("pipelines:\n  - {base: a, replication_factor: \"${RF}\"}\n"), vars)
+	if err == nil || !strings.Contains(err.Error(), "`replication_factor: ${RF}`") || !strings.Contains(err.Error(), "block style") {
+		t.Errorf("replication_factor: %v", err)
+	}
+	// A type error of a value that is not a reference gets no such hint.
+	_, err = Parse([]byte("pipelines:\n  - {base: \"${P}\", partitions: \"x\"}\n"), vars)
+	if err == nil || strings.Contains(err.Error(), "quoted reference") {
+		t.Errorf("a quoted literal: %v", err)
+	}
+	// Unquoted in block style it is a number.
+	f, err := Parse([]byte("pipelines:\n  - base: a\n    partitions: ${P}\n"), vars)
+	if err != nil || f.Pipelines[0].Partitions != 4 {
+		t.Errorf("unquoted: %v %+v", err, f.Pipelines)
+	}
+}
+
+// brokers takes one comma-separated string, as --brokers and
+// HOOKLINE_BROKERS do, as well as a list; every entry is split at commas.
+func TestBrokersAsACommaSeparatedString(t *testing.T) {
+	vars := env(map[string]string{"K1": "127.0.0.1:9092", "SEEDS": "k1:9092, k2:9092,"})
+	for raw, want := range map[string]string{
+		"brokers: ${K1}\n":                "127.0.0.1:9092",
+		"brokers: \"${SEEDS}\"\n":         "k1:9092 k2:9092",
+		"brokers: k1:9092,k2:9092\n":      "k1:9092 k2:9092",
+		"brokers: [\"${SEEDS}\", k3:1]\n": "k1:9092 k2:9092 k3:1",
+		"brokers:\n  - ${K1}\n":           "127.0.0.1:9092",
+		"brokers:\n":                      "",
+	} {
+		f, err := Parse([]byte(raw), vars)
+		if err != nil || strings.Join(f.Brokers, " ") != want {
+			t.Errorf("%q: %q %v, want %q", raw, f.Brokers, err, want)
+		}
+	}
+}
+
+// An explicitly empty retry_delays is refused: a pipeline has at least one
+// retry tier, and [] must not quietly mean the default three.
+func TestEmptyRetryDelaysIsRefused(t *testing.T) {
+	_, err := Parse([]byte("pipelines:\n  - base: a.events\n    retry_delays: []\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "pipelines[0] (a.events): retry_delays is an empty list") || !strings.Contains(err.Error(), "leave the key out") {
+		t.Fatalf("retry_delays: []: %v", err)
+	}
+	f, err := Parse([]byte("pipelines:\n  - base: a.events\n    retry_delays:\n"), env(nil))
+	if err != nil || f.Pipelines[0].RetryDelays != nil {
+		t.Fatalf("retry_delays with no value means the default: %v %+v", err, f.Pipelines)
 	}
 }
