@@ -4,13 +4,20 @@
 package embedded
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/hookline/hookline/internal/ratelog"
 )
 
 // Defaults of Config.
@@ -30,6 +37,16 @@ type Config struct {
 	// an acknowledged record is on disk, which is what the receiver's
 	// 200 promises.
 	NoSync bool
+	// Logger receives the broker's own errors and warnings (a storage
+	// failure such as "permission denied" under DataDir, which clients
+	// only see as UNKNOWN_SERVER_ERROR), each kind at most once per
+	// LogInterval with a count of the repeats left out. Its informational
+	// and debug messages are dropped, so a healthy broker logs nothing.
+	// Default slog.Default().
+	Logger *slog.Logger
+	// LogInterval is how often one kind of broker message may be logged;
+	// default 10s.
+	LogInterval time.Duration
 }
 
 // Broker is a running embedded broker.
@@ -64,7 +81,7 @@ func Start(cfg Config) (*Broker, error) {
 	// take the port in between.
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("embedded broker data dir %s: %w", cfg.DataDir, err)
+		return nil, fmt.Errorf("embedded broker data dir %s: %w: %s", cfg.DataDir, err, dirAdvice(err, "create it"))
 	}
 	lock, err := lockDir(cfg.DataDir)
 	if err != nil {
@@ -75,6 +92,7 @@ func Start(cfg Config) (*Broker, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.DataDir(cfg.DataDir),
+		kfake.WithLogger(newLogger(cfg.Logger, cfg.LogInterval, cfg.DataDir)),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			if !handed {
 				handed = true
@@ -95,6 +113,9 @@ func Start(cfg Config) (*Broker, error) {
 			ln.Close()
 		}
 		lock.Close()
+		if advice := storageAdvice(err.Error(), cfg.DataDir); advice != "" {
+			return nil, fmt.Errorf("start embedded broker (data dir %s): %w: %s", cfg.DataDir, err, advice)
+		}
 		return nil, fmt.Errorf("start embedded broker (data dir %s): %w", cfg.DataDir, err)
 	}
 	return &Broker{c: c, addr: c.ListenAddrs()[0], lock: lock}, nil
@@ -111,4 +132,64 @@ func (b *Broker) Cluster() *kfake.Cluster { return b.c }
 func (b *Broker) Close() {
 	b.c.Close()
 	b.lock.Close()
+}
+
+// dirAdvice says what to do when the data directory cannot be used; what
+// names the failed step ("create it", "open its lock file").
+func dirAdvice(err error, what string) string {
+	switch {
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return fmt.Sprintf("the user running hookline may not %s: fix the permissions (e.g. chown -R that user the directory), or choose another --data-dir", what)
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, fs.ErrExist):
+		return "a file is in the way of the directory: choose another --data-dir, or move the file"
+	case errors.Is(err, syscall.ENOSPC):
+		return "the disk is full: free space, or choose another --data-dir on another disk"
+	}
+	return "choose another --data-dir, or fix what the error names"
+}
+
+// storageAdvice is the next step for a broker message about the data
+// directory, or "" when msg is not about storage.
+func storageAdvice(msg, dataDir string) string {
+	switch {
+	case strings.Contains(msg, "permission denied"), strings.Contains(msg, "read-only file system"):
+		return fmt.Sprintf("the embedded broker cannot write its data dir %s: make it writable by the user running hookline (e.g. chown -R that user %s), or choose another --data-dir; until then produce requests fail and senders get 503s", dataDir, dataDir)
+	case strings.Contains(msg, "not a directory"):
+		return fmt.Sprintf("a file is in the way under the data dir %s: move it away, or choose another --data-dir; until then produce requests fail and senders get 503s", dataDir)
+	case strings.Contains(msg, "no space left on device"):
+		return fmt.Sprintf("the disk of the data dir %s is full: free space, or choose another --data-dir; until then produce requests fail and senders get 503s", dataDir)
+	}
+	return ""
+}
+
+// logger routes kfake's errors and warnings into slog, rate-limited per
+// kind (kfake's format string), and drops its info and debug chatter.
+type logger struct {
+	rl      *ratelog.Limiter
+	dataDir string
+}
+
+func newLogger(log *slog.Logger, interval time.Duration, dataDir string) *logger {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &logger{rl: ratelog.New(log, interval), dataDir: dataDir}
+}
+
+func (l *logger) Logf(level kfake.LogLevel, format string, args ...any) {
+	var lvl slog.Level
+	switch level {
+	case kfake.LogLevelError:
+		lvl = slog.LevelError
+	case kfake.LogLevelWarn:
+		lvl = slog.LevelWarn
+	default:
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	var attrs []any
+	if advice := storageAdvice(msg, l.dataDir); advice != "" {
+		attrs = append(attrs, "next", advice)
+	}
+	l.rl.Log(context.Background(), lvl, format, "embedded broker: "+msg, attrs...)
 }

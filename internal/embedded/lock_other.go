@@ -14,7 +14,7 @@ import (
 func lockDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("embedded broker data dir %s: %w", dir, err)
+		return nil, fmt.Errorf("embedded broker data dir %s: %w: %s", dir, err, dirAdvice(err, "write its lock file"))
 	}
 	return f, nil
 }
