@@ -30,7 +30,7 @@ func newRegistry() *prometheus.Registry {
 
 // startEmbedded starts the in-process broker and points s.kafka at it.
 func startEmbedded(env *environment, log *slog.Logger, s *settings, addr, dataDir string) (*embedded.Broker, error) {
-	b, err := embedded.Start(embedded.Config{Addr: addr, DataDir: dataDir})
+	b, err := embedded.Start(embedded.Config{Addr: addr, DataDir: dataDir, Logger: log.With("component", "embedded-broker")})
 	if err != nil {
 		return nil, err
 	}

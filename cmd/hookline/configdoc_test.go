@@ -41,10 +41,11 @@ func helpFlags(t *testing.T, path []string) []docFlag {
 	lines := strings.Split(out, "\n")
 	var flags []docFlag
 	for i := 0; i < len(lines)-1; i++ {
-		name, ok := strings.CutPrefix(lines[i], "  --")
+		name, ok := strings.CutPrefix(lines[i], "  -")
 		if !ok {
 			continue
 		}
+		name = strings.TrimPrefix(name, "-")
 		m := helpLine.FindStringSubmatch(strings.TrimSpace(lines[i+1]))
 		if m == nil {
 			t.Fatalf("%v --help: cannot parse %q", path, lines[i+1])
@@ -94,7 +95,7 @@ func writeFlagTable(b *strings.Builder, title string, flags []docFlag) {
 		if f.def != "" {
 			def = "`" + f.def + "`"
 		}
-		fmt.Fprintf(b, "| `--%s` | `%s` | %s | %s |\n", f.name, f.env, def, strings.ReplaceAll(f.usage, "|", `\|`))
+		fmt.Fprintf(b, "| `%s` | `%s` | %s | %s |\n", flagSpelling(f.name), f.env, def, strings.ReplaceAll(f.usage, "|", `\|`))
 	}
 }
 

@@ -39,6 +39,15 @@ func envName(name string) string {
 	return "HOOKLINE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
+// flagSpelling is how help writes flag name: -H for one letter (as curl
+// does), --name otherwise. The flag package takes either.
+func flagSpelling(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
 // ownEnv makes the flags of a development tool (sink, send, loadtest) read
 // HOOKLINE_<COMMAND>_<FLAG>, except those named in shared, which mean the
 // same as for the pipeline's commands (a secret): a deployment's
@@ -82,7 +91,7 @@ func newFlagSet(env *environment, name, usage, examples string) *flagSet {
 			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
 				def = fmt.Sprintf(" (default %s)", f.DefValue)
 			}
-			fmt.Fprintf(w, "  --%s\n        %s%s [%s]\n", f.Name, f.Usage, def, fs.envName(f.Name))
+			fmt.Fprintf(w, "  %s\n        %s%s [%s]\n", flagSpelling(f.Name), f.Usage, def, fs.envName(f.Name))
 		})
 		fmt.Fprintf(w, "\nExamples:\n%s\n", examples)
 	}
