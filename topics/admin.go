@@ -307,7 +307,7 @@ func configProblems(st State, p Plan) []Problem {
 		// sender's redelivery meanwhile: a dead letter deleted sooner
 		// leaves the event nowhere.
 		if r, ok := retention(st); ok {
-			if floor := p.DedupWindow + 24*time.Hour; r < floor {
+			if floor := addSat(p.DedupWindow, 24*time.Hour).Truncate(time.Millisecond); r < floor {
 				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than the dedup window + 24h (%s): dead letters would be deleted while redeliveries of their events are still skipped; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned retention)",
 					r.Milliseconds(), floor, st.Name, st.Configs["retention.ms"])})
 			}

@@ -2,6 +2,7 @@ package topics
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -37,6 +38,11 @@ const (
 	// KafkaDefaultMaxMessageBytes is Kafka's default message.max.bytes,
 	// assumed for a topic whose max.message.bytes cannot be read.
 	KafkaDefaultMaxMessageBytes = 1048588
+	// MaxRetryDelay is the longest delay of one retry tier (30 days). A
+	// longer wait is not a retry: dead-letter the event and replay it.
+	// NewPlan refuses more, which also keeps the retention arithmetic far
+	// from overflowing.
+	MaxRetryDelay = 30 * 24 * time.Hour
 )
 
 // Config describes a pipeline's topics. The zero value of each field means
@@ -46,9 +52,9 @@ type Config struct {
 	Partitions        int32           // default DefaultPartitions
 	MaxMessageBytes   int32           // max.message.bytes of main, retry and DLQ topics; default DefaultMaxMessageBytes
 	ReplicationFactor int16           // default -1: the broker's default.replication.factor
-	RetryDelays       []time.Duration // default DefaultRetryDelays; its length is the tier count
+	RetryDelays       []time.Duration // default DefaultRetryDelays; its length is the tier count; each in (0, MaxRetryDelay]
 	DedupWindow       time.Duration   // default DefaultDedupWindow
-	Retention         time.Duration   // main and retry topics; default DefaultRetention
+	Retention         time.Duration   // main and retry topics; default DefaultRetention; negative is refused
 	DLQRetention      time.Duration   // default DefaultDLQRetention, or the dedup window + 48h if longer
 }
 
@@ -104,7 +110,11 @@ func NewPlan(c Config) (Plan, error) {
 	}
 	for i, d := range c.RetryDelays {
 		if d <= 0 {
-			return Plan{}, fmt.Errorf("retry delay %d is %s: every delay must be positive", i+1, d)
+			return Plan{}, fmt.Errorf("retry delay %d (of --retry-delays / retry_delays) is %s: every delay must be positive", i+1, d)
+		}
+		if d > MaxRetryDelay {
+			return Plan{}, fmt.Errorf("retry delay %d (of --retry-delays / retry_delays) is %s: at most %gh (30 days) per tier; a longer wait is not a retry: give the tiers shorter delays, let the event go to the DLQ, and replay it (hookline replay) when it can succeed",
+				i+1, d, MaxRetryDelay.Hours())
 		}
 	}
 	if c.DedupWindow == 0 {
@@ -116,15 +126,18 @@ func NewPlan(c Config) (Plan, error) {
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
 	}
+	if c.Retention < 0 || c.DLQRetention < 0 {
+		return Plan{}, fmt.Errorf("retention must be positive (0: the default), got %s for main and retry topics and %s for the DLQ", c.Retention, c.DLQRetention)
+	}
 	if c.DLQRetention == 0 {
 		// Dead letters must outlive the dedup window, which skips their
 		// events' redeliveries meanwhile (topics check reports less).
-		c.DLQRetention = max(DefaultDLQRetention, c.DedupWindow+48*time.Hour)
+		c.DLQRetention = max(DefaultDLQRetention, addSat(c.DedupWindow, 48*time.Hour))
 	}
 	// A retry record must outlive its delay by a wide margin, or it could be
 	// deleted while it waits (for example while the consumer is down).
 	maxDelay := slices.Max(append([]time.Duration{0}, c.RetryDelays...))
-	retryRetention := max(c.Retention, 2*maxDelay+24*time.Hour)
+	retryRetention := max(c.Retention, addSat(addSat(maxDelay, maxDelay), 24*time.Hour))
 
 	n := For(c.Base, len(c.RetryDelays))
 	p := Plan{
@@ -144,6 +157,16 @@ func NewPlan(c Config) (Plan, error) {
 }
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// addSat returns a+b for non-negative durations, or the longest duration
+// when the sum would overflow: a retention that long is as good as
+// forever, where an overflowed one would be negative or wrapped.
+func addSat(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
 
 // maxMessageBytes is the topic config that bounds one record batch.
 const maxMessageBytes = "max.message.bytes"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -340,5 +342,39 @@ func setConfig(ctx context.Context, t *testing.T, adm *kadm.Client, topic, key, 
 	}
 	if err != nil {
 		t.Fatalf("set %s=%s on %s: %v", key, value, topic, err)
+	}
+}
+
+// A retry delay is bounded (30 days): an absurd one is refused by name
+// instead of overflowing 2 x delay into a retention that wraps around.
+// Retention arithmetic saturates where the inputs are unbounded (the dedup
+// window).
+func TestRetryDelaysAreBoundedAndRetentionDoesNotOverflow(t *testing.T) {
+	_, err := NewPlan(Config{RetryDelays: []time.Duration{time.Minute, 10 * time.Second, 10 * time.Second, 1500000 * time.Hour}})
+	if err == nil || !strings.Contains(err.Error(), "retry delay 4") || !strings.Contains(err.Error(), "at most 720h (30 days)") {
+		t.Fatalf("a 1500000h delay: %v", err)
+	}
+	p, err := NewPlan(Config{RetryDelays: []time.Duration{MaxRetryDelay}})
+	if err != nil {
+		t.Fatalf("a delay of exactly MaxRetryDelay: %v", err)
+	}
+	spec, _ := p.Spec(p.Names.Retry(1))
+	if got, want := spec.Configs["retention.ms"], fmt.Sprint((2*MaxRetryDelay + 24*time.Hour).Milliseconds()); got != want {
+		t.Fatalf("retry retention.ms %s, want %s", got, want)
+	}
+	// A dedup window near the largest duration: the DLQ's retention and the
+	// check's floor saturate instead of turning negative.
+	huge := time.Duration(math.MaxInt64 - int64(time.Hour))
+	p, err = NewPlan(Config{DedupWindow: huge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq, _ := p.Spec(p.Names.DLQ)
+	if n, err := strconv.ParseInt(dlq.Configs["retention.ms"], 10, 64); err != nil || n < huge.Milliseconds() {
+		t.Fatalf("DLQ retention.ms %q with a %s dedup window", dlq.Configs["retention.ms"], huge)
+	}
+	st := State{Spec: dlq, Exists: true, Actual: map[string]string{"retention.ms": dlq.Configs["retention.ms"], "cleanup.policy": "delete"}}
+	if probs := configProblems(st, p); len(probs) != 0 {
+		t.Fatalf("the planned DLQ fails its own check: %v", probs)
 	}
 }

@@ -200,3 +200,17 @@ func TestDlqAndReplayNoteTheyIgnoreTheConfig(t *testing.T) {
 		}
 	}
 }
+
+// An absurd retry delay is refused as a usage error naming the bound, before
+// any topic is created with a retention that overflowed.
+func TestTopicsRefuseAnAbsurdRetryDelay(t *testing.T) {
+	brokers, adm := topicsCluster(t)
+	code, out, errOut := call(t, nil, "topics", "create", "--brokers", brokers, "--base", "abs.events", "--retry-delays", "1m,10s,10s,1500000h")
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "stderr", errOut, "retry delay 4", "at most 720h (30 days)")
+	if p := partitionsOf(t, adm); len(p) != 0 {
+		t.Fatalf("created %v", p)
+	}
+}
