@@ -1,10 +1,13 @@
 package topics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -195,6 +198,13 @@ func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int
 			existing = append(existing, n)
 		}
 	}
+	// Every topic, and the brokers: suggested kafka-configs and
+	// kafka-topics commands name them as --bootstrap-server.
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("read cluster metadata: %w", err)
+	}
+	bootstrap := bootstrapServers(md.Brokers)
 	var configs kadm.ResourceConfigs
 	if len(existing) > 0 {
 		configs, err = adm.DescribeTopicConfigs(ctx, existing...)
@@ -230,22 +240,60 @@ func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int
 		}
 		r.Topics = append(r.Topics, st)
 	}
-	r.Problems = append(r.Problems, partitionProblems(r.Topics, expectPartitions)...)
+	r.Problems = append(r.Problems, partitionProblems(r.Topics, expectPartitions, bootstrap)...)
 	for _, st := range r.Topics {
-		r.Problems = append(r.Problems, configProblems(st, p)...)
+		r.Problems = append(r.Problems, configProblems(st, p, bootstrap)...)
 	}
 	return r, nil
 }
 
 // CoPartitionFix says how to repair a pipeline whose topics disagree on
 // partition count when the largest count is top. Kafka cannot remove
-// partitions, so the others are raised.
-func CoPartitionFix(top int32) string {
-	return fmt.Sprintf("give every topic of the pipeline %d partitions (kafka-topics --alter --topic <topic> --partitions %d; conversations that hash to a new partition lose their order across the change, and their earlier events' redeliveries are not deduplicated), or move to a new pipeline (a new --base): see docs/operations.md", top, top)
+// partitions, so the others are raised. The command it suggests names the
+// brokers as <brokers>; [CoPartitionFixAt] fills them in.
+func CoPartitionFix(top int32) string { return CoPartitionFixAt(top, "") }
+
+// CoPartitionFixAt is [CoPartitionFix] with the kafka-topics command's
+// --bootstrap-server set to bootstrap (comma-separated host:port; "" writes
+// <brokers>).
+func CoPartitionFixAt(top int32, bootstrap string) string {
+	return fmt.Sprintf("give every topic of the pipeline %d partitions (%s; conversations that hash to a new partition lose their order across the change, and their earlier events' redeliveries are not deduplicated), or move to a new pipeline (a new --base): see docs/operations.md",
+		top, kafkaTopicsAlter(bootstrap, "<topic>", top))
+}
+
+// bootstrapServers lists the brokers of a metadata response as a
+// --bootstrap-server value: host:port, comma-separated, by node id.
+func bootstrapServers(brokers kadm.BrokerDetails) string {
+	bs := slices.Clone(brokers)
+	slices.SortFunc(bs, func(a, b kadm.BrokerDetail) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	addrs := make([]string, 0, len(bs))
+	for _, b := range bs {
+		addrs = append(addrs, net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+	}
+	return strings.Join(addrs, ",")
+}
+
+// kafkaConfigsAlter is the Kafka CLI command that sets one topic config.
+func kafkaConfigsAlter(bootstrap, topic, key, value string) string {
+	return fmt.Sprintf("kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config %s=%s",
+		orBrokers(bootstrap), topic, key, value)
+}
+
+// kafkaTopicsAlter is the Kafka CLI command that raises a topic's
+// partition count.
+func kafkaTopicsAlter(bootstrap, topic string, partitions int32) string {
+	return fmt.Sprintf("kafka-topics --bootstrap-server %s --alter --topic %s --partitions %d", orBrokers(bootstrap), topic, partitions)
+}
+
+func orBrokers(bootstrap string) string {
+	if bootstrap == "" {
+		return "<brokers>"
+	}
+	return bootstrap
 }
 
 // partitionProblems reports partition counts that break co-partitioning.
-func partitionProblems(states []State, expect int32) []Problem {
+func partitionProblems(states []State, expect int32, bootstrap string) []Problem {
 	counts := map[int32][]string{}
 	for _, st := range states {
 		if st.Exists {
@@ -279,13 +327,13 @@ func partitionProblems(states []State, expect int32) []Problem {
 		if st.Exists && st.Partitions != ref {
 			out = append(out, Problem{st.Name, fmt.Sprintf(
 				"has %d partitions but the rest of the pipeline has %d: all topics of a pipeline must be co-partitioned; %s",
-				st.Partitions, ref, CoPartitionFix(top))})
+				st.Partitions, ref, CoPartitionFixAt(top, bootstrap))})
 		}
 	}
 	return out
 }
 
-func configProblems(st State, p Plan) []Problem {
+func configProblems(st State, p Plan, bootstrap string) []Problem {
 	if !st.Exists {
 		return nil
 	}
@@ -293,13 +341,13 @@ func configProblems(st State, p Plan) []Problem {
 	want := st.Configs["cleanup.policy"]
 	got, known := st.Actual["cleanup.policy"]
 	if known && normalizePolicy(got) != want {
-		out = append(out, Problem{st.Name, fmt.Sprintf("cleanup.policy is %q, expected %q: kafka-configs --alter --entity-type topics --entity-name %s --add-config cleanup.policy=%s",
-			got, want, st.Name, want)})
+		out = append(out, Problem{st.Name, fmt.Sprintf("cleanup.policy is %q, expected %q: %s",
+			got, want, kafkaConfigsAlter(bootstrap, st.Name, "cleanup.policy", want))})
 	}
 	if want, planned := st.Configs[maxMessageBytes]; planned {
 		if got, ok := st.Actual[maxMessageBytes]; ok && atoi(got) < atoi(want) {
-			out = append(out, Problem{st.Name, fmt.Sprintf("max.message.bytes is %s, below the planned %s: bodies above %d bytes are refused with 413; kafka-configs --alter --entity-type topics --entity-name %s --add-config max.message.bytes=%s",
-				got, want, atoi(got)-HeaderRoom, st.Name, want)})
+			out = append(out, Problem{st.Name, fmt.Sprintf("max.message.bytes is %s, below the planned %s: bodies above %d bytes are refused with 413; %s",
+				got, want, atoi(got)-HeaderRoom, kafkaConfigsAlter(bootstrap, st.Name, maxMessageBytes, want))})
 		}
 	}
 	if st.Role == RoleDLQ {
@@ -308,16 +356,16 @@ func configProblems(st State, p Plan) []Problem {
 		// leaves the event nowhere.
 		if r, ok := retention(st); ok {
 			if floor := addSat(p.DedupWindow, 24*time.Hour).Truncate(time.Millisecond); r < floor {
-				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than the dedup window + 24h (%s): dead letters would be deleted while redeliveries of their events are still skipped; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned retention)",
-					r.Milliseconds(), floor, st.Name, st.Configs["retention.ms"])})
+				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than the dedup window + 24h (%s): dead letters would be deleted while redeliveries of their events are still skipped; %s (the planned retention)",
+					r.Milliseconds(), floor, kafkaConfigsAlter(bootstrap, st.Name, "retention.ms", st.Configs["retention.ms"]))})
 			}
 		}
 	}
 	if st.Role == RoleRetry {
 		if r, ok := retention(st); ok {
 			if delay := p.RetryDelays[st.Tier-1]; r <= delay {
-				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is not longer than the tier's delay %s: waiting retries would be deleted; kafka-configs --alter --entity-type topics --entity-name %s --add-config retention.ms=%s (the planned retention: 2 x the longest retry delay + 24h, or the main topic's if longer)",
-					r.Milliseconds(), delay, st.Name, st.Configs["retention.ms"])})
+				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is not longer than the tier's delay %s: waiting retries would be deleted; %s (the planned retention: 2 x the longest retry delay + 24h, or the main topic's if longer)",
+					r.Milliseconds(), delay, kafkaConfigsAlter(bootstrap, st.Name, "retention.ms", st.Configs["retention.ms"]))})
 			}
 		}
 	}

@@ -250,7 +250,8 @@ func TestMaxMessageBytesIsPlannedCheckedAndReported(t *testing.T) {
 func TestShortRetryRetentionSaysHowToFixIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	adm, _ := newAdmin(t)
+	adm, c := newAdmin(t)
+	bootstrap := strings.Join(c.ListenAddrs(), ",")
 	p, err := NewPlan(Config{Base: "slow", Partitions: 2, RetryDelays: []time.Duration{time.Hour, 100 * time.Hour}})
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +274,7 @@ func TestShortRetryRetentionSaysHowToFixIt(t *testing.T) {
 		t.Fatalf("a short retention must not make the pipeline unusable: %v", err)
 	}
 	want := "slow.retry-2: retention.ms " + short + " is not longer than the tier's delay 100h0m0s: waiting retries would be deleted; " +
-		"kafka-configs --alter --entity-type topics --entity-name slow.retry-2 --add-config retention.ms=" + planned
+		"kafka-configs --bootstrap-server " + bootstrap + " --alter --entity-type topics --entity-name slow.retry-2 --add-config retention.ms=" + planned
 	if msg := fmt.Sprint(rep.Err()); !strings.Contains(msg, want) {
 		t.Fatalf("report lacks %q:\n%s", want, msg)
 	}
@@ -374,7 +375,45 @@ func TestRetryDelaysAreBoundedAndRetentionDoesNotOverflow(t *testing.T) {
 		t.Fatalf("DLQ retention.ms %q with a %s dedup window", dlq.Configs["retention.ms"], huge)
 	}
 	st := State{Spec: dlq, Exists: true, Actual: map[string]string{"retention.ms": dlq.Configs["retention.ms"], "cleanup.policy": "delete"}}
-	if probs := configProblems(st, p); len(probs) != 0 {
+	if probs := configProblems(st, p, ""); len(probs) != 0 {
 		t.Fatalf("the planned DLQ fails its own check: %v", probs)
+	}
+}
+
+// Every command check suggests names the brokers it talked to, so it can be
+// pasted as is.
+func TestSuggestedCommandsNameTheBrokers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, c := newAdmin(t)
+	bootstrap := strings.Join(c.ListenAddrs(), ",")
+	p, err := NewPlan(Config{Base: "bs", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, p); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(ctx, t, adm, "bs.dlq", "cleanup.policy", "compact")
+	setConfig(ctx, t, adm, "bs.retry-1", "max.message.bytes", "1048588")
+	if _, err := adm.CreatePartitions(ctx, 1, "bs.retry-2"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Inspect(ctx, adm, p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := fmt.Sprint(rep.Err())
+	for _, want := range []string{
+		"bs.dlq: cleanup.policy is \"compact\", expected \"delete\": kafka-configs --bootstrap-server " + bootstrap + " --alter --entity-type topics --entity-name bs.dlq --add-config cleanup.policy=delete",
+		"kafka-configs --bootstrap-server " + bootstrap + " --alter --entity-type topics --entity-name bs.retry-1 --add-config max.message.bytes=",
+		"kafka-topics --bootstrap-server " + bootstrap + " --alter --topic <topic> --partitions 3",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("report lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "kafka-configs --alter") || strings.Contains(msg, "kafka-topics --alter") {
+		t.Errorf("a command without --bootstrap-server:\n%s", msg)
 	}
 }

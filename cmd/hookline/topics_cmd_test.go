@@ -214,3 +214,25 @@ func TestTopicsRefuseAnAbsurdRetryDelay(t *testing.T) {
 		t.Fatalf("created %v", p)
 	}
 }
+
+// The kafka-configs and kafka-topics commands check suggests carry
+// --bootstrap-server with the brokers in use, ready to paste.
+func TestTopicsCheckCommandsNameTheBrokers(t *testing.T) {
+	brokers, adm := topicsCluster(t)
+	if code, out, errOut := call(t, nil, "topics", "create", "--brokers", brokers, "--base", "bs.events", "--partitions", "2"); code != 0 {
+		t.Fatalf("create: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, "bs.events.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreatePartitions(context.Background(), 1, "bs.events.retry-1"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := call(t, nil, "topics", "check", "--brokers", brokers, "--base", "bs.events")
+	if code != 1 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	wantAll(t, "check stderr", errOut,
+		"kafka-configs --bootstrap-server "+brokers+" --alter --entity-type topics --entity-name bs.events.dlq --add-config cleanup.policy=delete",
+		"kafka-topics --bootstrap-server "+brokers+" --alter --topic ")
+}
