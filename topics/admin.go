@@ -183,9 +183,11 @@ func (r Report) Unusable() error {
 
 // Inspect compares the cluster with the plan. It reports every mismatch: a
 // missing topic, partition counts that differ inside the pipeline (or from
-// expectPartitions when it is > 0), a wrong cleanup.policy, and a retry topic
-// whose retention is shorter than its delay. Only a failure to ask the cluster
-// is returned as an error.
+// expectPartitions when it is > 0), a wrong cleanup.policy, a
+// max.message.bytes below the plan's, and a retention shorter than the
+// rules of [Plan] allow. Suggested kafka-configs and kafka-topics commands
+// name the brokers of the cluster's metadata as --bootstrap-server. Only a
+// failure to ask the cluster is returned as an error.
 func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int32) (Report, error) {
 	names := p.Names.All()
 	details, err := adm.ListTopics(ctx, names...)
@@ -361,11 +363,18 @@ func configProblems(st State, p Plan, bootstrap string) []Problem {
 			}
 		}
 	}
+	if st.Role == RoleMain {
+		if r, ok := retention(st); ok && r < MinRetention {
+			out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than %s: events wait here while consumers are down or behind, and one deleted before it is handled is lost although its sender got 200; %s (the planned retention)",
+				r.Milliseconds(), shortDuration(MinRetention), kafkaConfigsAlter(bootstrap, st.Name, "retention.ms", st.Configs["retention.ms"]))})
+		}
+	}
 	if st.Role == RoleRetry {
 		if r, ok := retention(st); ok {
-			if delay := p.RetryDelays[st.Tier-1]; r <= delay {
-				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is not longer than the tier's delay %s: waiting retries would be deleted; %s (the planned retention: 2 x the longest retry delay + 24h, or the main topic's if longer)",
-					r.Milliseconds(), delay, kafkaConfigsAlter(bootstrap, st.Name, "retention.ms", st.Configs["retention.ms"]))})
+			delay := p.RetryDelays[st.Tier-1]
+			if floor := addSat(delay, MinRetention).Truncate(time.Millisecond); r < floor {
+				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than the tier's delay + %s (%s): a retry waits its delay and then, while consumers are down or behind, as long as an event in the main topic; it would be deleted before it is handled; %s (the planned retention: 2 x the longest retry delay + 24h, or the main topic's if longer)",
+					r.Milliseconds(), shortDuration(MinRetention), shortDuration(floor), kafkaConfigsAlter(bootstrap, st.Name, "retention.ms", st.Configs["retention.ms"]))})
 			}
 		}
 	}
@@ -384,6 +393,18 @@ func retention(st State) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(ms) * time.Millisecond, true
+}
+
+// shortDuration prints 24h instead of 24h0m0s and 1m instead of 1m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // atoi parses a numeric config value; 0 when it is not a number.

@@ -38,6 +38,11 @@ const (
 	// KafkaDefaultMaxMessageBytes is Kafka's default message.max.bytes,
 	// assumed for a topic whose max.message.bytes cannot be read.
 	KafkaDefaultMaxMessageBytes = 1048588
+	// MinRetention is the least retention check accepts on the main topic,
+	// and on a retry tier beyond its delay: the time an event may wait for
+	// a consumer that is down or behind before Kafka deletes it
+	// (acknowledged, never handled: lost). See [Plan].
+	MinRetention = 24 * time.Hour
 	// MaxRetryDelay is the longest delay of one retry tier (30 days). A
 	// longer wait is not a retry: dead-letter the event and replay it.
 	// NewPlan refuses more, which also keeps the retention arithmetic far
@@ -54,7 +59,7 @@ type Config struct {
 	ReplicationFactor int16           // default -1: the broker's default.replication.factor
 	RetryDelays       []time.Duration // default DefaultRetryDelays; its length is the tier count; each in (0, MaxRetryDelay]
 	DedupWindow       time.Duration   // default DefaultDedupWindow
-	Retention         time.Duration   // main and retry topics; default DefaultRetention; negative is refused
+	Retention         time.Duration   // main and retry topics; default DefaultRetention; at least MinRetention
 	DLQRetention      time.Duration   // default DefaultDLQRetention, or the dedup window + 48h if longer
 }
 
@@ -67,6 +72,21 @@ type Spec struct {
 }
 
 // Plan is the full set of topics of one pipeline, with the settings they need.
+//
+// Retention: Create gives the main topic Config.Retention (default 7 days),
+// each retry tier the longest of that and 2 x the longest retry delay +
+// 24h, and the DLQ Config.DLQRetention. [Inspect] reports a finite
+// retention.ms (-1, forever, always passes) shorter than:
+//   - MinRetention (24h) on the main topic: events wait there while
+//     consumers are down, and one deleted before it is handled is lost
+//     although the sender was told it was stored;
+//   - the tier's delay + MinRetention on a retry tier: a retry waits its
+//     delay, then as long as a main-topic event for a consumer that is down;
+//   - the dedup window + 24h on the DLQ: dedup skips redeliveries of a
+//     dead-lettered event for the window, so its dead letter must outlive it.
+//
+// The planned retentions pass these rules; the fix check suggests restores
+// the planned value.
 type Plan struct {
 	Names             Names
 	Partitions        int32
@@ -126,8 +146,9 @@ func NewPlan(c Config) (Plan, error) {
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
 	}
-	if c.Retention < 0 || c.DLQRetention < 0 {
-		return Plan{}, fmt.Errorf("retention must be positive (0: the default), got %s for main and retry topics and %s for the DLQ", c.Retention, c.DLQRetention)
+	if c.Retention < MinRetention || c.DLQRetention < 0 {
+		return Plan{}, fmt.Errorf("retention must be at least %s on the main and retry topics (got %s) and positive on the DLQ (got %s); 0 means the default",
+			shortDuration(MinRetention), c.Retention, c.DLQRetention)
 	}
 	if c.DLQRetention == 0 {
 		// Dead letters must outlive the dedup window, which skips their

@@ -244,7 +244,7 @@ func TestMaxMessageBytesIsPlannedCheckedAndReported(t *testing.T) {
 	}
 }
 
-// A retry topic whose retention no longer covers its delay is reported with
+// A retry topic whose retention no longer covers its delay + 24h is reported with
 // the command that restores the planned retention (2 x the longest delay +
 // 24h here, above the 7-day default), as the cleanup.policy problem is.
 func TestShortRetryRetentionSaysHowToFixIt(t *testing.T) {
@@ -273,7 +273,8 @@ func TestShortRetryRetentionSaysHowToFixIt(t *testing.T) {
 	if err := rep.Unusable(); err != nil {
 		t.Fatalf("a short retention must not make the pipeline unusable: %v", err)
 	}
-	want := "slow.retry-2: retention.ms " + short + " is not longer than the tier's delay 100h0m0s: waiting retries would be deleted; " +
+	want := "slow.retry-2: retention.ms " + short + " is shorter than the tier's delay + 24h (124h): a retry waits its delay and then, " +
+		"while consumers are down or behind, as long as an event in the main topic; it would be deleted before it is handled; " +
 		"kafka-configs --bootstrap-server " + bootstrap + " --alter --entity-type topics --entity-name slow.retry-2 --add-config retention.ms=" + planned
 	if msg := fmt.Sprint(rep.Err()); !strings.Contains(msg, want) {
 		t.Fatalf("report lacks %q:\n%s", want, msg)
@@ -415,5 +416,57 @@ func TestSuggestedCommandsNameTheBrokers(t *testing.T) {
 	}
 	if strings.Contains(msg, "kafka-configs --alter") || strings.Contains(msg, "kafka-topics --alter") {
 		t.Errorf("a command without --bootstrap-server:\n%s", msg)
+	}
+}
+
+// The main topic's retention is checked (24h at least: events wait there
+// while consumers are down), and a retry tier needs its delay + 24h, not
+// just more than its delay.
+func TestMainAndRetryRetentionNeedADayOfMargin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, _ := newAdmin(t)
+	p, err := NewPlan(Config{Base: "ret", Partitions: 1, RetryDelays: []time.Duration{time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, p); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Inspect(ctx, adm, p, 0); err != nil || rep.Err() != nil {
+		t.Fatalf("as planned: %v %v", err, rep.Err())
+	}
+	setConfig(ctx, t, adm, "ret", "retention.ms", "1000")
+	setConfig(ctx, t, adm, "ret.retry-1", "retention.ms", "61000")
+	rep, err := Inspect(ctx, adm, p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := fmt.Sprint(rep.Err())
+	for _, want := range []string{
+		"ret: retention.ms 1000 is shorter than 24h: events wait here while consumers are down or behind",
+		"--entity-name ret --add-config retention.ms=604800000",
+		"ret.retry-1: retention.ms 61000 is shorter than the tier's delay + 24h (24h1m)",
+		"--entity-name ret.retry-1 --add-config retention.ms=604800000",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("report lacks %q:\n%s", want, msg)
+		}
+	}
+	if rep.Unusable() != nil {
+		t.Fatal("a short retention must not make the pipeline unusable")
+	}
+	// Exactly the floors pass; so does -1 (forever).
+	setConfig(ctx, t, adm, "ret", "retention.ms", fmt.Sprint(MinRetention.Milliseconds()))
+	setConfig(ctx, t, adm, "ret.retry-1", "retention.ms", fmt.Sprint((time.Minute + MinRetention).Milliseconds()))
+	if rep, err := Inspect(ctx, adm, p, 0); err != nil || rep.Err() != nil {
+		t.Fatalf("at the floors: %v %v", err, rep.Err())
+	}
+	setConfig(ctx, t, adm, "ret", "retention.ms", "-1")
+	if rep, err := Inspect(ctx, adm, p, 0); err != nil || rep.Err() != nil {
+		t.Fatalf("forever: %v %v", err, rep.Err())
+	}
+	if _, err := NewPlan(Config{Retention: time.Hour}); err == nil || !strings.Contains(err.Error(), "at least 24h") {
+		t.Fatalf("a plan below its own check: %v", err)
 	}
 }
