@@ -184,7 +184,8 @@ func (r Report) Unusable() error {
 // Inspect compares the cluster with the plan. It reports every mismatch: a
 // missing topic, partition counts that differ inside the pipeline (or from
 // expectPartitions when it is > 0), a wrong cleanup.policy, a
-// max.message.bytes below the plan's, and a retention shorter than the
+// max.message.bytes below the plan's (on the dedup topic: below
+// MinDedupMaxMessageBytes), and a retention shorter than the
 // rules of [Plan] allow. Suggested kafka-configs and kafka-topics commands
 // name the brokers of the cluster's metadata as --bootstrap-server. Only a
 // failure to ask the cluster is returned as an error.
@@ -346,7 +347,11 @@ func configProblems(st State, p Plan, bootstrap string) []Problem {
 		out = append(out, Problem{st.Name, fmt.Sprintf("cleanup.policy is %q, expected %q: %s",
 			got, want, kafkaConfigsAlter(bootstrap, st.Name, "cleanup.policy", want))})
 	}
-	if want, planned := st.Configs[maxMessageBytes]; planned {
+	if got, ok := st.Actual[maxMessageBytes]; ok && st.Role == RoleDedup && atoi(got) < MinDedupMaxMessageBytes {
+		out = append(out, Problem{st.Name, fmt.Sprintf("max.message.bytes is %s, below %d: a dedup record (an event id of up to 1 KiB and its outcome) may not fit, and then the consumer cannot record outcomes, commits nothing and stalls; %s (the planned value)",
+			got, MinDedupMaxMessageBytes, kafkaConfigsAlter(bootstrap, st.Name, maxMessageBytes, strconv.Itoa(DedupMaxMessageBytes)))})
+	}
+	if want, planned := st.Configs[maxMessageBytes]; planned && st.Role != RoleDedup {
 		if got, ok := st.Actual[maxMessageBytes]; ok && atoi(got) < atoi(want) {
 			out = append(out, Problem{st.Name, fmt.Sprintf("max.message.bytes is %s, below the planned %s: bodies above %d bytes are refused with 413; %s",
 				got, want, atoi(got)-HeaderRoom, kafkaConfigsAlter(bootstrap, st.Name, maxMessageBytes, want))})

@@ -38,6 +38,17 @@ const (
 	// KafkaDefaultMaxMessageBytes is Kafka's default message.max.bytes,
 	// assumed for a topic whose max.message.bytes cannot be read.
 	KafkaDefaultMaxMessageBytes = 1048588
+	// DedupMaxMessageBytes is the max.message.bytes Create sets on the
+	// dedup topic: Kafka's default, set on the topic so that a lower
+	// broker-wide message.max.bytes does not shrink it.
+	DedupMaxMessageBytes = KafkaDefaultMaxMessageBytes
+	// MinDedupMaxMessageBytes is the least max.message.bytes check accepts
+	// on the dedup topic. A dedup record is an event id (at most 1 KiB) and
+	// a JSON outcome of some 50 bytes, plus about 100 bytes of record and
+	// batch framing; 64 KiB fits it with a wide margin. Below what a record
+	// needs, the consumer cannot record outcomes, commits nothing and
+	// stalls.
+	MinDedupMaxMessageBytes = 64 << 10
 	// MinRetention is the least retention check accepts on the main topic,
 	// and on a retry tier beyond its delay: the time an event may wait for
 	// a consumer that is down or behind before Kafka deletes it
@@ -204,6 +215,7 @@ func deleteConfigs(retention time.Duration, maxMessage int32) map[string]string 
 // slowly: the log cleaner never touches the active segment, so segments roll
 // hourly; a low dirty ratio lets the cleaner start early; and tombstones stay
 // for a day so a member restoring state sees the delete before it vanishes.
+// max.message.bytes is DedupMaxMessageBytes.
 func dedupConfigs(window time.Duration) map[string]string {
 	return map[string]string{
 		"cleanup.policy":            "compact",
@@ -213,6 +225,9 @@ func dedupConfigs(window time.Duration) map[string]string {
 		// Bound how long a dirty entry may wait for the cleaner, so the
 		// topic stays near one record per live event id.
 		"max.compaction.lag.ms": ms(max(window/4, time.Hour)),
+		// Set, not inherited: every consumer writes here, and a broker
+		// default lowered for other topics must not stall it.
+		maxMessageBytes: strconv.Itoa(DedupMaxMessageBytes),
 	}
 }
 

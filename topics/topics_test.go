@@ -470,3 +470,39 @@ func TestMainAndRetryRetentionNeedADayOfMargin(t *testing.T) {
 		t.Fatalf("a plan below its own check: %v", err)
 	}
 }
+
+// The dedup topic's max.message.bytes is planned, and one too small for a
+// dedup record (the consumer would stall) is reported with the fix; a value
+// between the floor and the plan is an operator's choice.
+func TestDedupMaxMessageBytesIsPlannedAndChecked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, _ := newAdmin(t)
+	p, err := NewPlan(Config{Base: "dd", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec, _ := p.Spec("dd.dedup"); spec.Configs["max.message.bytes"] != "1048588" {
+		t.Fatalf("planned dedup configs %v", spec.Configs)
+	}
+	if _, err := Create(ctx, adm, p); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Inspect(ctx, adm, p, 0); err != nil || rep.Err() != nil {
+		t.Fatalf("as planned: %v %v", err, rep.Err())
+	}
+	setConfig(ctx, t, adm, "dd.dedup", "max.message.bytes", "60")
+	rep, err := Inspect(ctx, adm, p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "dd.dedup: max.message.bytes is 60, below 65536: a dedup record"
+	if msg := fmt.Sprint(rep.Err()); !strings.Contains(msg, want) || !strings.Contains(msg, "--entity-name dd.dedup --add-config max.message.bytes=1048588") ||
+		strings.Contains(msg, "413") {
+		t.Fatalf("report lacks %q and the fix (and must not speak of bodies):\n%s", want, msg)
+	}
+	setConfig(ctx, t, adm, "dd.dedup", "max.message.bytes", "65536")
+	if rep, err := Inspect(ctx, adm, p, 0); err != nil || rep.Err() != nil {
+		t.Fatalf("at the floor: %v %v", err, rep.Err())
+	}
+}
