@@ -137,8 +137,36 @@ func (p Problem) String() string { return p.Topic + ": " + p.Message }
 
 // Report is the result of [Inspect].
 type Report struct {
-	Topics   []State
+	Topics   []State // one per topic of the plan, in Plan.Topics order
 	Problems []Problem
+	// ExtraRetryTiers are the existing topics named <base>.retry-K with K
+	// greater than the plan's tier count (len(Plan.RetryDelays)), by
+	// ascending K; empty when there are none. A pipeline that ran with
+	// more retry tiers leaves them behind, and records in them are
+	// handled by no configured tier. Each also has a Problem (which does
+	// not make the pipeline Unusable).
+	ExtraRetryTiers []ExtraTier
+}
+
+// ExtraTier is a retry topic of the pipeline beyond the plan's tiers.
+type ExtraTier struct {
+	Topic      string // <base>.retry-K
+	Tier       int    // K, greater than len(Plan.RetryDelays)
+	Partitions int32
+	// Records is what the topic held when Inspect looked: the sum over its
+	// partitions of the end offset minus the start offset (records
+	// already deleted by retention are not counted). 0: empty. -1: its
+	// offsets could not be listed.
+	Records int64
+}
+
+// ExtraRetryTopics returns the names of r.ExtraRetryTiers, by ascending tier.
+func (r Report) ExtraRetryTopics() []string {
+	out := make([]string, 0, len(r.ExtraRetryTiers))
+	for _, x := range r.ExtraRetryTiers {
+		out = append(out, x.Topic)
+	}
+	return out
 }
 
 // OK reports whether no problem was found.
@@ -247,7 +275,71 @@ func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int
 	for _, st := range r.Topics {
 		r.Problems = append(r.Problems, configProblems(st, p, bootstrap)...)
 	}
+	r.ExtraRetryTiers = extraTiers(ctx, adm, p, md.Topics)
+	for _, x := range r.ExtraRetryTiers {
+		r.Problems = append(r.Problems, extraTierProblem(x, p, bootstrap))
+	}
 	return r, nil
+}
+
+// extraTiers finds the retry topics of p's base beyond its tiers and counts
+// their records. A failure to list offsets leaves Records at -1.
+func extraTiers(ctx context.Context, adm *kadm.Client, p Plan, all kadm.TopicDetails) []ExtraTier {
+	var out []ExtraTier
+	for name, d := range all {
+		if k, ok := p.Names.RetryTier(name); ok && k > len(p.RetryDelays) && d.Err == nil {
+			out = append(out, ExtraTier{Topic: name, Tier: k, Partitions: int32(len(d.Partitions)), Records: -1})
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	slices.SortFunc(out, func(a, b ExtraTier) int { return cmp.Compare(a.Tier, b.Tier) })
+	names := make([]string, len(out))
+	for i, x := range out {
+		names[i] = x.Topic
+	}
+	starts, err := adm.ListStartOffsets(ctx, names...)
+	if err != nil {
+		return out
+	}
+	ends, err := adm.ListEndOffsets(ctx, names...)
+	if err != nil {
+		return out
+	}
+	for i, x := range out {
+		var n int64
+		known := len(ends[x.Topic]) > 0
+		for part, end := range ends[x.Topic] {
+			start, ok := starts.Lookup(x.Topic, part)
+			if end.Err != nil || !ok || start.Err != nil || end.Offset < 0 || start.Offset < 0 {
+				known = false
+				break
+			}
+			n += max(end.Offset-start.Offset, 0)
+		}
+		if known {
+			out[i].Records = n
+		}
+	}
+	return out
+}
+
+// extraTierProblem says what to do with a retry tier beyond the plan's.
+func extraTierProblem(x ExtraTier, p Plan, bootstrap string) Problem {
+	tier := fmt.Sprintf("retry-%d", x.Tier)
+	head := fmt.Sprintf("retry tier %d exists but the pipeline has %d (--retry-delays / retry_delays)", x.Tier, len(p.RetryDelays))
+	del := fmt.Sprintf("kafka-topics --bootstrap-server %s --delete --topic %s", orBrokers(bootstrap), x.Topic)
+	drain := fmt.Sprintf("run with the tiers that include %s, or `hookline consume` (which drains tiers beyond the configured ones) until it is empty; then, once no process runs with %d or more tiers, delete the topic: %s",
+		tier, x.Tier, del)
+	switch {
+	case x.Records == 0:
+		return Problem{x.Topic, fmt.Sprintf("%s; it is empty and can be deleted once no process runs with %d or more tiers: %s", head, x.Tier, del)}
+	case x.Records < 0:
+		return Problem{x.Topic, fmt.Sprintf("%s; its records (their count could not be read) are stranded: %s", head, drain)}
+	default:
+		return Problem{x.Topic, fmt.Sprintf("%s; its %d record(s) are stranded: %s", head, x.Records, drain)}
+	}
 }
 
 // CoPartitionFix says how to repair a pipeline whose topics disagree on

@@ -80,6 +80,22 @@ func For(base string, retryTiers int) Names {
 // Retry returns the name of retry tier k (1-based).
 func (n Names) Retry(k int) string { return n.Retries[k-1] }
 
+// RetryTier says whether topic is named as a retry tier of this pipeline,
+// <base>.retry-K with K a decimal of 1 or more without leading zeros, and
+// returns K. Unlike [Names.RoleOf] it accepts tiers beyond len(n.Retries):
+// topics left behind by a pipeline that ran with more tiers.
+func (n Names) RetryTier(topic string) (k int, ok bool) {
+	rest, found := strings.CutPrefix(topic, n.Base+".retry-")
+	if !found || rest == "" || rest[0] < '1' || rest[0] > '9' {
+		return 0, false
+	}
+	k, err := strconv.Atoi(rest)
+	if err != nil || strconv.Itoa(k) != rest {
+		return 0, false
+	}
+	return k, true
+}
+
 // All returns every topic of the pipeline: main, retries, dlq, dedup.
 func (n Names) All() []string {
 	all := []string{n.Base}

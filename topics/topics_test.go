@@ -49,6 +49,17 @@ func TestForDerivesEveryName(t *testing.T) {
 	}
 }
 
+func TestRetryTierAcceptsTiersBeyondTheNames(t *testing.T) {
+	n := For("b", 1)
+	for topic, want := range map[string]int{"b.retry-1": 1, "b.retry-4": 4, "b.retry-120": 120,
+		"b.retry-0": 0, "b.retry-04": 0, "b.retry-": 0, "b.retry-+4": 0, "b.retry-4.dlq": 0, "bb.retry-4": 0, "b.dlq": 0} {
+		k, ok := n.RetryTier(topic)
+		if k != want || ok != (want > 0) {
+			t.Errorf("RetryTier(%q) = %d,%v; want %d", topic, k, ok, want)
+		}
+	}
+}
+
 func TestValidateBase(t *testing.T) {
 	for _, bad := range []string{"", ".", "..", "has space", "slash/x", strings.Repeat("a", 245)} {
 		if ValidateBase(bad) == nil {
@@ -504,5 +515,75 @@ func TestDedupMaxMessageBytesIsPlannedAndChecked(t *testing.T) {
 	setConfig(ctx, t, adm, "dd.dedup", "max.message.bytes", "65536")
 	if rep, err := Inspect(ctx, adm, p, 0); err != nil || rep.Err() != nil {
 		t.Fatalf("at the floor: %v %v", err, rep.Err())
+	}
+}
+
+// A pipeline created with three tiers and run with one leaves retry-2 and
+// retry-3 behind: Inspect finds them, counts what they hold, and says what
+// to do; the pipeline stays usable.
+func TestInspectFindsRetryTiersBeyondThePlan(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, c := newAdmin(t)
+	bootstrap := strings.Join(c.ListenAddrs(), ",")
+	three, err := NewPlan(Config{Base: "x", Partitions: 2, RetryDelays: []time.Duration{time.Second, 2 * time.Second, time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, three); err != nil {
+		t.Fatal(err)
+	}
+	// Names that only look like tiers are not the pipeline's.
+	if _, err := adm.CreateTopics(ctx, 1, -1, nil, "x.retry-07", "x.retry-2.dlq", "xy.retry-5"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := range 3 {
+		r := &kgo.Record{Topic: "x.retry-2", Partition: int32(i % 2), Value: []byte("stranded")}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	one, err := NewPlan(Config{Base: "x", Partitions: 2, RetryDelays: []time.Duration{time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Inspect(ctx, adm, one, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ExtraTier{{Topic: "x.retry-2", Tier: 2, Partitions: 2, Records: 3}, {Topic: "x.retry-3", Tier: 3, Partitions: 2, Records: 0}}
+	if fmt.Sprint(rep.ExtraRetryTiers) != fmt.Sprint(want) {
+		t.Fatalf("ExtraRetryTiers = %+v, want %+v", rep.ExtraRetryTiers, want)
+	}
+	if got := rep.ExtraRetryTopics(); strings.Join(got, " ") != "x.retry-2 x.retry-3" {
+		t.Fatalf("ExtraRetryTopics = %v", got)
+	}
+	msg := fmt.Sprint(rep.Err())
+	for _, w := range []string{
+		"x.retry-2: retry tier 2 exists but the pipeline has 1 (--retry-delays / retry_delays); its 3 record(s) are stranded: run with the tiers that include retry-2, or `hookline consume` (which drains tiers beyond the configured ones) until it is empty",
+		"kafka-topics --bootstrap-server " + bootstrap + " --delete --topic x.retry-2",
+		"x.retry-3: retry tier 3 exists but the pipeline has 1 (--retry-delays / retry_delays); it is empty and can be deleted",
+	} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("report lacks %q:\n%s", w, msg)
+		}
+	}
+	for _, odd := range []string{"x.retry-07", "x.retry-2.dlq", "xy.retry-5"} {
+		if strings.Contains(msg, odd+":") {
+			t.Errorf("%s reported as a tier:\n%s", odd, msg)
+		}
+	}
+	if err := rep.Unusable(); err != nil {
+		t.Fatalf("extra tiers must not make the pipeline unusable: %v", err)
+	}
+	// With all three tiers planned, nothing is extra.
+	if rep, err := Inspect(ctx, adm, three, 0); err != nil || rep.Err() != nil || len(rep.ExtraRetryTiers) != 0 {
+		t.Fatalf("the full plan: %v %v %+v", err, rep.Err(), rep.ExtraRetryTiers)
 	}
 }

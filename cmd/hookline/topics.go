@@ -182,5 +182,12 @@ func printStates(env *environment, rep topics.Report) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", st.Name, st.Role, st.Partitions, st.ReplicationFactor, strings.Join(cfg, " "))
 	}
+	for _, x := range rep.ExtraRetryTiers {
+		held := fmt.Sprintf("%d records", x.Records)
+		if x.Records < 0 {
+			held = "records unknown"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t-\tbeyond the configured tiers: %s\n", x.Topic, "retry (extra)", x.Partitions, held)
+	}
 	tw.Flush()
 }

@@ -236,3 +236,24 @@ func TestTopicsCheckCommandsNameTheBrokers(t *testing.T) {
 		"kafka-configs --bootstrap-server "+brokers+" --alter --entity-type topics --entity-name bs.events.dlq --add-config cleanup.policy=delete",
 		"kafka-topics --bootstrap-server "+brokers+" --alter --topic ")
 }
+
+// A pipeline created with three tiers and checked with one: check fails on
+// the tiers left behind, naming what they hold; describe lists them.
+func TestTopicsCheckReportsRetryTiersBeyondTheConfiguredOnes(t *testing.T) {
+	brokers, _ := topicsCluster(t)
+	args := []string{"--brokers", brokers, "--base", "st.events", "--partitions", "1"}
+	if code, out, errOut := call(t, nil, append([]string{"topics", "create", "--retry-delays", "1s,2s,60s"}, args...)...); code != 0 {
+		t.Fatalf("create: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := call(t, nil, append([]string{"topics", "check", "--retry-delays", "1s"}, args...)...)
+	if code != 1 || strings.Contains(out, "ok:") {
+		t.Fatalf("check --retry-delays 1s: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "check stderr", errOut, "pipeline st.events differs from its plan",
+		"st.events.retry-2: retry tier 2 exists but the pipeline has 1", "st.events.retry-3: retry tier 3 exists", "it is empty and can be deleted")
+	code, out, errOut = call(t, nil, append([]string{"topics", "describe", "--retry-delays", "1s"}, args...)...)
+	if code != 0 {
+		t.Fatalf("describe: exit %d\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "describe", out, "st.events.retry-3", "retry (extra)", "beyond the configured tiers: 0 records")
+}
