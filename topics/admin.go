@@ -387,7 +387,12 @@ func orBrokers(bootstrap string) string {
 	return bootstrap
 }
 
-// partitionProblems reports partition counts that break co-partitioning.
+// partitionProblems reports partition counts that break co-partitioning,
+// and, when expect > 0 (--partitions was given), counts that differ from
+// it. A pipeline that is not co-partitioned gets the co-partitioning fix
+// (raise every topic to the largest count, or to expect if larger) and the
+// list of topics that need raising; one that is co-partitioned with another
+// count than expect is told that partitions cannot be removed.
 func partitionProblems(states []State, expect int32, bootstrap string) []Problem {
 	counts := map[int32][]string{}
 	for _, st := range states {
@@ -396,15 +401,18 @@ func partitionProblems(states []State, expect int32, bootstrap string) []Problem
 		}
 	}
 	var out []Problem
-	if expect > 0 {
+	if len(counts) == 1 {
+		if expect <= 0 {
+			return nil
+		}
 		for _, st := range states {
 			if st.Exists && st.Partitions != expect {
-				out = append(out, Problem{st.Name, fmt.Sprintf("has %d partitions, expected %d (--partitions)", st.Partitions, expect)})
+				out = append(out, Problem{st.Name, expectFix(st.Partitions, expect, bootstrap)})
 			}
 		}
 		return out
 	}
-	if len(counts) <= 1 {
+	if len(counts) == 0 {
 		return nil
 	}
 	// Name the majority as the reference so the message points at the odd ones.
@@ -414,18 +422,42 @@ func partitionProblems(states []State, expect int32, bootstrap string) []Problem
 			ref = n
 		}
 	}
-	top := ref
+	// Raise everything to the largest count (partitions cannot be
+	// removed), or to --partitions when that is larger still.
+	target := max(ref, expect)
 	for n := range counts {
-		top = max(top, n)
+		target = max(target, n)
+	}
+	var below []string
+	for _, st := range states {
+		if st.Exists && st.Partitions < target {
+			below = append(below, st.Name)
+		}
+	}
+	asked := ""
+	if expect > 0 {
+		asked = fmt.Sprintf(" (--partitions asks for %d)", expect)
 	}
 	for _, st := range states {
 		if st.Exists && st.Partitions != ref {
 			out = append(out, Problem{st.Name, fmt.Sprintf(
-				"has %d partitions but the rest of the pipeline has %d: all topics of a pipeline must be co-partitioned; %s",
-				st.Partitions, ref, CoPartitionFixAt(top, bootstrap))})
+				"has %d partitions but the rest of the pipeline has %d%s: all topics of a pipeline must be co-partitioned; %s; the topics below %d: %s",
+				st.Partitions, ref, asked, CoPartitionFixAt(target, bootstrap), target, strings.Join(below, ", "))})
 		}
 	}
 	return out
+}
+
+// expectFix says what to do about a co-partitioned pipeline of have
+// partitions when --partitions asks for want.
+func expectFix(have, want int32, bootstrap string) string {
+	keep := fmt.Sprintf("keep %d (an existing pipeline keeps its count: create and startup use it; drop --partitions or set it to %d)", have, have)
+	if have > want {
+		return fmt.Sprintf("has %d partitions, expected %d (--partitions): Kafka cannot remove partitions; %s, or create a %d-partition pipeline under a new --base and drain this one",
+			have, want, keep, want)
+	}
+	return fmt.Sprintf("has %d partitions, expected %d (--partitions): %s, or give every topic of the pipeline %d partitions (%s for each topic; conversations that hash to a new partition lose their order across the change, and their earlier events' redeliveries are not deduplicated)",
+		have, want, keep, want, kafkaTopicsAlter(bootstrap, "<topic>", want))
 }
 
 func configProblems(st State, p Plan, bootstrap string) []Problem {

@@ -587,3 +587,52 @@ func TestInspectFindsRetryTiersBeyondThePlan(t *testing.T) {
 		t.Fatalf("the full plan: %v %v %+v", err, rep.Err(), rep.ExtraRetryTiers)
 	}
 }
+
+// With --partitions, a mismatch says what to do: partitions cannot be
+// removed (keep the count or use a new --base), a smaller pipeline may be
+// raised, and a pipeline that is not co-partitioned keeps the advice to
+// give every topic the same count, naming the topics to raise.
+func TestPartitionMismatchWithExpectSaysWhatToDo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, c := newAdmin(t)
+	bootstrap := strings.Join(c.ListenAddrs(), ",")
+	p, err := NewPlan(Config{Base: "pm", Partitions: 4, RetryDelays: []time.Duration{time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, p); err != nil {
+		t.Fatal(err)
+	}
+	msgOf := func(expect int32) string {
+		t.Helper()
+		rep, err := Inspect(ctx, adm, p, expect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(rep.Err())
+	}
+	msg := msgOf(2)
+	wantAll := func(msg string, wants ...string) {
+		t.Helper()
+		for _, w := range wants {
+			if !strings.Contains(msg, w) {
+				t.Errorf("report lacks %q:\n%s", w, msg)
+			}
+		}
+	}
+	wantAll(msg, "pm: has 4 partitions, expected 2 (--partitions): Kafka cannot remove partitions; keep 4", "a new --base")
+	wantAll(msgOf(8), "pm.dedup: has 4 partitions, expected 8 (--partitions): keep 4",
+		"give every topic of the pipeline 8 partitions (kafka-topics --bootstrap-server "+bootstrap+" --alter --topic <topic> --partitions 8")
+
+	// retry-1 raised to 6: not co-partitioned; the usual advice, whatever
+	// --partitions says, and which topics need raising.
+	if _, err := adm.CreatePartitions(ctx, 2, "pm.retry-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, expect := range []int32{0, 4} {
+		wantAll(msgOf(expect), "pm.retry-1: has 6 partitions but the rest of the pipeline has 4",
+			"give every topic of the pipeline 6 partitions (kafka-topics --bootstrap-server "+bootstrap+" --alter --topic <topic> --partitions 6",
+			"the topics below 6: pm, pm.dlq, pm.dedup")
+	}
+}

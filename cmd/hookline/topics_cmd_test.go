@@ -154,7 +154,8 @@ func TestTopicsCheckSaysUnusableOnlyWhenItIs(t *testing.T) {
 		if code != 1 || strings.Contains(errOut, "not usable") {
 			t.Errorf("%s --partitions 12 on a 2-partition pipeline: exit %d %q; want 1 without \"not usable\"", sub, code, errOut)
 		}
-		wantAll(t, sub+" --partitions 12", errOut, "pipeline w.events differs from its plan", "has 2 partitions, expected 12")
+		wantAll(t, sub+" --partitions 12", errOut, "pipeline w.events differs from its plan", "has 2 partitions, expected 12",
+			"keep 2", "give every topic of the pipeline 12 partitions (kafka-topics --bootstrap-server "+brokers+" --alter")
 		if strings.Contains(out, "created") {
 			t.Errorf("%s created something:\n%s", sub, out)
 		}
