@@ -25,26 +25,41 @@ type CreateResult struct {
 	Partitions int32 // of a created topic
 }
 
+// ErrNotCoPartitioned is wrapped by the error Create returns when, after it
+// created topics, the pipeline's topics disagree on partition count.
+var ErrNotCoPartitioned = errors.New("the pipeline's topics are not co-partitioned")
+
 // Create creates every topic of the plan that does not exist yet, with the
 // plan's replication factor and configs. Existing topics are left untouched
 // (run [Inspect] to compare them with the plan), so Create is idempotent.
 //
 // New topics get the plan's partition count, unless topics of the pipeline
-// exist already: then they get the main topic's count (else that of the
-// first existing topic), because a pipeline whose topics disagree on
-// partition count cannot run and partitions cannot be removed. Adding a
-// retry tier to a running pipeline therefore just works; a CreateResult
-// with Partitions != p.Partitions tells the caller the plan's count was not
-// used.
+// exist already: then they get the largest count among them, because a
+// pipeline whose topics disagree on partition count cannot run and
+// partitions can only be added (a smaller count would leave more topics to
+// raise). Adding a retry tier to a running pipeline therefore just works; a
+// CreateResult with Partitions != p.Partitions tells the caller the plan's
+// count was not used.
+//
+// When Create created a topic and the pipeline's topics disagree on
+// partition count afterwards (they disagreed before, or another Create with
+// another count ran at the same time), it returns the results with an error
+// wrapping ErrNotCoPartitioned that names the topics to raise and the
+// kafka-topics command.
 func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, error) {
-	parts, err := existingPartitions(ctx, adm, p)
+	before, _, err := pipelinePartitions(ctx, adm, p)
 	if err != nil {
 		return nil, err
+	}
+	var parts int32
+	for _, n := range before {
+		parts = max(parts, n)
 	}
 	if parts == 0 {
 		parts = p.Partitions
 	}
 	var out []CreateResult
+	created := false
 	for _, s := range p.Topics {
 		configs := make(map[string]*string, len(s.Configs))
 		for k, v := range s.Configs {
@@ -53,6 +68,7 @@ func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, erro
 		_, err := adm.CreateTopic(ctx, parts, p.ReplicationFactor, configs, s.Name)
 		switch {
 		case err == nil:
+			created = true
 			out = append(out, CreateResult{Topic: s.Name, Created: true, Partitions: parts})
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			out = append(out, CreateResult{Topic: s.Name})
@@ -60,25 +76,75 @@ func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, erro
 			return out, fmt.Errorf("create topic %s (%d partitions): %w", s.Name, parts, err)
 		}
 	}
-	return out, waitVisible(ctx, adm, p.Names.All())
+	if err := waitVisible(ctx, adm, p.Names.All()); err != nil {
+		return out, err
+	}
+	if !created {
+		return out, nil
+	}
+	after, bootstrap, err := pipelinePartitions(ctx, adm, p)
+	if err != nil {
+		return out, fmt.Errorf("re-read the pipeline after creating topics: %w", err)
+	}
+	return out, notCoPartitioned(p, before, after, parts, bootstrap)
 }
 
-// existingPartitions returns the partition count new topics of the pipeline
-// must have to match the existing ones: the main topic's, else the first
-// existing topic's in plan order; 0 when none exists.
-func existingPartitions(ctx context.Context, adm *kadm.Client, p Plan) (int32, error) {
+// pipelinePartitions returns the partition count of each existing topic of
+// the pipeline, and the brokers as a --bootstrap-server value.
+func pipelinePartitions(ctx context.Context, adm *kadm.Client, p Plan) (map[string]int32, string, error) {
 	// All topics: asking for missing ones by name makes the client retry
-	// the metadata request for seconds.
-	details, err := adm.ListTopics(ctx)
+	// the metadata request for seconds. Fresh, not the client's cache: the
+	// counts after creating must include what others just created.
+	md, err := adm.Metadata(fresh(ctx))
 	if err != nil {
-		return 0, fmt.Errorf("list topics: %w", err)
+		return nil, "", fmt.Errorf("list topics: %w", err)
 	}
+	counts := map[string]int32{}
 	for _, n := range p.Names.All() {
-		if d, ok := details[n]; ok && d.Err == nil && len(d.Partitions) > 0 {
-			return int32(len(d.Partitions)), nil
+		if d, ok := md.Topics[n]; ok && d.Err == nil && len(d.Partitions) > 0 {
+			counts[n] = int32(len(d.Partitions))
 		}
 	}
-	return 0, nil
+	return counts, bootstrapServers(md.Brokers), nil
+}
+
+// fresh makes kadm's metadata calls ask the broker instead of answering
+// from the client's cache (up to 5 s old): kadm bypasses the cache when it
+// asks for authorized operations, which cost the broker little.
+func fresh(ctx context.Context) context.Context { return kadm.WithAuthorizedOps(ctx) }
+
+// notCoPartitioned returns nil when every topic in after has the same
+// count, else an error naming the counts, the likely cause and the fix.
+// used is the count Create gave the topics it created.
+func notCoPartitioned(p Plan, before, after map[string]int32, used int32, bootstrap string) error {
+	var top int32
+	distinct := map[int32]bool{}
+	for _, n := range after {
+		top = max(top, n)
+		distinct[n] = true
+	}
+	if len(distinct) <= 1 {
+		return nil
+	}
+	var have, below []string
+	for _, name := range p.Names.All() {
+		if n, ok := after[name]; ok {
+			have = append(have, fmt.Sprintf("%s %d", name, n))
+			if n < top {
+				below = append(below, name)
+			}
+		}
+	}
+	cause := "another `topics create` (or a starting serve, consume or run) with another --partitions probably created topics at the same time"
+	disagreed := map[int32]bool{}
+	for _, n := range before {
+		disagreed[n] = true
+	}
+	if len(disagreed) > 1 {
+		cause = fmt.Sprintf("they disagreed before this create, which gave its new topics the largest existing count, %d", used)
+	}
+	return fmt.Errorf("%w: partitions per topic after creating: %s (%s); raise %s to %d partitions (%s, for each; conversations that hash to a new partition lose their order across the change), then run `hookline topics check`",
+		ErrNotCoPartitioned, strings.Join(have, ", "), cause, strings.Join(below, ", "), top, kafkaTopicsAlter(bootstrap, "<topic>", top))
 }
 
 // waitVisible waits until metadata shows every topic with leaders: a real
@@ -219,6 +285,8 @@ func (r Report) Unusable() error {
 // failure to ask the cluster is returned as an error.
 func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int32) (Report, error) {
 	names := p.Names.All()
+	// Fresh metadata: a check right after a change (or a create) must see it.
+	ctx = fresh(ctx)
 	details, err := adm.ListTopics(ctx, names...)
 	if err != nil {
 		return Report{}, fmt.Errorf("list topics: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestForDerivesEveryName(t *testing.T) {
@@ -634,5 +635,81 @@ func TestPartitionMismatchWithExpectSaysWhatToDo(t *testing.T) {
 		wantAll(msgOf(expect), "pm.retry-1: has 6 partitions but the rest of the pipeline has 4",
 			"give every topic of the pipeline 6 partitions (kafka-topics --bootstrap-server "+bootstrap+" --alter --topic <topic> --partitions 6",
 			"the topics below 6: pm, pm.dlq, pm.dedup")
+	}
+}
+
+// Create gives new topics the largest existing count (partitions can only
+// be added) and, when the pipeline still disagrees afterwards, says which
+// topics to raise.
+func TestCreateUsesTheLargestExistingCountAndNamesWhatToRaise(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, c := newAdmin(t)
+	bootstrap := strings.Join(c.ListenAddrs(), ",")
+	p, err := NewPlan(Config{Base: "mx", Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.DeleteTopics(ctx, "mx"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreatePartitions(ctx, 2, "mx.retry-2"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Create(ctx, adm, p)
+	if len(res) == 0 || !res[0].Created || res[0].Partitions != 6 {
+		t.Fatalf("created %+v: the main topic needs the largest existing count, 6", res)
+	}
+	if !errors.Is(err, ErrNotCoPartitioned) {
+		t.Fatalf("err = %v, want ErrNotCoPartitioned", err)
+	}
+	for _, want := range []string{
+		"partitions per topic after creating: mx 6, mx.retry-1 4, mx.retry-2 6, mx.retry-3 4, mx.dlq 4, mx.dedup 4",
+		"they disagreed before this create, which gave its new topics the largest existing count, 6",
+		"raise mx.retry-1, mx.retry-3, mx.dlq, mx.dedup to 6 partitions (kafka-topics --bootstrap-server " + bootstrap + " --alter --topic <topic> --partitions 6",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	// Nothing to create: nothing to say (Inspect reports the disagreement).
+	if _, err := Create(ctx, adm, p); err != nil {
+		t.Fatalf("a create that created nothing: %v", err)
+	}
+}
+
+// Two creates with different counts racing on an empty cluster leave a
+// mixed pipeline; the one that notices says so and what to do. The race is
+// played by kfake: retry-1's CreateTopics is rewritten to 6 partitions, as
+// if another create had made it first.
+func TestCreateReportsAConcurrentCreateWithAnotherCount(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, c := newAdmin(t)
+	c.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		for i, tp := range req.(*kmsg.CreateTopicsRequest).Topics {
+			if tp.Topic == "race.retry-1" {
+				req.(*kmsg.CreateTopicsRequest).Topics[i].NumPartitions = 6
+			}
+		}
+		return nil, nil, false
+	})
+	p, err := NewPlan(Config{Base: "race", Partitions: 4, RetryDelays: []time.Duration{time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(ctx, adm, p)
+	if !errors.Is(err, ErrNotCoPartitioned) {
+		t.Fatalf("err = %v, want ErrNotCoPartitioned", err)
+	}
+	for _, want := range []string{"race 4, race.retry-1 6, race.dlq 4, race.dedup 4", "with another --partitions probably created topics at the same time",
+		"raise race, race.dlq, race.dedup to 6 partitions", "then run `hookline topics check`"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
 	}
 }

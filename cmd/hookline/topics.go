@@ -116,14 +116,14 @@ func topicsPipeline(ctx context.Context, env *environment, adm *kadm.Client, sub
 			case !r.Created:
 				fmt.Fprintf(env.stdout, "%-8s %s\n", "exists", r.Topic)
 			case r.Partitions != plan.Partitions:
-				fmt.Fprintf(env.stdout, "%-8s %s with %d partitions, as the pipeline's existing topics (not %d: a pipeline must be co-partitioned)\n",
+				fmt.Fprintf(env.stdout, "%-8s %s with %d partitions, the largest count among the pipeline's existing topics (not %d: a pipeline must be co-partitioned, and partitions can only be added)\n",
 					"created", r.Topic, r.Partitions, plan.Partitions)
 			default:
 				fmt.Fprintf(env.stdout, "%-8s %s\n", "created", r.Topic)
 			}
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("pipeline %s: %w", plan.Names.Base, err)
 		}
 		return reportCheck(ctx, env, adm, plan, expect)
 	case "check":

@@ -258,3 +258,27 @@ func TestTopicsCheckReportsRetryTiersBeyondTheConfiguredOnes(t *testing.T) {
 	}
 	wantAll(t, "describe", out, "st.events.retry-3", "retry (extra)", "beyond the configured tiers: 0 records")
 }
+
+// create on a pipeline whose topics disagree gives new topics the largest
+// count and exits 1 naming the topics to raise.
+func TestTopicsCreateOnAMixedPipelineNamesWhatToRaise(t *testing.T) {
+	brokers, adm := topicsCluster(t)
+	args := []string{"--brokers", brokers, "--base", "p2", "--partitions", "4"}
+	if code, out, errOut := call(t, nil, append([]string{"topics", "create"}, args...)...); code != 0 {
+		t.Fatalf("create: exit %d\n%s%s", code, out, errOut)
+	}
+	ctx := context.Background()
+	if _, err := adm.DeleteTopics(ctx, "p2", "p2.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreatePartitions(ctx, 2, "p2.retry-2"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := call(t, nil, append([]string{"topics", "create"}, args...)...)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "create stdout", out, "created  p2 with 6 partitions, the largest count among the pipeline's existing topics (not 4")
+	wantAll(t, "create stderr", errOut, "pipeline p2: the pipeline's topics are not co-partitioned",
+		"raise p2.retry-1, p2.retry-3, p2.dedup to 6 partitions (kafka-topics --bootstrap-server "+brokers+" --alter")
+}
