@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"slices"
@@ -51,13 +52,7 @@ func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, erro
 	if err != nil {
 		return nil, err
 	}
-	var parts int32
-	for _, n := range before {
-		parts = max(parts, n)
-	}
-	if parts == 0 {
-		parts = p.Partitions
-	}
+	parts := newTopicPartitions(slices.Collect(maps.Values(before)), p)
 	var out []CreateResult
 	created := false
 	for _, s := range p.Topics {
@@ -87,6 +82,32 @@ func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, erro
 		return out, fmt.Errorf("re-read the pipeline after creating topics: %w", err)
 	}
 	return out, notCoPartitioned(p, before, after, parts, bootstrap)
+}
+
+// newTopicPartitions is the count Create gives a new topic when the
+// pipeline's existing topics have counts: the largest, else the plan's.
+func newTopicPartitions(counts []int32, p Plan) int32 {
+	var n int32
+	for _, c := range counts {
+		n = max(n, c)
+	}
+	if n == 0 {
+		return p.Partitions
+	}
+	return n
+}
+
+// NewTopicPartitions returns the partition count [Create] would give a
+// topic of p that is missing, as far as r (a report on p) shows: the
+// largest count among the pipeline's existing topics, else p.Partitions.
+func (r Report) NewTopicPartitions(p Plan) int32 {
+	var counts []int32
+	for _, st := range r.Topics {
+		if st.Exists {
+			counts = append(counts, st.Partitions)
+		}
+	}
+	return newTopicPartitions(counts, p)
 }
 
 // pipelinePartitions returns the partition count of each existing topic of
@@ -193,6 +214,10 @@ type State struct {
 	Actual            map[string]string // the planned config keys, and max.message.bytes, as the broker reports them
 }
 
+// MissingHint is the Problem message of a topic of the plan that does not
+// exist. Callers that know the exact command (the CLI) may replace it.
+const MissingHint = "missing: create it with `hookline topics create` and this pipeline's settings (the same --config, or the same --base and --retry-delays)"
+
 // Problem is one way a topic differs from its plan.
 type Problem struct {
 	Topic   string
@@ -270,7 +295,7 @@ func (r Report) Unusable() error {
 	case len(counts) > 1:
 		return fmt.Errorf("the pipeline's topics are not co-partitioned (partition counts differ), so partition p of every topic cannot go to one consumer: %w", r.Err())
 	case missing:
-		return fmt.Errorf("pipeline topics are missing (run `hookline topics create`, or start with --create-topics): %w", r.Err())
+		return fmt.Errorf("pipeline topics are missing: create them with `hookline topics create` and this pipeline's settings (run, serve and consume create missing topics at startup unless started with --create-topics=false): %w", r.Err())
 	}
 	return nil
 }
@@ -318,7 +343,7 @@ func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int
 		d, ok := details[s.Name]
 		switch {
 		case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
-			r.Problems = append(r.Problems, Problem{s.Name, "missing: run `hookline topics create` with the same --base and --retry-delays"})
+			r.Problems = append(r.Problems, Problem{s.Name, MissingHint})
 		case d.Err != nil:
 			r.Problems = append(r.Problems, Problem{s.Name, fmt.Sprintf("cannot be described: %v (check the client's ACLs)", d.Err)})
 		default:

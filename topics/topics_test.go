@@ -659,6 +659,9 @@ func TestCreateUsesTheLargestExistingCountAndNamesWhatToRaise(t *testing.T) {
 	if _, err := adm.CreatePartitions(ctx, 2, "mx.retry-2"); err != nil {
 		t.Fatal(err)
 	}
+	if rep, err := Inspect(ctx, adm, p, 0); err != nil || rep.NewTopicPartitions(p) != 6 {
+		t.Fatalf("NewTopicPartitions = %d (%v), want 6 as Create will use", rep.NewTopicPartitions(p), err)
+	}
 	res, err := Create(ctx, adm, p)
 	if len(res) == 0 || !res[0].Created || res[0].Partitions != 6 {
 		t.Fatalf("created %+v: the main topic needs the largest existing count, 6", res)

@@ -3,7 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,7 +26,15 @@ const topicsExamples = `  # create the default pipeline (hookline.events, 12 par
 
   # create, then check, every pipeline of the file run/serve/consume read
   hookline topics create --config hookline.yaml
-  HOOKLINE_CONFIG=hookline.yaml hookline topics check`
+  HOOKLINE_CONFIG=hookline.yaml hookline topics check
+
+Exit codes:
+  0  create, check: the pipeline matches its plan; describe: it exists and is usable
+     (other differences from the plan are listed under "problem:")
+  1  create, check: any problem (listed on stderr); describe: a topic is missing, or the
+     topics disagree on partition count (serve and consume would refuse it); for missing
+     topics describe prints what create would make (a dry run)
+  2  a usage error`
 
 func runTopics(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -77,9 +86,14 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	if len(plans) == 1 {
-		return topicsPipeline(ctx, env, adm, sub, plans[0], fs.set("partitions"), false)
+	opt := pipelineOutput{
+		explicitPartitions: fs.set("partitions"),
+		createCmd:          createCommand(fs, kc, pf, *configPath),
 	}
+	if len(plans) == 1 {
+		return topicsPipeline(ctx, env, adm, sub, plans[0], opt)
+	}
+	opt.header = true
 	// Several pipelines (from --config): each one's output in turn, its
 	// problems on stderr as they are found, exit 1 if any has some.
 	var failed []string
@@ -87,7 +101,7 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 		if i > 0 && sub == "describe" {
 			fmt.Fprintln(env.stdout)
 		}
-		if err := topicsPipeline(ctx, env, adm, sub, plan, fs.set("partitions"), true); err != nil {
+		if err := topicsPipeline(ctx, env, adm, sub, plan, opt); err != nil {
 			fmt.Fprintf(env.stderr, "hookline topics: %v\n", err)
 			failed = append(failed, plan.Names.Base)
 		}
@@ -98,14 +112,73 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	return nil
 }
 
+// pipelineOutput says how topicsPipeline reports on a pipeline.
+type pipelineOutput struct {
+	// explicitPartitions says --partitions (or HOOKLINE_PARTITIONS) was
+	// given: check then compares the counts with it.
+	explicitPartitions bool
+	// header prints the pipeline's name before describe's table.
+	header bool
+	// createCmd is the `hookline topics create` command that creates this
+	// pipeline's missing topics, as the operator would type it.
+	createCmd string
+}
+
+// createCommand returns the `hookline topics create` command that acts on
+// the same pipelines as this one: the same --config, or the pipeline flags
+// that shape the plan, and the brokers.
+func createCommand(fs *flagSet, kc kafkaconf.Config, pf *pipelineFlags, configPath string) string {
+	args := []string{"hookline topics create"}
+	if configPath == "" || fs.set("brokers") {
+		args = append(args, "--brokers", strings.Join(kc.Brokers, ","))
+	}
+	if configPath != "" {
+		args = append(args, "--config", configPath)
+	}
+	// With a file, pipeline flags given here apply to its one pipeline;
+	// without, they are the plan.
+	if configPath == "" || fs.set("base") {
+		args = append(args, "--base", pf.base)
+	}
+	if configPath == "" || fs.set("retry-delays") {
+		args = append(args, "--retry-delays", pf.retryDelays.String())
+	}
+	if fs.set("partitions") {
+		args = append(args, "--partitions", fmt.Sprint(pf.partitions))
+	}
+	if fs.set("dedup-window") {
+		args = append(args, "--dedup-window", shortDuration(pf.dedupWindow))
+	}
+	if fs.set("replication-factor") {
+		args = append(args, "--replication-factor", fmt.Sprint(pf.rf))
+	}
+	cmd := strings.Join(args, " ")
+	if kc.TLS || kc.CAFile != "" || kc.CertFile != "" || kc.SASLMechanism != "" {
+		cmd += " (with the same TLS and SASL settings)"
+	}
+	return cmd
+}
+
+// withCreateHint replaces the generic hint of missing topics by the exact
+// command: in full on the first, by reference on the others.
+func withCreateHint(rep topics.Report, createCmd string) topics.Report {
+	rep.Problems = slices.Clone(rep.Problems)
+	hint := "missing: `" + createCmd + "` creates it"
+	for i, p := range rep.Problems {
+		if p.Message == topics.MissingHint {
+			rep.Problems[i].Message = hint
+			hint = "missing: the same command creates it"
+		}
+	}
+	return rep
+}
+
 // topicsPipeline runs topics create, check or describe on one pipeline.
-// explicitPartitions says --partitions (or HOOKLINE_PARTITIONS) was given;
-// header prints the pipeline's name before describe's table.
-func topicsPipeline(ctx context.Context, env *environment, adm *kadm.Client, sub string, plan topics.Plan, explicitPartitions, header bool) error {
+func topicsPipeline(ctx context.Context, env *environment, adm *kadm.Client, sub string, plan topics.Plan, opt pipelineOutput) error {
 	// check compares partitions with --partitions only when it was asked
 	// for; otherwise it checks that the pipeline agrees with itself.
 	var expect int32
-	if explicitPartitions {
+	if opt.explicitPartitions {
 		expect = plan.Partitions
 	}
 	switch sub {
@@ -125,20 +198,38 @@ func topicsPipeline(ctx context.Context, env *environment, adm *kadm.Client, sub
 		if err != nil {
 			return fmt.Errorf("pipeline %s: %w", plan.Names.Base, err)
 		}
-		return reportCheck(ctx, env, adm, plan, expect)
+		return reportCheck(ctx, env, adm, plan, expect, opt.createCmd)
 	case "check":
-		return reportCheck(ctx, env, adm, plan, expect)
+		return reportCheck(ctx, env, adm, plan, expect, opt.createCmd)
 	default:
 		rep, err := topics.Inspect(ctx, adm, plan, expect)
 		if err != nil {
-			return err
+			return fmt.Errorf("pipeline %s: %w", plan.Names.Base, err)
 		}
-		if header {
+		rep = withCreateHint(rep, opt.createCmd)
+		if opt.header {
 			fmt.Fprintf(env.stdout, "pipeline %s\n", plan.Names.Base)
 		}
 		printStates(env, rep)
 		for _, p := range rep.Problems {
 			fmt.Fprintf(env.stdout, "problem: %s\n", p)
+		}
+		missing := 0
+		for _, st := range rep.Topics {
+			if !st.Exists {
+				missing++
+			}
+		}
+		if missing > 0 {
+			fmt.Fprintf(env.stdout, "\n%s would create (a dry run: nothing was created):\n", opt.createCmd)
+			printPlanned(env, rep, plan)
+		}
+		switch {
+		case missing > 0:
+			return exitCode{1, fmt.Sprintf("pipeline %s is not usable: %d of its %d topics are missing; `%s` creates them as shown above",
+				plan.Names.Base, missing, len(rep.Topics), opt.createCmd)}
+		case rep.Unusable() != nil:
+			return exitCode{1, fmt.Sprintf("pipeline %s is not usable: its topics disagree on partition count (see the problems above for the topics to raise)", plan.Names.Base)}
 		}
 		return nil
 	}
@@ -147,11 +238,12 @@ func topicsPipeline(ctx context.Context, env *environment, adm *kadm.Client, sub
 // reportCheck prints ok, or returns exit 1 with every problem: "not usable"
 // when serve and consume would refuse the pipeline (rep.Unusable), "differs
 // from its plan" when they would start on it and log the problems.
-func reportCheck(ctx context.Context, env *environment, adm *kadm.Client, plan topics.Plan, expect int32) error {
+func reportCheck(ctx context.Context, env *environment, adm *kadm.Client, plan topics.Plan, expect int32, createCmd string) error {
 	rep, err := topics.Inspect(ctx, adm, plan, expect)
 	if err != nil {
-		return err
+		return fmt.Errorf("pipeline %s: %w", plan.Names.Base, err)
 	}
+	rep = withCreateHint(rep, createCmd)
 	if err := rep.Err(); err != nil {
 		if unusable := rep.Unusable(); unusable != nil {
 			return exitCode{1, fmt.Sprintf("pipeline %s is not usable: %v", plan.Names.Base, unusable)}
@@ -163,6 +255,35 @@ func reportCheck(ctx context.Context, env *environment, adm *kadm.Client, plan t
 	return nil
 }
 
+// printPlanned prints the topics of plan that rep shows missing, as Create
+// would make them: partitions, replication factor and configs.
+func printPlanned(env *environment, rep topics.Report, plan topics.Plan) {
+	parts := rep.NewTopicPartitions(plan)
+	rf := "broker default"
+	if plan.ReplicationFactor > 0 {
+		rf = fmt.Sprint(plan.ReplicationFactor)
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tROLE\tPARTITIONS\tREPLICAS\tCONFIGS")
+	for _, st := range rep.Topics {
+		if st.Exists {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", st.Name, st.Role, parts, rf, configList(st.Configs))
+	}
+	tw.Flush()
+}
+
+// configList prints configs as sorted key=value pairs.
+func configList(configs map[string]string) string {
+	keys := slices.Sorted(maps.Keys(configs))
+	cfg := make([]string, 0, len(keys))
+	for _, k := range keys {
+		cfg = append(cfg, k+"="+configs[k])
+	}
+	return strings.Join(cfg, " ")
+}
+
 func printStates(env *environment, rep topics.Report) {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tROLE\tPARTITIONS\tREPLICAS\tCONFIGS")
@@ -171,16 +292,7 @@ func printStates(env *environment, rep topics.Report) {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\tmissing\n", st.Name, st.Role)
 			continue
 		}
-		keys := make([]string, 0, len(st.Actual))
-		for k := range st.Actual {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var cfg []string
-		for _, k := range keys {
-			cfg = append(cfg, k+"="+st.Actual[k])
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", st.Name, st.Role, st.Partitions, st.ReplicationFactor, strings.Join(cfg, " "))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", st.Name, st.Role, st.Partitions, st.ReplicationFactor, configList(st.Actual))
 	}
 	for _, x := range rep.ExtraRetryTiers {
 		held := fmt.Sprintf("%d records", x.Records)

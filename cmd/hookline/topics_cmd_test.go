@@ -282,3 +282,50 @@ func TestTopicsCreateOnAMixedPipelineNamesWhatToRaise(t *testing.T) {
 	wantAll(t, "create stderr", errOut, "pipeline p2: the pipeline's topics are not co-partitioned",
 		"raise p2.retry-1, p2.retry-3, p2.dedup to 6 partitions (kafka-topics --bootstrap-server "+brokers+" --alter")
 }
+
+// describe of a pipeline that does not exist shows what create would make
+// (partitions, replication, configs per topic) and exits 1, as its help
+// says; the hint names the exact create command, --config included, and
+// never sends a user to --create-topics (the default already).
+func TestTopicsDescribeOfAMissingPipelineIsADryRun(t *testing.T) {
+	brokers, adm := topicsCluster(t)
+	code, out, errOut := call(t, nil, "topics", "describe", "--brokers", brokers, "--base", "none.events", "--retry-delays", "5s,1m", "--partitions", "3")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	create := "hookline topics create --brokers " + brokers + " --base none.events --retry-delays 5s,1m --partitions 3"
+	wantAll(t, "describe stdout", out,
+		"none.events.retry-2  retry  -",
+		create+" would create (a dry run: nothing was created):",
+		"none.events.dedup    dedup  3           broker default  cleanup.policy=compact",
+		"none.events.retry-2  retry  3           broker default  cleanup.policy=delete max.message.bytes=1114112 retention.ms=604800000",
+		"problem: none.events: missing: `"+create+"` creates it")
+	wantAll(t, "describe stderr", errOut, "pipeline none.events is not usable: 5 of its 5 topics are missing; `"+create+"` creates them")
+	if p := partitionsOf(t, adm); len(p) != 0 {
+		t.Fatalf("describe created %v", p)
+	}
+	if code, _, _ := call(t, nil, "topics", "describe", "--help"); code != 0 {
+		t.Fatal("help")
+	} else if _, help, _ := call(t, nil, "topics", "describe", "--help"); !strings.Contains(help, "Exit codes:") {
+		t.Errorf("--help does not document the exit codes:\n%s", help)
+	}
+
+	// check: the same command, and no --create-topics advice.
+	code, _, errOut = call(t, nil, "topics", "check", "--brokers", brokers, "--base", "none.events", "--retry-delays", "5s,1m")
+	if code != 1 || strings.Contains(errOut, "start with --create-topics") {
+		t.Fatalf("check: exit %d\n%s", code, errOut)
+	}
+	wantAll(t, "check stderr", errOut, "none.events: missing: `hookline topics create --brokers "+brokers+" --base none.events --retry-delays 5s,1m` creates it", "none.events.dlq: missing: the same command creates it",
+		"unless started with --create-topics=false")
+
+	// With a file: the hint is the file, which names the pipelines.
+	cfg := filepath.Join(t.TempDir(), "h.yaml")
+	if err := os.WriteFile(cfg, []byte("brokers: ["+brokers+"]\npipelines:\n  - base: f.events\n    retry_delays: [5s]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = call(t, nil, "topics", "describe", "--config", cfg)
+	if code != 1 {
+		t.Fatalf("describe --config: exit %d\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "describe --config", out+errOut, "`hookline topics create --config "+cfg+"` creates it", "f.events.retry-1  retry  12")
+}
