@@ -310,23 +310,23 @@ func (r Report) Unusable() error {
 // failure to ask the cluster is returned as an error.
 func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int32) (Report, error) {
 	names := p.Names.All()
-	// Fresh metadata: a check right after a change (or a create) must see it.
+	// Every topic (retry tiers beyond the plan's are found among them) and
+	// the brokers (suggested kafka-configs and kafka-topics commands name
+	// them as --bootstrap-server). Listing all rather than asking by name:
+	// for a topic the client has seen and that was deleted since, kgo
+	// retries a by-name request for seconds. Fresh, not the client's cache:
+	// a check right after a change (or a create) must see it.
 	ctx = fresh(ctx)
-	details, err := adm.ListTopics(ctx, names...)
+	md, err := adm.Metadata(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("list topics: %w", err)
 	}
+	details := md.Topics
 	var existing []string
 	for _, n := range names {
 		if d, ok := details[n]; ok && d.Err == nil {
 			existing = append(existing, n)
 		}
-	}
-	// Every topic, and the brokers: suggested kafka-configs and
-	// kafka-topics commands name them as --bootstrap-server.
-	md, err := adm.Metadata(ctx)
-	if err != nil {
-		return Report{}, fmt.Errorf("read cluster metadata: %w", err)
 	}
 	bootstrap := bootstrapServers(md.Brokers)
 	var configs kadm.ResourceConfigs
