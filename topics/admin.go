@@ -498,9 +498,11 @@ func partitionProblems(states []State, expect int32, bootstrap string) []Problem
 		if expect <= 0 {
 			return nil
 		}
-		for _, st := range states {
-			if st.Exists && st.Partitions != expect {
-				out = append(out, Problem{st.Name, expectFix(st.Partitions, expect, bootstrap)})
+		// Every existing topic has the same count: one problem, on the
+		// first of them, rather than the same one per topic.
+		for have, ts := range counts {
+			if have != expect {
+				out = append(out, Problem{ts[0], expectFix(have, expect, len(ts), bootstrap)})
 			}
 		}
 		return out
@@ -542,15 +544,20 @@ func partitionProblems(states []State, expect int32, bootstrap string) []Problem
 }
 
 // expectFix says what to do about a co-partitioned pipeline of have
-// partitions when --partitions asks for want.
-func expectFix(have, want int32, bootstrap string) string {
+// partitions when --partitions asks for want; topics is how many topics of
+// the pipeline exist (all with have partitions).
+func expectFix(have, want int32, topics int, bootstrap string) string {
+	head := fmt.Sprintf("has %d partitions, expected %d (--partitions)", have, want)
+	if topics > 1 {
+		head += fmt.Sprintf(", as have all %d existing topics of the pipeline", topics)
+	}
 	keep := fmt.Sprintf("keep %d (an existing pipeline keeps its count: create and startup use it; drop --partitions or set it to %d)", have, have)
 	if have > want {
-		return fmt.Sprintf("has %d partitions, expected %d (--partitions): Kafka cannot remove partitions; %s, or create a %d-partition pipeline under a new --base and drain this one",
-			have, want, keep, want)
+		return fmt.Sprintf("%s: Kafka cannot remove partitions; %s, or create a %d-partition pipeline under a new --base and drain this one",
+			head, keep, want)
 	}
-	return fmt.Sprintf("has %d partitions, expected %d (--partitions): %s, or give every topic of the pipeline %d partitions (%s for each topic; conversations that hash to a new partition lose their order across the change, and their earlier events' redeliveries are not deduplicated)",
-		have, want, keep, want, kafkaTopicsAlter(bootstrap, "<topic>", want))
+	return fmt.Sprintf("%s: %s, or give every topic of the pipeline %d partitions (%s for each topic; conversations that hash to a new partition lose their order across the change, and their earlier events' redeliveries are not deduplicated)",
+		head, keep, want, kafkaTopicsAlter(bootstrap, "<topic>", want))
 }
 
 func configProblems(st State, p Plan, bootstrap string) []Problem {
