@@ -232,7 +232,9 @@ type Report struct {
 	Problems []Problem
 	// ExtraRetryTiers are the existing topics named <base>.retry-K with K
 	// greater than the plan's tier count (len(Plan.RetryDelays)), by
-	// ascending K; empty when there are none. A pipeline that ran with
+	// ascending K; empty when there are none. A topic so named that has a
+	// .dlq and a .dedup of its own is taken for another pipeline's base
+	// and left out. A pipeline that ran with
 	// more retry tiers leaves them behind, and records in them are
 	// handled by no configured tier. Each also has a Problem (which does
 	// not make the pipeline Unusable).
@@ -376,10 +378,16 @@ func Inspect(ctx context.Context, adm *kadm.Client, p Plan, expectPartitions int
 }
 
 // extraTiers finds the retry topics of p's base beyond its tiers and counts
-// their records. A failure to list offsets leaves Records at -1.
+// their records. A failure to list offsets leaves Records at -1. A topic
+// named like a tier that has a .dlq and a .dedup of its own is the base of
+// another pipeline (hookline allows a base such as <base>.retry-5 next to
+// <base> with fewer tiers), not a tier of this one.
 func extraTiers(ctx context.Context, adm *kadm.Client, p Plan, all kadm.TopicDetails) []ExtraTier {
 	var out []ExtraTier
 	for name, d := range all {
+		if all.Has(name+".dlq") && all.Has(name+".dedup") {
+			continue
+		}
 		if k, ok := p.Names.RetryTier(name); ok && k > len(p.RetryDelays) && d.Err == nil {
 			out = append(out, ExtraTier{Topic: name, Tier: k, Partitions: int32(len(d.Partitions)), Records: -1})
 		}

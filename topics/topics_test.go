@@ -538,6 +538,14 @@ func TestInspectFindsRetryTiersBeyondThePlan(t *testing.T) {
 	if _, err := adm.CreateTopics(ctx, 1, -1, nil, "x.retry-07", "x.retry-2.dlq", "xy.retry-5"); err != nil {
 		t.Fatal(err)
 	}
+	// Neither is another pipeline whose base is named like a tier.
+	other, err := NewPlan(Config{Base: "x.retry-9", Partitions: 2, RetryDelays: []time.Duration{time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, other); err != nil {
+		t.Fatal(err)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -575,7 +583,7 @@ func TestInspectFindsRetryTiersBeyondThePlan(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", w, msg)
 		}
 	}
-	for _, odd := range []string{"x.retry-07", "x.retry-2.dlq", "xy.retry-5"} {
+	for _, odd := range []string{"x.retry-07", "x.retry-2.dlq", "xy.retry-5", "x.retry-9"} {
 		if strings.Contains(msg, odd+":") {
 			t.Errorf("%s reported as a tier:\n%s", odd, msg)
 		}
