@@ -188,6 +188,14 @@ type Consumer struct {
 	cl   *kgo.Client // group consumer
 	prod *kgo.Client // retry, DLQ and dedup producer (ManualPartitioner)
 
+	// read lists the topics the group reads: main, the plan's retry tiers
+	// and the extra tiers it drains (see adoptExtraTiers), whose tiers
+	// extra maps; maxTier is the highest tier read. Set by Run before the
+	// group client exists, read-only after.
+	read    []string
+	extra   map[string]int
+	maxTier int
+
 	// base is the parent of every lane context; it outlives Run's ctx so
 	// in-flight work can finish during the shutdown grace.
 	base       context.Context
@@ -570,6 +578,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		}
 		return err
 	}
+	c.adoptExtraTiers(rep)
 
 	c.prod, err = kafkaconf.NewClient(ctx, c.cfg.Kafka,
 		// franz-go's default batch limit (1,000,012 bytes) is below a
@@ -601,7 +610,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 
 	groupOpts := []kgo.Opt{
 		kgo.ConsumerGroup(c.group),
-		kgo.ConsumeTopics(c.names.Consumed()...),
+		kgo.ConsumeTopics(c.read...),
 		kgo.Balancers(CoPartitionBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -633,7 +642,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		return err
 	}
 	c.phase.Store(phaseRunning)
-	c.log.Info("consumer started", "topics", c.names.Consumed(), "max_in_flight", c.maxAll,
+	c.log.Info("consumer started", "topics", c.read, "max_in_flight", c.maxAll,
 		"max_in_flight_per_partition", c.maxPer, "handler_timeout", c.cfg.HandlerTimeout)
 
 	go c.applyAcks()
@@ -664,6 +673,39 @@ func stopped(ctx context.Context) bool {
 	}
 	d, ok := ctx.Deadline()
 	return ok && !time.Now().Before(d)
+}
+
+// adoptExtraTiers reads, besides the plan's topics, the retry tiers beyond
+// its tiers that exist (left by a run with more tiers): their records would
+// be stranded, handled by nobody until retention deletes them. Read here,
+// each is handled at its due time, and one that fails again has no next
+// tier and goes to the DLQ as exhausted. A tier whose partition count
+// differs from the pipeline's cannot be co-partitioned and is only logged.
+func (c *Consumer) adoptExtraTiers(rep topics.Report) {
+	c.read = c.names.Consumed()
+	c.extra = map[string]int{}
+	c.maxTier = len(c.names.Retries)
+	for _, x := range rep.ExtraRetryTiers {
+		if len(rep.Topics) > 0 && x.Partitions != rep.Topics[0].Partitions {
+			c.log.Error("retry tier beyond the configured ones, with another partition count: its records are not handled",
+				"topic", x.Topic, "partitions", x.Partitions, "records", x.Records,
+				"next", "run with retry delays that include this tier, after giving it the pipeline's partition count (hookline topics check)")
+			continue
+		}
+		c.read = append(c.read, x.Topic)
+		c.extra[x.Topic] = x.Tier
+		c.maxTier = max(c.maxTier, x.Tier)
+		c.log.Warn("retry tier beyond the configured ones: handling its records, which go to the DLQ if they fail again",
+			"topic", x.Topic, "records", x.Records, "next", "delete the topic once it is empty and no process runs with that many tiers")
+	}
+}
+
+// roleOf is Names.RoleOf for the topics c reads, extra tiers included.
+func (c *Consumer) roleOf(topic string) (topics.Role, int, bool) {
+	if k, ok := c.extra[topic]; ok {
+		return topics.RoleRetry, k, true
+	}
+	return c.names.RoleOf(topic)
 }
 
 // checkTopics refuses a pipeline with missing topics or topics that disagree
@@ -1582,7 +1624,7 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 	c.mu.Lock()
 	parts := map[int32]bool{}
 	for t, ps := range assigned {
-		role, tier, ok := c.names.RoleOf(t)
+		role, tier, ok := c.roleOf(t)
 		if !ok {
 			continue
 		}
@@ -1691,7 +1733,7 @@ func (c *Consumer) unpartnered(cl *kgo.Client) (map[int32]bool, string, error) {
 	// A metadata request of its own: kadm's answers from a cache up to 5 s
 	// old, which can predate the change that caused this rebalance.
 	req := kmsg.NewPtrMetadataRequest()
-	for _, name := range c.names.All() {
+	for _, name := range append(c.names.All(), c.read[1+len(c.names.Retries):]...) { // + extra tiers
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(name)
 		req.Topics = append(req.Topics, rt)
@@ -1701,7 +1743,7 @@ func (c *Consumer) unpartnered(cl *kgo.Client) (map[int32]bool, string, error) {
 		return nil, "", fmt.Errorf("partition counts: %w", err)
 	}
 	consumed := map[string]bool{}
-	for _, name := range c.names.Consumed() {
+	for _, name := range c.read {
 		consumed[name] = true
 	}
 	var counts []string
@@ -1953,8 +1995,8 @@ func (c *Consumer) tick(ctx context.Context) {
 // updateGauges refreshes lag and the retry-tier waiting gauges.
 func (c *Consumer) updateGauges() {
 	lag := map[string]int64{}
-	waiting := make([]int64, len(c.names.Retries)+1)
-	oldest := make([]time.Time, len(c.names.Retries)+1)
+	waiting := make([]int64, c.maxTier+1)
+	oldest := make([]time.Time, c.maxTier+1)
 	c.mu.Lock()
 	for key, l := range c.lanes {
 		pos := l.next
@@ -1988,10 +2030,10 @@ func (c *Consumer) updateGauges() {
 		}
 	}
 	c.mu.Unlock()
-	for _, t := range c.names.Consumed() {
+	for _, t := range c.read {
 		c.m.lag.WithLabelValues(t).Set(float64(lag[t]))
 	}
-	for k := 1; k <= len(c.names.Retries); k++ {
+	for k := 1; k <= c.maxTier; k++ {
 		tier := strconv.Itoa(k)
 		c.m.waiting.WithLabelValues(tier).Set(float64(waiting[k]))
 		v := 0.0
@@ -2009,7 +2051,7 @@ func (c *Consumer) updateGauges() {
 func (c *Consumer) endOffsets(ctx context.Context) map[tp]int64 {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	listed, err := kadm.NewClient(c.cl).ListEndOffsets(ctx, c.names.Consumed()...)
+	listed, err := kadm.NewClient(c.cl).ListEndOffsets(ctx, c.read...)
 	if err != nil {
 		return nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
 	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/topics"
@@ -494,4 +495,75 @@ func TestTooLargeForTheTopicSaysToRaiseAndRestart(t *testing.T) {
 	eventually(t, 10*time.Second, "the log says what to do", func() bool {
 		return strings.Contains(logs.String(), "max.message.bytes: raise it (hookline topics check shows the planned value), then restart this process")
 	})
+}
+
+// TestExtraRetryTiersAreDrained: the pipeline ran with two tiers and now
+// runs with one. Records left in retry-2 are still handled at their due
+// time (not stranded until retention deletes them); one that fails again
+// has no next tier and is dead-lettered as exhausted.
+func TestExtraRetryTiersAreDrained(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, 50*time.Millisecond)
+	old, err := topics.NewPlan(topics.Config{Base: "t.events", Partitions: 2, RetryDelays: []time.Duration{50 * time.Millisecond, time.Hour}, DedupWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := topics.Create(context.Background(), kadm.NewClient(e.client()), old); err != nil {
+		t.Fatal(err)
+	}
+	due := time.Now().Add(300 * time.Millisecond)
+	var left []*kgo.Record
+	for i, id := range []string{"left-ok", "left-fails"} {
+		r := event("c"+id, id, 0)
+		r.Topic, r.Partition = old.Names.Retry(2), int32(i)
+		r.Headers = append(r.Headers,
+			kgo.RecordHeader{Key: headers.Attempt, Value: []byte("2")},
+			kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(due))})
+		left = append(left, r)
+	}
+	if err := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(context.Background(), left...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	at := map[string]time.Time{}
+	h := HandlerFunc(func(_ context.Context, ev Event) error {
+		mu.Lock()
+		at[ev.EventID] = time.Now()
+		mu.Unlock()
+		if ev.EventID == "left-fails" {
+			return errors.New("still failing")
+		}
+		return nil
+	})
+	var logs syncbuf.Buffer
+	e.start(Config{Handler: h, Group: "gx", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var dlq []*kgo.Record
+	eventually(t, 10*time.Second, "left-fails dead-lettered", func() bool {
+		dlq = e.readAll(e.plan.Names.DLQ)
+		return len(dlq) == 1
+	})
+	if c := hdr(dlq[0], headers.ErrorClass); c != headers.ClassExhausted || hdr(dlq[0], headers.EventID) != "left-fails" {
+		t.Errorf("dead letter %s class %s, want left-fails exhausted", hdr(dlq[0], headers.EventID), c)
+	}
+	eventually(t, 10*time.Second, "left-ok processed", func() bool {
+		for _, r := range e.readAll(e.plan.Names.Dedup) {
+			if string(r.Key) == "left-ok" {
+				return true
+			}
+		}
+		return false
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, tm := range at {
+		if tm.Before(due) {
+			t.Errorf("%s handled %s before its due time", id, due.Sub(tm))
+		}
+	}
+	if !strings.Contains(logs.String(), "retry tier beyond the configured ones") || !strings.Contains(logs.String(), old.Names.Retry(2)) {
+		t.Errorf("no warning naming %s:\n%s", old.Names.Retry(2), logs.String())
+	}
+	if n := len(e.readAll(old.Names.Retry(2))); n != 2 {
+		t.Errorf("%d records in retry-2; nothing may be written there", n)
+	}
 }
