@@ -1768,7 +1768,7 @@ func (c *Consumer) unpartnered(cl *kgo.Client) (map[int32]bool, string, error) {
 		bad[p] = true
 	}
 	return bad, fmt.Sprintf("pipeline %s is no longer co-partitioned (%s): partitions %d to %d are not consumed and their events wait; %s",
-		c.names.Base, strings.Join(counts, ", "), lo, hi-1, topics.CoPartitionFix(top)), nil
+		c.names.Base, strings.Join(counts, ", "), lo, hi-1, topics.CoPartitionFixAt(top, strings.Join(c.cfg.Kafka.Brokers, ","))), nil
 }
 
 // holdBack pauses the assigned partitions in held (by topic) and notes

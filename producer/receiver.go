@@ -412,7 +412,7 @@ func (r *Receiver) checkBroker(ctx context.Context) {
 	}
 	for _, n := range names {
 		if d, ok := details[n]; !ok || d.Err != nil {
-			r.ready.Store(&readiness{false, "topic " + n + " missing: run hookline topics create"})
+			r.ready.Store(&readiness{false, "topic " + n + " missing: restart hookline (it creates missing topics unless --create-topics=false) or run hookline topics create"})
 			return
 		}
 	}

@@ -267,6 +267,9 @@ func (p *pipelineFlags) validate(fs *flagSet) error {
 		if d <= 0 {
 			return fs.badValue("retry-delays", "every delay must be positive, e.g. 10s,1m,10m")
 		}
+		if d > topics.MaxRetryDelay {
+			return fs.badValue("retry-delays", fmt.Sprintf("every delay must be at most %.0fh (30 days); for a longer wait let the event go to the DLQ and replay it", topics.MaxRetryDelay.Hours()))
+		}
 	}
 	if p.dedupWindow <= 0 {
 		return fs.badValue("dedup-window", "must be positive, e.g. 96h (the default)")

@@ -195,6 +195,7 @@ func TestStartupRefusals(t *testing.T) {
 		{nil, append(serve, "--replication-factor", "0"), "--replication-factor 0: must be -1"},
 		{nil, append(serve, "--dedup-window", "0s"), "--dedup-window 0s: must be positive"},
 		{nil, append(serve, "--retry-delays", "10s,0s"), "--retry-delays 10s,0s: every delay must be positive"},
+		{nil, append(serve, "--retry-delays", "10s,800h"), "--retry-delays 10s,800h: every delay must be at most 720h (30 days)"},
 		{nil, append(consume, "--handler-timeout", "-1s"), "--handler-timeout -1s: must be positive"},
 		{nil, append(consume, "--concurrency", "-3"), "--concurrency -3: must be 0 (the consumer default"},
 		{nil, append(consume, "--partition-concurrency", "-1"), "--partition-concurrency -1: must be 0"},
@@ -286,6 +287,10 @@ func TestFilePipelinesAndFlags(t *testing.T) {
 	clashRetry := write("clash2.yaml", "pipelines:\n  - base: y.retry-1\n  - base: y\n    retry_delays: [1s]\n")
 	if _, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "x"}, "--config", clashRetry); err == nil || !strings.Contains(err.Error(), "both use the topic y.retry-1") {
 		t.Fatalf("a base that is another pipeline's retry tier: %v", err)
+	}
+	beyond := write("clash3.yaml", "pipelines:\n  - base: z.retry-5\n  - base: z\n    retry_delays: [1s]\n")
+	if _, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "x"}, "--config", beyond); err == nil || !strings.Contains(err.Error(), "pipeline z.retry-5 is named like retry tier 5 of pipeline z") {
+		t.Fatalf("a base named like a tier beyond another pipeline's: %v", err)
 	}
 
 	badURL := write("url.yaml", "pipelines:\n  - base: u.events\n    handler: {url: \"not a url\"}\n")

@@ -419,6 +419,16 @@ func distinctTopics(ps []pipelineSettings) error {
 			owner[t] = p.plan.Names.Base
 		}
 	}
+	// A base named like another pipeline's tier beyond its configured
+	// ones (p.retry-5 next to p with 3 tiers) would be read as p's
+	// leftover tier (see consumer's extra tiers).
+	for _, p := range ps {
+		for _, o := range ps {
+			if k, ok := o.plan.Names.RetryTier(p.plan.Names.Base); ok && p.plan.Names.Base != o.plan.Names.Base {
+				return usagef("pipeline %s is named like retry tier %d of pipeline %s: choose a base that is not <base>.retry-K of another pipeline", p.plan.Names.Base, k, o.plan.Names.Base)
+			}
+		}
+	}
 	return nil
 }
 

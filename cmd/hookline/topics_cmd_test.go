@@ -210,7 +210,7 @@ func TestTopicsRefuseAnAbsurdRetryDelay(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("exit %d, want 2\n%s%s", code, out, errOut)
 	}
-	wantAll(t, "stderr", errOut, "retry delay 4", "at most 720h (30 days)")
+	wantAll(t, "stderr", errOut, "--retry-delays 1m,10s,10s,1500000h", "at most 720h (30 days)")
 	if p := partitionsOf(t, adm); len(p) != 0 {
 		t.Fatalf("created %v", p)
 	}
