@@ -253,15 +253,6 @@ type ExtraTier struct {
 	Records int64
 }
 
-// ExtraRetryTopics returns the names of r.ExtraRetryTiers, by ascending tier.
-func (r Report) ExtraRetryTopics() []string {
-	out := make([]string, 0, len(r.ExtraRetryTiers))
-	for _, x := range r.ExtraRetryTiers {
-		out = append(out, x.Topic)
-	}
-	return out
-}
-
 // OK reports whether no problem was found.
 func (r Report) OK() bool { return len(r.Problems) == 0 }
 
