@@ -2000,10 +2000,17 @@ func (c *Consumer) updateGauges() {
 	c.mu.Lock()
 	for key, l := range c.lanes {
 		pos := l.next
-		if len(l.items) > 0 {
+		switch {
+		case len(l.items) > 0:
 			pos = l.items[0].rec.Offset
-		} else if l.commitAt >= 0 {
+		case l.commitAt >= 0:
 			pos = l.commitAt
+		case l.next == 0:
+			// No record fetched since the assignment, but a fetch said
+			// where the log ends: a fetch below the end returns records,
+			// so this one was at the end. (Counting from 0 made a restart
+			// report a tier's whole history as lag and as waiting.)
+			pos = l.hw
 		}
 		// A paused partition's last fetch is old: records written since
 		// count through the log's end offset, once the lane's position is

@@ -849,3 +849,51 @@ func TestNoLagAfterARestart(t *testing.T) {
 		t.Errorf("after a restart with nothing left: lag %v, retry waiting %v, want 0 and 0", lag, w)
 	}
 }
+
+// TestNoRetryLagWhileMainHasABacklog: restarted with a backlog on the main
+// topic, a consumer must not report the retry tiers' whole history as lag
+// (a fetch that returned nothing there tells where it stands: at the end).
+func TestNoRetryLagWhileMainHasABacklog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, time.Second)
+	fail := map[string]bool{"r-0": true, "r-1": true, "r-2": true}
+	var mu sync.Mutex
+	h := HandlerFunc(func(context.Context, Event) error { return nil })
+	first := HandlerFunc(func(_ context.Context, ev Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail[ev.EventID] {
+			delete(fail, ev.EventID)
+			return errors.New("once")
+		}
+		return nil
+	})
+	e.produce(event("c0", "r-0", 0), event("c1", "r-1", 0), event("c2", "r-2", 0))
+	c1, stop := e.start(Config{Handler: first, Group: "gb"})
+	eventually(t, 15*time.Second, "the retried events handled", func() bool {
+		return c1.eventsCount(e.plan.Names.Retry(1), OutcomeProcessed) == 3
+	})
+	stop()
+	var backlog []*kgo.Record
+	for i := range 3000 {
+		backlog = append(backlog, event(fmt.Sprintf("b%d", i%50), fmt.Sprintf("b-%d", i), i))
+	}
+	e.produce(backlog...)
+	slow := HandlerFunc(func(ctx context.Context, _ Event) error {
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return h.Handle(ctx, Event{})
+	})
+	c2, _ := e.start(Config{Handler: slow, Group: "gb", MaxInFlight: 4, ShutdownGrace: 300 * time.Millisecond})
+	eventually(t, 10*time.Second, "c2 working on the backlog", func() bool { return c2.eventsCount(e.plan.Names.Base, OutcomeProcessed) > 10 })
+	time.Sleep(6 * time.Second) // gauge refreshes, with end offsets
+	c2.updateGauges()
+	if lag, w := counterValue(c2.m.lag.WithLabelValues(e.plan.Names.Retry(1))), counterValue(c2.m.waiting.WithLabelValues("1")); lag != 0 || w != 0 {
+		t.Errorf("retry-1 fully handled before the restart: lag %v, waiting %v; want 0 and 0", lag, w)
+	}
+	if lag := counterValue(c2.m.lag.WithLabelValues(e.plan.Names.Base)); lag == 0 {
+		t.Error("the main topic's backlog shows no lag")
+	}
+}
