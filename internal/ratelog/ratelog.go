@@ -1,11 +1,14 @@
 // Package ratelog keeps repeated error logs from flooding: the first message
-// of a kind is logged, repeats within the interval are counted and summarised
-// in the next message of that kind that gets through.
+// of a kind is logged, and repeats within the interval are counted. When the
+// interval ends, the last repeat is logged with the count of the others, so
+// a burst that stops still says how big it was, and each line's text is its
+// own.
 package ratelog
 
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -22,7 +25,15 @@ type Limiter struct {
 
 type entry struct {
 	last       time.Time
-	suppressed int
+	suppressed int      // repeats dropped since last
+	pending    *message // the latest of them, logged when the interval ends
+	timer      *time.Timer
+}
+
+type message struct {
+	level slog.Level
+	msg   string
+	args  []any
 }
 
 // New returns a Limiter writing to log (slog.Default() when nil) that lets one
@@ -39,28 +50,57 @@ func New(log *slog.Logger, interval time.Duration) *Limiter {
 
 // Log logs msg at level unless a message with the same key was logged within
 // the interval. The key is usually the message plus a bounded label such as
-// the source name. A message that gets through carries "suppressed": the
-// number of repeats dropped since the last one.
+// the source name. Repeats within the interval are dropped; when it ends,
+// the latest of them is logged with "suppressed": the number of the others.
+// A message that gets through otherwise carries "suppressed" too, when
+// repeats were dropped since the last line.
 func (l *Limiter) Log(ctx context.Context, level slog.Level, key, msg string, args ...any) {
 	now := l.now()
 	l.mu.Lock()
 	e := l.state[key]
 	if e == nil {
 		if len(l.state) > 10_000 { // bound memory if keys are unbounded
-			clear(l.state)
+			clear(l.state) // pending timers see their entry gone
 		}
 		e = &entry{}
 		l.state[key] = e
 	} else if now.Sub(e.last) < l.interval {
 		e.suppressed++
+		e.pending = &message{level, msg, args}
+		if e.timer == nil {
+			e.timer = time.AfterFunc(e.last.Add(l.interval).Sub(now), func() { l.flush(key, e) })
+		}
 		l.mu.Unlock()
 		return
 	}
 	n := e.suppressed
-	e.last, e.suppressed = now, 0
+	e.last, e.suppressed, e.pending = now, 0, nil
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
 	l.mu.Unlock()
 	if n > 0 {
-		args = append(args, "suppressed", n)
+		args = append(slices.Clip(args), "suppressed", n)
 	}
 	l.log.Log(ctx, level, msg, args...)
+}
+
+// flush logs the latest repeat of key's interval, with the count of the
+// others, unless a message got through meanwhile.
+func (l *Limiter) flush(key string, e *entry) {
+	l.mu.Lock()
+	if l.state[key] != e || e.pending == nil {
+		e.timer = nil
+		l.mu.Unlock()
+		return
+	}
+	m, n := e.pending, e.suppressed-1
+	e.last, e.suppressed, e.pending, e.timer = l.now(), 0, nil, nil
+	l.mu.Unlock()
+	args := m.args
+	if n > 0 {
+		args = append(slices.Clip(args), "suppressed", n)
+	}
+	l.log.Log(context.Background(), m.level, m.msg, args...)
 }

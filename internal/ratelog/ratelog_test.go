@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookline/hookline/internal/syncbuf"
 )
 
 func TestLimiterSuppressesRepeats(t *testing.T) {
@@ -28,5 +30,29 @@ func TestLimiterSuppressesRepeats(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "other error") {
 		t.Fatal("a different key must not be suppressed")
+	}
+}
+
+// A burst that stops still says how big it was: when the interval ends, the
+// latest repeat is logged with the count of the others, under its own text.
+func TestBurstIsSummarisedWhenTheIntervalEnds(t *testing.T) {
+	var buf syncbuf.Buffer
+	l := New(slog.New(slog.NewTextHandler(&buf, nil)), 100*time.Millisecond)
+	for i := range 5 {
+		l.Log(context.Background(), slog.LevelWarn, "k", "dead-lettered", "n", i)
+	}
+	l.Log(context.Background(), slog.LevelWarn, "k", "another reason", "n", 5)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), "another reason") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "msg=dead-lettered n=0") || strings.Contains(lines[0], "suppressed") ||
+		!strings.Contains(lines[1], `msg="another reason" n=5 suppressed=4`) {
+		t.Fatalf("want the first line, then the last repeat with suppressed=4:\n%s", buf.String())
+	}
+	time.Sleep(250 * time.Millisecond) // nothing more to say
+	if n := strings.Count(strings.TrimSpace(buf.String()), "\n"); n != 1 {
+		t.Fatalf("more lines after the summary:\n%s", buf.String())
 	}
 }
