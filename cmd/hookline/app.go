@@ -35,8 +35,10 @@ func startEmbedded(env *environment, log *slog.Logger, s *settings, addr, dataDi
 		return nil, err
 	}
 	s.kafka.Brokers = []string{b.Addr()}
-	fmt.Fprintf(env.stderr, "embedded Kafka broker on %s (data in %s): for development and single-host use only; pass --brokers for a real cluster\n", b.Addr(), dataDir)
-	fmt.Fprintf(env.stdout, "bootstrap: %s   (e.g. kcat -b %s -L)\n", b.Addr(), b.Addr())
+	if !s.jsonLogs {
+		fmt.Fprintf(env.stderr, "embedded Kafka broker on %s (data in %s): for development and single-host use only; pass --brokers for a real cluster\n", b.Addr(), dataDir)
+		fmt.Fprintf(env.stdout, "bootstrap: %s   (e.g. kcat -b %s -L)\n", b.Addr(), b.Addr())
+	}
 	log.Info("embedded broker started", "addr", b.Addr(), "data_dir", dataDir)
 	return b, nil
 }

@@ -45,7 +45,7 @@ func runConsume(ctx context.Context, env *environment, args []string) error {
 	if _, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "consuming %d pipeline(s)\n", len(s.pipelines))
+	s.say(env.stdout, log, fmt.Sprintf("consuming %d pipeline(s)", len(s.pipelines)))
 	return runAll(ctx, comps)
 }
 

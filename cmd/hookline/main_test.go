@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	stdlog "log"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookline/hookline/internal/syncbuf"
 )
 
 // call runs the CLI in-process with the given environment variables.
@@ -490,5 +493,38 @@ func TestSecretOverridesAreSaid(t *testing.T) {
 	}
 	if strings.Contains(got, "secret-value") {
 		t.Errorf("a warning shows a secret: %q", got)
+	}
+}
+
+// With --log-format json, everything run writes, on stdout and stderr, is
+// a JSON log record (a collector reads both as one stream), and durations
+// read as on the command line.
+func TestJSONLogFormatIsJSONLines(t *testing.T) {
+	var out, errb syncbuf.Buffer
+	env := &environment{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	code := make(chan int, 1)
+	go func() {
+		code <- dispatch(ctx, env, []string{"run", "--log-format", "json", "--insecure-no-auth", "--data-dir", t.TempDir(),
+			"--embedded-addr", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--handler-url", "http://127.0.0.1:9/x", "--partitions", "1"})
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String()+errb.String(), "receiver listening on") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("exit %d\n%s%s", c, out.String(), errb.String())
+	}
+	all := out.String() + errb.String()
+	if !strings.Contains(all, "receiver listening on") || !strings.Contains(all, `"delay":"2s"`) {
+		t.Errorf("missing the listening line or a duration as text:\n%s", all)
+	}
+	for line := range strings.Lines(all) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("not a JSON line: %q", line)
+		}
 	}
 }

@@ -55,7 +55,7 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 			if len(s.pipelines) > 1 {
 				what = "pipeline " + p.plan.Names.Base + " has no handler"
 			}
-			fmt.Fprintln(env.stderr, what+": running its receiver only; its events wait in Kafka until a consumer runs")
+			s.say(env.stderr, log, what+": running its receiver only; its events wait in Kafka until a consumer runs")
 		}
 	}
 	rcv, err := newReceiver(a, s, reps, log, reg, ready)
@@ -64,8 +64,8 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 	}
 	comps["receiver"] = func(ctx context.Context) error { return rcv.Serve(ctx, ln) }
 	for _, n := range s.sourceNotes {
-		fmt.Fprintln(env.stdout, n)
+		s.say(env.stdout, log, n)
 	}
-	fmt.Fprintf(env.stdout, "receiver listening on %s\n", ln.Addr())
+	s.say(env.stdout, log, fmt.Sprintf("receiver listening on %s", ln.Addr()))
 	return runAll(ctx, comps)
 }

@@ -39,8 +39,8 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	for _, n := range s.sourceNotes {
-		fmt.Fprintln(env.stdout, n)
+		s.say(env.stdout, log, n)
 	}
-	fmt.Fprintf(env.stdout, "receiver listening on %s\n", ln.Addr())
+	s.say(env.stdout, log, fmt.Sprintf("receiver listening on %s", ln.Addr()))
 	return rcv.Serve(ctx, ln)
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	stdlog "log"
 	"log/slog"
 	"net/http"
@@ -124,6 +125,20 @@ type settings struct {
 	// warnings lists flags that were set but that nothing uses, or that
 	// change what the file says, each with why: logged on start.
 	warnings []string
+	// jsonLogs: --log-format json, so every line of output is a JSON log
+	// record (see say).
+	jsonLogs bool
+}
+
+// say writes one line for the person who started the command to w, or,
+// with --log-format json, logs it at info: a log collector reads stdout and
+// stderr as one stream of JSON lines.
+func (s settings) say(w io.Writer, log *slog.Logger, line string) {
+	if s.jsonLogs {
+		log.Info(line)
+		return
+	}
+	fmt.Fprintln(w, line)
 }
 
 // setup parses args and returns the logger and the resolved settings: the
@@ -151,6 +166,7 @@ func (a *appFlags) setup(env *environment, args []string, u uses) (*slog.Logger,
 	if err != nil {
 		return nil, settings{}, err
 	}
+	s.jsonLogs = a.logFormat == "json"
 	for _, msg := range s.warnings {
 		log.Warn(msg)
 	}
@@ -240,6 +256,14 @@ func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(env.stderr, opts)), nil
 	case "json":
+		// Durations as written on the command line ("30s"), not as
+		// nanoseconds: the text format does the same.
+		opts.ReplaceAttr = func(_ []string, at slog.Attr) slog.Attr {
+			if at.Value.Kind() == slog.KindDuration {
+				at.Value = slog.StringValue(at.Value.Duration().String())
+			}
+			return at
+		}
 		return slog.New(slog.NewJSONHandler(env.stderr, opts)), nil
 	default:
 		return nil, usagef("--log-format %q: use text or json", a.logFormat)
@@ -529,5 +553,7 @@ func startupWarnings(env *environment, log *slog.Logger, s settings) {
 	}
 	msg := "INSECURE: a source accepts unauthenticated webhooks (verify type none); anyone who can reach this port can inject events"
 	log.Warn(msg)
-	fmt.Fprintln(env.stderr, strings.Repeat("!", 20)+" "+msg)
+	if !s.jsonLogs {
+		fmt.Fprintln(env.stderr, strings.Repeat("!", 20)+" "+msg)
+	}
 }
