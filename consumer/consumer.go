@@ -754,6 +754,10 @@ func (c *Consumer) poll(ctx context.Context) error {
 				fatal = fmt.Errorf("consumer: fetch %s[%d]: %w", t, p, err)
 				return
 			}
+			if t == "" { // the client's own error (e.g. no broker reachable), not one partition's
+				c.rl.Log(context.Background(), slog.LevelWarn, "fetch:", "fetch failed; the client retries (is Kafka reachable?)", "err", err)
+				return
+			}
 			c.rl.Log(context.Background(), slog.LevelWarn, "fetch:"+t, "fetch failed; the client retries", "topic", t, "partition", p, "err", err)
 		})
 		c.mu.Lock()
