@@ -524,6 +524,9 @@ func New(cfg Config) (*Consumer, error) {
 	c.acks.wake = make(chan struct{}, 1)
 	c.base, c.cancelBase = context.WithCancel(context.Background())
 	c.dedup = newDedupState(c)
+	if err := registerReady(cfg.Registerer, c.Ready); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

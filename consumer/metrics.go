@@ -110,3 +110,23 @@ func (m *metrics) init(names topics.Names) {
 		m.produceErrors.WithLabelValues(t)
 	}
 }
+
+// registerReady registers hookline_consumer_ready, reading ready (the
+// consumer's Ready) at each scrape. It exists from New on, at 0 until the
+// consumer runs, so that "not ready for 5m" sees a consumer that never got
+// ready, not only one that stopped being ready.
+func registerReady(reg prometheus.Registerer, ready func() (bool, string)) error {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hookline_consumer_ready",
+		Help: "1 when the consumer is handling events (its /readyz would answer 200), else 0.",
+	}, func() float64 {
+		if ok, _ := ready(); ok {
+			return 1
+		}
+		return 0
+	})
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("register consumer metrics: %w", err)
+	}
+	return nil
+}

@@ -14,6 +14,7 @@ type metrics struct {
 	produceErrors *prometheus.CounterVec
 	malformed     *prometheus.CounterVec
 	inFlight      prometheus.Gauge
+	ready         prometheus.GaugeFunc
 }
 
 // sourceMetrics are one source's children of the labelled metrics.
@@ -51,7 +52,9 @@ func (m *metrics) countRequest(sm *sourceMetrics, source string, code int) {
 	}
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the receiver's metrics on reg; ready reports what
+// /readyz would answer, for hookline_receiver_ready.
+func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookline_receiver_requests_total",
@@ -74,8 +77,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hookline_receiver_in_flight",
 			Help: "Webhooks being handled now.",
 		}),
+		// A gauge, not a count of 503s: during an outage load balancers
+		// take unready receivers out, the 503s stop, and only this says so.
+		ready: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookline_receiver_ready",
+			Help: "1 when /readyz would answer 200 (Kafka acknowledging, not shutting down, and in `run` the consumers ready), else 0.",
+		}, func() float64 {
+			if ready() {
+				return 1
+			}
+			return 0
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.ackLatency, m.produceErrors, m.malformed, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.requests, m.ackLatency, m.produceErrors, m.malformed, m.inFlight, m.ready} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register receiver metrics: %w", err)
 		}

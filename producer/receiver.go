@@ -197,7 +197,13 @@ func New(cfg Config) (*Receiver, error) {
 		}
 		r.sources[s.Name] = s
 	}
-	m, err := newMetrics(cfg.Registry)
+	m, err := newMetrics(cfg.Registry, func() bool {
+		if r.ready.Load() == nil { // registered before New stores the first readiness
+			return false
+		}
+		ok, _ := r.Ready()
+		return ok
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -467,7 +473,8 @@ func (r *Receiver) healthz(w http.ResponseWriter, _ *http.Request, _ httprouter.
 func (r *Receiver) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 	ok, reason := r.Ready()
 	if !ok {
-		writeError(w, http.StatusServiceUnavailable, reason)
+		// status as in the ready answer; error as in every other error answer.
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": reason})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

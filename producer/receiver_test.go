@@ -598,3 +598,29 @@ func TestRoutesAnswerPlainly(t *testing.T) {
 		}
 	}
 }
+
+// hookline_receiver_ready follows /readyz, so that an outage can be
+// alerted on after load balancers took the receivers out and the 503s
+// stopped; /readyz says "status" whether ready or not, with the reason
+// in "error".
+func TestReadyGaugeAndReadyzBody(t *testing.T) {
+	h := newHarness(t, nil)
+	h.waitReadyz(http.StatusOK, 10*time.Second)
+	if got := h.metric("hookline_receiver_ready"); got != "hookline_receiver_ready 1" {
+		t.Errorf("hookline_receiver_ready while ready: %q, want 1", got)
+	}
+	h.rcv.gate.close() // the first step of shutdown
+	resp, err := http.Get(h.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	err = json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || m["status"] != "not ready" || m["error"] != "shutting down" {
+		t.Errorf("readyz while closing: %d %v %v, want 503 with status \"not ready\" and error \"shutting down\"", resp.StatusCode, m, err)
+	}
+	if got := h.metric("hookline_receiver_ready"); got != "hookline_receiver_ready 0" {
+		t.Errorf("hookline_receiver_ready while closing: %q, want 0", got)
+	}
+}
