@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -17,11 +18,18 @@ import (
 func opsServer(ln net.Listener, reg *prometheus.Registry, ready func() (bool, string)) func(context.Context) error {
 	return func(ctx context.Context) error {
 		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+		// "GET /x" patterns answer HEAD too (load balancers' health checks).
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintln(w, `{"status":"ok"}`)
+		})
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
 			if ok, why := ready(); !ok {
+				// As the receiver's /readyz: a status either way, the
+				// reason in error.
 				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, "{\"error\":%q}\n", why)
+				_ = json.NewEncoder(w).Encode(map[string]string{"status": "not ready", "error": why})
 				return
 			}
 			fmt.Fprintln(w, `{"status":"ready"}`)
