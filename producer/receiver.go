@@ -254,11 +254,12 @@ func New(cfg Config) (*Receiver, error) {
 	// -L, hookline send) would hide the wrong URL. A 404 says what is wrong.
 	rt.RedirectTrailingSlash, rt.RedirectFixedPath = false, false
 	rt.POST("/webhooks/:source", r.webhook)
-	for _, m := range []string{http.MethodGet, http.MethodHead} { // HEAD: some load balancers' health checks
+	metricsHandler := promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})
+	for _, m := range []string{http.MethodGet, http.MethodHead} { // HEAD: some load balancers' health checks, and probes
 		rt.Handle(m, "/healthz", r.healthz)
 		rt.Handle(m, "/readyz", r.readyz)
+		rt.Handler(m, "/metrics", metricsHandler)
 	}
-	rt.Handler(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.metrics.requests.WithLabelValues("unknown", "404").Inc()
 		msg := "no such route: webhooks go to POST /webhooks/<source>"

@@ -580,7 +580,7 @@ func TestRoutesAnswerPlainly(t *testing.T) {
 		!strings.Contains(resp.Header.Get("Allow"), "POST") || !strings.Contains(m["error"], "allowed: ") {
 		t.Errorf("GET /webhooks/genesys: %d Allow %q %q, want a JSON 405", resp.StatusCode, resp.Header.Get("Allow"), m["error"])
 	}
-	for _, p := range []string{"/healthz", "/readyz"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		if resp, _ := do(http.MethodHead, p, nil); resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotFound {
 			t.Errorf("HEAD %s: %d", p, resp.StatusCode)
 		}
