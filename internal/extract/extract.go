@@ -39,11 +39,8 @@
 //  5. a top-level "conversationId" of the inner notification (the usual field
 //     of a data-action request template).
 //
-// A UUID found by rules 2–5 is written in lower case (UUIDs compare without
-// case), so that an upper-case spelling in a topic name or template puts the
-// conversation in the same partition. Values from the Rules.Key pointers are
-// used as written. When nothing matches, ConversationID is empty and
-// [IDs.Key] falls back to the event id.
+// When nothing matches, ConversationID is empty and [IDs.Key] falls back to
+// the event id.
 //
 // The topic segment (3) is preferred over eventBody.id (4) for v2.conversations.*
 // topics because on topics such as v2.conversations.chats.{id}.messages the
@@ -255,12 +252,6 @@ func Extract(body []byte, r Rules) (IDs, error) {
 	ids.ConversationID = d.firstPointer(r.Key, inner)
 	if ids.ConversationID == "" && r.Kind == KindGenesys {
 		ids.ConversationID = d.genesysConversation(inner, ids.Topic)
-		if isUUID(ids.ConversationID) {
-			// One conversation, one key, whichever rule found it and
-			// however a template spelled it (ToLower returns s as is
-			// when it has no upper case).
-			ids.ConversationID = strings.ToLower(ids.ConversationID)
-		}
 	}
 	// Clone so that a small id does not pin the copy of a large body.
 	ids.ConversationID = strings.Clone(ids.ConversationID)

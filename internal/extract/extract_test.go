@@ -246,25 +246,6 @@ func TestShapesAndFallbacks(t *testing.T) {
 			shape: ShapeGeneric, conv: "\u00a0c", eventID: " x ",
 		},
 		{
-			// Upper case in a topic name or template: the same key as
-			// the lower-case id elsewhere.
-			name:  "an upper-case UUID from the topic is lowered",
-			body:  notif("v2.detail.events.conversation."+strings.ToUpper(convID)+".user.end", `{}`),
-			rules: genesys, shape: ShapeNotification, conv: convID,
-			topic: "v2.detail.events.conversation." + strings.ToUpper(convID) + ".user.end",
-		},
-		{
-			name:  "an upper-case conversationId is lowered, a pointer's value is not",
-			body:  notif("v2.x", `{"conversationId":"`+strings.ToUpper(convID)+`","k":"`+strings.ToUpper(convID)+`"}`),
-			rules: genesys, shape: ShapeNotification, conv: convID, topic: "v2.x",
-		},
-		{
-			name:  "a key pointer's UUID is used as written",
-			body:  notif("v2.x", `{"k":"`+strings.ToUpper(convID)+`"}`),
-			rules: Rules{Kind: KindGenesys, Key: []string{"/eventBody/k"}}, shape: ShapeNotification,
-			conv: strings.ToUpper(convID), topic: "v2.x",
-		},
-		{
 			name:  "a blank Genesys conversationId falls through to the topic",
 			body:  notif("v2.detail.events.conversation."+convID+".user.end", `{"conversationId":"  "}`),
 			rules: genesys, shape: ShapeNotification, conv: convID,
