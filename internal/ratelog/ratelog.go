@@ -28,6 +28,7 @@ type entry struct {
 	suppressed int      // repeats dropped since last
 	pending    *message // the latest of them, logged when the interval ends
 	timer      *time.Timer
+	gen        int // bumped by each timer and each line that gets through
 }
 
 type message struct {
@@ -68,13 +69,16 @@ func (l *Limiter) Log(ctx context.Context, level slog.Level, key, msg string, ar
 		e.suppressed++
 		e.pending = &message{level, msg, args}
 		if e.timer == nil {
-			e.timer = time.AfterFunc(e.last.Add(l.interval).Sub(now), func() { l.flush(key, e) })
+			e.gen++
+			gen := e.gen
+			e.timer = time.AfterFunc(e.last.Add(l.interval).Sub(now), func() { l.flush(key, e, gen) })
 		}
 		l.mu.Unlock()
 		return
 	}
 	n := e.suppressed
 	e.last, e.suppressed, e.pending = now, 0, nil
+	e.gen++ // a timer that fired already finds itself outdated (flush)
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil
@@ -87,11 +91,11 @@ func (l *Limiter) Log(ctx context.Context, level slog.Level, key, msg string, ar
 }
 
 // flush logs the latest repeat of key's interval, with the count of the
-// others, unless a message got through meanwhile.
-func (l *Limiter) flush(key string, e *entry) {
+// others, unless a message got through meanwhile: then e.gen moved past
+// gen, and that message carried the count.
+func (l *Limiter) flush(key string, e *entry, gen int) {
 	l.mu.Lock()
-	if l.state[key] != e || e.pending == nil {
-		e.timer = nil
+	if l.state[key] != e || e.gen != gen || e.pending == nil {
 		l.mu.Unlock()
 		return
 	}
