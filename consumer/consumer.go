@@ -427,6 +427,10 @@ type lane struct {
 	watchdogs []*time.Timer
 
 	m laneMetrics
+
+	// leftover: a retry tier beyond the plan's (see adoptExtraTiers),
+	// whose records must name this pipeline's main topic as their origin.
+	leftover bool
 }
 
 // laneMetrics are the per-event metric children of a lane's topic, looked up
@@ -1309,6 +1313,16 @@ func (c *Consumer) process(l *lane, it *item) {
 		return
 	}
 	r := it.rec
+	if l.leftover && headers.Value(r.Headers, headers.OriginalTopic) != c.names.Base {
+		// Not a retry of this pipeline: most likely the main topic of a
+		// pipeline whose base is named like this tier, caught before its
+		// .dlq and .dedup existed. Its own consumers handle it.
+		c.rl.Log(context.Background(), slog.LevelWarn, "foreign:"+r.Topic, "record in a leftover retry tier is not a retry of this pipeline; skipped",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "original_topic", headers.Printable(headers.Value(r.Headers, headers.OriginalTopic)),
+			"next", "if it belongs to another pipeline, nothing to do; else delete the topic once the pipeline runs with the tiers it needs")
+		c.finish(l, it, true, true)
+		return
+	}
 	ev := eventOf(r, l.role == topics.RoleMain)
 	var dig digest
 	if it.id != "" {
@@ -1647,7 +1661,8 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 				c.dropLane(old)
 			}
 			ctx, cancel := context.WithCancel(c.base)
-			c.lanes[k] = &lane{tp: k, role: role, tier: tier, commitAt: -1, epoch: -1, ctx: ctx, cancel: cancel,
+			_, leftover := c.extra[t]
+			c.lanes[k] = &lane{tp: k, role: role, tier: tier, leftover: leftover, commitAt: -1, epoch: -1, ctx: ctx, cancel: cancel,
 				byKey: map[uint64]*item{}, byID: map[uint64]*item{},
 				m: laneMetrics{
 					processed: c.m.events.WithLabelValues(t, OutcomeProcessed),

@@ -513,12 +513,15 @@ func TestExtraRetryTiersAreDrained(t *testing.T) {
 	}
 	due := time.Now().Add(300 * time.Millisecond)
 	var left []*kgo.Record
-	for i, id := range []string{"left-ok", "left-fails"} {
+	for i, id := range []string{"left-ok", "left-fails", "foreign"} {
 		r := event("c"+id, id, 0)
-		r.Topic, r.Partition = old.Names.Retry(2), int32(i)
-		r.Headers = append(r.Headers,
-			kgo.RecordHeader{Key: headers.Attempt, Value: []byte("2")},
-			kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(due))})
+		r.Topic, r.Partition = old.Names.Retry(2), int32(i%2)
+		if id != "foreign" { // a retry of this pipeline names its main topic
+			r.Headers = append(r.Headers,
+				kgo.RecordHeader{Key: headers.OriginalTopic, Value: []byte(e.plan.Names.Base)},
+				kgo.RecordHeader{Key: headers.Attempt, Value: []byte("2")},
+				kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(due))})
+		}
 		left = append(left, r)
 	}
 	if err := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(context.Background(), left...).FirstErr(); err != nil {
@@ -553,8 +556,14 @@ func TestExtraRetryTiersAreDrained(t *testing.T) {
 		}
 		return false
 	})
+	eventually(t, 10*time.Second, "the foreign record skipped", func() bool {
+		return strings.Contains(logs.String(), "is not a retry of this pipeline")
+	})
 	mu.Lock()
 	defer mu.Unlock()
+	if _, ok := at["foreign"]; ok {
+		t.Error("a record that is not a retry of this pipeline reached the handler")
+	}
 	for id, tm := range at {
 		if tm.Before(due) {
 			t.Errorf("%s handled %s before its due time", id, due.Sub(tm))
@@ -563,7 +572,7 @@ func TestExtraRetryTiersAreDrained(t *testing.T) {
 	if !strings.Contains(logs.String(), "retry tier beyond the configured ones") || !strings.Contains(logs.String(), old.Names.Retry(2)) {
 		t.Errorf("no warning naming %s:\n%s", old.Names.Retry(2), logs.String())
 	}
-	if n := len(e.readAll(old.Names.Retry(2))); n != 2 {
+	if n := len(e.readAll(old.Names.Retry(2))); n != 3 {
 		t.Errorf("%d records in retry-2; nothing may be written there", n)
 	}
 }
