@@ -508,7 +508,6 @@ type replayer struct {
 
 	prod      *kgo.Client // nil in a dry run
 	closeOnce sync.Once
-	inflight  sync.WaitGroup // writes whose produce callback has not run
 	timedOut  error          // set by settle when the broker did not answer in time
 
 	mu sync.Mutex // guards the fields below and OnStep calls
@@ -522,6 +521,10 @@ type replayer struct {
 	failErr  error
 	acked    []Position // replayed positions, for ReplayedAfterStop
 	finished bool       // finish ran: nothing is reported any more
+	// unresolved counts the writes whose outcome has not come; resolved,
+	// when set, is closed once it reaches 0 (see settle).
+	unresolved int
+	resolved   chan struct{}
 }
 
 // slot is one selected dead letter's step: known, or awaiting the outcome
@@ -546,6 +549,7 @@ func (r *replayer) await(l *Letter) *slot {
 	defer r.mu.Unlock()
 	sl := &slot{s: Step{Action: Failed, Letter: l, Pos: l.Pos(), Err: errNoOutcome}}
 	r.queue = append(r.queue, sl)
+	r.unresolved++
 	return sl
 }
 
@@ -553,6 +557,10 @@ func (r *replayer) await(l *Letter) *slot {
 func (r *replayer) resolve(sl *slot, s Step) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.unresolved--; r.unresolved == 0 && r.resolved != nil {
+		close(r.resolved)
+		r.resolved = nil
+	}
 	if r.finished {
 		return
 	}
@@ -631,14 +639,20 @@ func (r *replayer) settle() error {
 	}
 	r.timedOut = fmt.Errorf("the broker did not acknowledge every write to %s within %s (is Kafka reachable? --delivery-timeout sets the wait)", r.cfg.To, budget)
 	r.closeProducer()
-	waited := make(chan struct{})
-	go func() {
-		r.inflight.Wait()
-		close(waited)
-	}()
-	select {
-	case <-waited:
-	case <-time.After(closeWait):
+	r.mu.Lock()
+	var wait chan struct{}
+	if r.unresolved > 0 {
+		wait = make(chan struct{})
+		r.resolved = wait
+	}
+	r.mu.Unlock()
+	if wait != nil { // the closed producer fails them; bounded all the same
+		t := time.NewTimer(closeWait)
+		defer t.Stop()
+		select {
+		case <-wait:
+		case <-t.C:
+		}
 	}
 	return r.timedOut
 }
@@ -740,9 +754,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			// the write and must not be kept alive by the reporter.
 			sum := summary(l)
 			sl := r.await(&sum)
-			r.inflight.Add(1)
 			r.prod.Produce(wctx, out, func(_ *kgo.Record, err error) {
-				defer r.inflight.Done()
 				if err != nil {
 					r.resolve(sl, Step{Action: Failed, Letter: &sum, Pos: sum.Pos(), Err: err})
 					return
