@@ -43,14 +43,26 @@ func startEmbedded(env *environment, log *slog.Logger, s *settings, addr, dataDi
 	return b, nil
 }
 
-// listen binds addr before anything else starts (an embedded broker, topics
-// created), so that a wrong or taken address fails with nothing done.
+// listen binds addr for what, naming flag when it cannot.
 func listen(addr, what, flag string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s cannot listen on %s (choose another with %s): %w", what, addr, flag, err)
 	}
 	return ln, nil
+}
+
+// checkListen binds addr and lets it go, before anything else starts (an
+// embedded broker, topics created), so that a wrong or taken address fails
+// with nothing done. The port is bound for good only when the server can
+// answer: bound during a slow start, senders' connections would wait
+// unanswered in the backlog instead of being refused and retried.
+func checkListen(addr, what, flag string) error {
+	ln, err := listen(addr, what, flag)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
 }
 
 // prepareTopics creates missing topics (when asked), refuses pipelines

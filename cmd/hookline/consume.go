@@ -34,16 +34,21 @@ func runConsume(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	const ops = "the health and metrics server"
 	if a.listen != "" {
-		ln, err := listen(a.listen, "the health and metrics server", "--listen")
-		if err != nil {
+		if err := checkListen(a.listen, ops, "--listen"); err != nil {
 			return err
 		}
-		defer ln.Close()
-		comps["ops"] = opsServer(ln, reg, ready)
 	}
 	if _, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
 		return err
+	}
+	if a.listen != "" {
+		ln, err := listen(a.listen, ops, "--listen")
+		if err != nil {
+			return err
+		}
+		comps["ops"] = opsServer(ln, reg, ready)
 	}
 	s.say(env.stdout, log, fmt.Sprintf("consuming %d pipeline(s)", len(s.pipelines)))
 	return runAll(ctx, comps)

@@ -27,11 +27,9 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	startupWarnings(env, log, s)
-	ln, err := listen(s.listen, "receiver", "--listen")
-	if err != nil {
+	if err := checkListen(s.listen, "receiver", "--listen"); err != nil {
 		return err
 	}
-	defer ln.Close() // Serve closes it; this covers a failed start
 	if len(s.kafka.Brokers) == 0 {
 		b, err := startEmbedded(env, log, &s, *embeddedAddr, *dataDir)
 		if err != nil {
@@ -60,6 +58,11 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 	}
 	rcv, err := newReceiver(a, s, reps, log, reg, ready)
 	if err != nil {
+		return err
+	}
+	ln, err := listen(s.listen, "receiver", "--listen")
+	if err != nil {
+		rcv.Client().Close()
 		return err
 	}
 	comps["receiver"] = func(ctx context.Context) error { return rcv.Serve(ctx, ln) }

@@ -25,17 +25,20 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}
 	startupWarnings(env, log, s)
-	ln, err := listen(s.listen, "receiver", "--listen")
-	if err != nil {
+	if err := checkListen(s.listen, "receiver", "--listen"); err != nil {
 		return err
 	}
-	defer ln.Close() // Serve closes it; this covers a failed start
 	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics)
 	if err != nil {
 		return err
 	}
 	rcv, err := newReceiver(a, s, reps, log, newRegistry(), nil)
 	if err != nil {
+		return err
+	}
+	ln, err := listen(s.listen, "receiver", "--listen")
+	if err != nil {
+		rcv.Client().Close()
 		return err
 	}
 	for _, n := range s.sourceNotes {
