@@ -419,18 +419,17 @@ func extraTiers(ctx context.Context, adm *kadm.Client, p Plan, all kadm.TopicDet
 
 // extraTierProblem says what to do with a retry tier beyond the plan's.
 func extraTierProblem(x ExtraTier, p Plan, bootstrap string) Problem {
-	tier := fmt.Sprintf("retry-%d", x.Tier)
 	head := fmt.Sprintf("retry tier %d exists but the pipeline has %d (--retry-delays / retry_delays)", x.Tier, len(p.RetryDelays))
 	del := fmt.Sprintf("kafka-topics --bootstrap-server %s --delete --topic %s", orBrokers(bootstrap), x.Topic)
-	drain := fmt.Sprintf("run with the tiers that include %s, or `hookline consume` (which drains tiers beyond the configured ones) until it is empty; then, once no process runs with %d or more tiers, delete the topic: %s",
-		tier, x.Tier, del)
+	drain := fmt.Sprintf("consumers (run, consume) handle what waits there, and the group's lag on it (hookline_consumer_lag) says whether any still does; once that is 0 and no process runs with %d or more tiers, delete the topic: %s",
+		x.Tier, del)
 	switch {
 	case x.Records == 0:
 		return Problem{x.Topic, fmt.Sprintf("%s; it is empty and can be deleted once no process runs with %d or more tiers: %s", head, x.Tier, del)}
 	case x.Records < 0:
-		return Problem{x.Topic, fmt.Sprintf("%s; its records (their count could not be read) are stranded: %s", head, drain)}
+		return Problem{x.Topic, fmt.Sprintf("%s; it holds records (their count could not be read), handled or not: %s", head, drain)}
 	default:
-		return Problem{x.Topic, fmt.Sprintf("%s; its %d record(s) are stranded: %s", head, x.Records, drain)}
+		return Problem{x.Topic, fmt.Sprintf("%s; it holds %d record(s), handled or not: %s", head, x.Records, drain)}
 	}
 }
 

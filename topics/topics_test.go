@@ -572,7 +572,7 @@ func TestInspectFindsRetryTiersBeyondThePlan(t *testing.T) {
 	}
 	msg := fmt.Sprint(rep.Err())
 	for _, w := range []string{
-		"x.retry-2: retry tier 2 exists but the pipeline has 1 (--retry-delays / retry_delays); its 3 record(s) are stranded: run with the tiers that include retry-2, or `hookline consume` (which drains tiers beyond the configured ones) until it is empty",
+		"x.retry-2: retry tier 2 exists but the pipeline has 1 (--retry-delays / retry_delays); it holds 3 record(s), handled or not: consumers (run, consume) handle what waits there, and the group's lag on it (hookline_consumer_lag) says whether any still does",
 		"kafka-topics --bootstrap-server " + bootstrap + " --delete --topic x.retry-2",
 		"x.retry-3: retry tier 3 exists but the pipeline has 1 (--retry-delays / retry_delays); it is empty and can be deleted",
 	} {

@@ -39,7 +39,7 @@ malformed, which send notes on stderr with the receiver's reason), 1 on any othe
 2 for a mistake in the command line.`
 
 func runSend(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "send", "send --url URL (--sample NAME | --file F | --file -) [flags]", sendExamples)
+	fs := newFlagSet(env, "send", "send [--url URL] (--sample NAME | --file F | --file -) [flags]", sendExamples)
 	fs.ownEnv("secret", "secret-header", "hmac-secret", "hmac-header", "hmac-prefix", "hmac-encoding")
 	url := fs.String("url", "http://127.0.0.1:8080/webhooks/genesys", "receiver URL to POST to")
 	file := fs.String("file", "", "file whose bytes are posted as is (- for stdin)")
