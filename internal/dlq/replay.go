@@ -508,7 +508,7 @@ type replayer struct {
 
 	prod      *kgo.Client // nil in a dry run
 	closeOnce sync.Once
-	timedOut  error          // set by settle when the broker did not answer in time
+	timedOut  error // set by settle when the broker did not answer in time
 
 	mu sync.Mutex // guards the fields below and OnStep calls
 	// queue holds the steps not reported yet, in DLQ order. A step is
