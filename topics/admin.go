@@ -593,7 +593,7 @@ func configProblems(st State, p Plan, bootstrap string) []Problem {
 	if st.Role == RoleMain {
 		if r, ok := retention(st); ok && r < MinRetention {
 			out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than %s: events wait here while consumers are down or behind, and one deleted before it is handled is lost although its sender got 200; %s (the planned retention)",
-				r.Milliseconds(), shortDuration(MinRetention), kafkaConfigsAlter(bootstrap, st.Name, "retention.ms", st.Configs["retention.ms"]))})
+				r.Milliseconds(), ShortDuration(MinRetention), kafkaConfigsAlter(bootstrap, st.Name, "retention.ms", st.Configs["retention.ms"]))})
 		}
 	}
 	if st.Role == RoleRetry {
@@ -601,7 +601,7 @@ func configProblems(st State, p Plan, bootstrap string) []Problem {
 			delay := p.RetryDelays[st.Tier-1]
 			if floor := addSat(delay, MinRetention).Truncate(time.Millisecond); r < floor {
 				out = append(out, Problem{st.Name, fmt.Sprintf("retention.ms %d is shorter than the tier's delay + %s (%s): a retry waits its delay and then, while consumers are down or behind, as long as an event in the main topic; it would be deleted before it is handled; %s (the planned retention: 2 x the longest retry delay + 24h, or the main topic's if longer)",
-					r.Milliseconds(), shortDuration(MinRetention), shortDuration(floor), kafkaConfigsAlter(bootstrap, st.Name, "retention.ms", st.Configs["retention.ms"]))})
+					r.Milliseconds(), ShortDuration(MinRetention), ShortDuration(floor), kafkaConfigsAlter(bootstrap, st.Name, "retention.ms", st.Configs["retention.ms"]))})
 			}
 		}
 	}
@@ -622,8 +622,9 @@ func retention(st State) (time.Duration, bool) {
 	return time.Duration(ms) * time.Millisecond, true
 }
 
-// shortDuration prints 24h instead of 24h0m0s and 1m instead of 1m0s.
-func shortDuration(d time.Duration) string {
+// ShortDuration writes d as a person would: 24h instead of 24h0m0s, 1m
+// instead of 1m0s.
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

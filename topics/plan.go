@@ -159,7 +159,7 @@ func NewPlan(c Config) (Plan, error) {
 	}
 	if c.Retention < MinRetention || c.DLQRetention < 0 {
 		return Plan{}, fmt.Errorf("retention must be at least %s on the main and retry topics (got %s) and positive on the DLQ (got %s); 0 means the default",
-			shortDuration(MinRetention), c.Retention, c.DLQRetention)
+			ShortDuration(MinRetention), c.Retention, c.DLQRetention)
 	}
 	if c.DLQRetention == 0 {
 		// Dead letters must outlive the dedup window, which skips their

@@ -172,7 +172,7 @@ type durations []time.Duration
 func (d *durations) String() string {
 	parts := make([]string, len(*d))
 	for i, v := range *d {
-		parts[i] = shortDuration(v)
+		parts[i] = topics.ShortDuration(v)
 	}
 	return strings.Join(parts, ",")
 }
@@ -285,18 +285,6 @@ func (p *pipelineFlags) topicsConfig() topics.Config {
 		RetryDelays:       []time.Duration(p.retryDelays),
 		DedupWindow:       p.dedupWindow,
 	}
-}
-
-// shortDuration prints 1m instead of 1m0s and 96h instead of 96h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // subcommandFirst suggests args with the subcommand first (`dlq --brokers X

@@ -147,7 +147,7 @@ func createCommand(fs *flagSet, kc kafkaconf.Config, pf *pipelineFlags, configPa
 		args = append(args, "--partitions", fmt.Sprint(pf.partitions))
 	}
 	if fs.set("dedup-window") {
-		args = append(args, "--dedup-window", shortDuration(pf.dedupWindow))
+		args = append(args, "--dedup-window", topics.ShortDuration(pf.dedupWindow))
 	}
 	if fs.set("replication-factor") {
 		args = append(args, "--replication-factor", fmt.Sprint(pf.rf))
