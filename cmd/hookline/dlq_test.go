@@ -283,11 +283,10 @@ func TestHelpWithoutFlagsHasNoFlagsHeader(t *testing.T) {
 	}
 }
 
-// Header values come from senders and downstream services: dlq ls, dlq
-// show and replay --dry-run print them without anything a terminal would
-// act on.
-func TestDLQOutputIsTerminalSafe(t *testing.T) {
-	brokers := replayCluster(t, nil)
+// putDLQ writes recs to t.events.dlq of the cluster at brokers (see
+// replayCluster).
+func putDLQ(t *testing.T, brokers string, recs ...*kgo.Record) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: strings.Split(brokers, ",")})
@@ -295,6 +294,19 @@ func TestDLQOutputIsTerminalSafe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	for _, r := range recs {
+		r.Topic = "t.events.dlq"
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Header values come from senders and downstream services: dlq ls, dlq
+// show and replay --dry-run print them without anything a terminal would
+// act on.
+func TestDLQOutputIsTerminalSafe(t *testing.T) {
+	brokers := replayCluster(t, nil)
 	evil := "\x1b[2J\x1b[31mFAKE\rlevel=ERROR\u202e\x9b\nfake-header  x"
 	hs := []kgo.RecordHeader{
 		{Key: headers.EventID, Value: []byte("ev-evil")},
@@ -304,9 +316,7 @@ func TestDLQOutputIsTerminalSafe(t *testing.T) {
 		{Key: headers.Error, Value: []byte("POST http://h/p: status 422: " + evil)},
 		{Key: "x-other" + evil, Value: []byte(evil)},
 	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t.events.dlq", Key: []byte("k"), Value: []byte(`{}`), Headers: hs}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	putDLQ(t, brokers, &kgo.Record{Key: []byte("k"), Value: []byte(`{}`), Headers: hs})
 	for _, args := range [][]string{
 		{"dlq", "ls", "--base", "t.events"},
 		{"dlq", "show", "ev-evil", "--base", "t.events"},
@@ -335,22 +345,13 @@ func TestDLQOutputIsTerminalSafe(t *testing.T) {
 // them; --error-class malformed selects them.
 func TestReplayAllLeavesOutMalformed(t *testing.T) {
 	brokers := replayCluster(t, []string{"ev-1"})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: strings.Split(brokers, ",")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	hs := []kgo.RecordHeader{
 		{Key: headers.EventID, Value: []byte("mf-1")},
 		{Key: headers.Source, Value: []byte("genesys")},
 		{Key: headers.ErrorClass, Value: []byte(headers.ClassMalformed)},
 		{Key: headers.FailedAt, Value: []byte(headers.FormatTime(time.Now()))},
 	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t.events.dlq", Key: []byte("mf-1"), Value: []byte("not json"), Headers: hs}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	putDLQ(t, brokers, &kgo.Record{Key: []byte("mf-1"), Value: []byte("not json"), Headers: hs})
 	const note = "1 malformed dead letter(s) left out; select them with --error-class malformed"
 	for _, dry := range []bool{true, false} {
 		args := []string{"replay", "--brokers", brokers, "--base", "t.events", "--all"}
@@ -389,13 +390,6 @@ func TestReplayRefusedPrintsNoPlanHeader(t *testing.T) {
 // digits of milliseconds, so they line up and sort as text.
 func TestDlqJSONTimesHaveMilliseconds(t *testing.T) {
 	brokers := replayCluster(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: strings.Split(brokers, ",")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	var recs []*kgo.Record
 	for i, at := range []string{"2026-03-01T10:00:11.820Z", "2026-03-01T10:00:11.811Z", "2026-03-01T10:00:12.000Z"} {
 		hs := []kgo.RecordHeader{
@@ -404,11 +398,9 @@ func TestDlqJSONTimesHaveMilliseconds(t *testing.T) {
 			{Key: headers.ReceivedAt, Value: []byte(at)},
 			{Key: headers.FailedAt, Value: []byte(at)},
 		}
-		recs = append(recs, &kgo.Record{Topic: "t.events.dlq", Key: []byte("k"), Value: []byte(`{}`), Headers: hs})
+		recs = append(recs, &kgo.Record{Key: []byte("k"), Value: []byte(`{}`), Headers: hs})
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	putDLQ(t, brokers, recs...)
 	code, out, errOut := call(t, nil, "dlq", "ls", "--brokers", brokers, "--base", "t.events", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d %s", code, errOut)
