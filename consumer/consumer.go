@@ -570,6 +570,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	c.phase.Store(phaseStarting)
 	defer func() {
 		c.phase.Store(phaseStopped)
+		c.rl.Flush() // also when Run ends early
 		c.cancelBase()
 		c.mu.Lock()
 		c.takers += c.idleW // idle workers wake, see the base context ended and exit
@@ -2138,5 +2139,6 @@ func (c *Consumer) shutdown() {
 	c.dedup.stop()
 	c.cl.AllowRebalance()
 	c.cl.Close() // leaves the group
+	c.rl.Flush() // the last burst of warnings is summarised before the last line
 	c.log.Info("consumer stopped")
 }

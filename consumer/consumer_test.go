@@ -897,3 +897,23 @@ func TestNoRetryLagWhileMainHasABacklog(t *testing.T) {
 		t.Error("the main topic's backlog shows no lag")
 	}
 }
+
+// Dead letters in the last seconds before a shutdown are still counted in
+// the log: Run's return summarises the repeats its rate limit held back.
+func TestLastBurstIsSummarisedOnStop(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, 100*time.Millisecond)
+	var buf syncbuf.Buffer
+	h := HandlerFunc(func(context.Context, Event) error { return Permanent(errors.New("unknown conversation")) })
+	for i := range 5 {
+		e.produce(event("conv-b", fmt.Sprintf("burst-%d", i), i))
+	}
+	c, stop := e.start(Config{Handler: h, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	eventually(t, 10*time.Second, "5 dead letters", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeDeadLettered) == 5
+	})
+	stop() // well within the 10 s interval of the first line
+	if got := strings.Count(buf.String(), "event dead-lettered"); got != 2 || !strings.Contains(buf.String(), "suppressed=3") {
+		t.Fatalf("want the first dead letter's line and, on stop, the last one's with suppressed=3; got %d lines:\n%s", got, buf.String())
+	}
+}

@@ -357,6 +357,7 @@ func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 		r.log.Warn("receiver: flush on shutdown did not finish", "err", e)
 	}
 	r.client.Close()
+	r.errs.Flush() // a burst of errors in the last seconds is still summarised
 	return err
 }
 

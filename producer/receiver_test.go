@@ -624,3 +624,20 @@ func TestReadyGaugeAndReadyzBody(t *testing.T) {
 		t.Errorf("hookline_receiver_ready while closing: %q, want 0", got)
 	}
 }
+
+// Rejections in the last seconds before a shutdown are still counted in the
+// log: Serve's return summarises the repeats its rate limit held back.
+func TestLastBurstIsSummarisedOnStop(t *testing.T) {
+	var buf syncbuf.Buffer
+	h := newHarness(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&buf, nil)) })
+	for range 4 {
+		resp, _ := h.post("genesys", []byte(`{"eventId":"e-1"}`), "wrong secret")
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	}
+	h.stop()
+	if got := strings.Count(buf.String(), "verification failed"); got != 2 || !strings.Contains(buf.String(), "suppressed=2") {
+		t.Fatalf("want the first rejection's line and, on stop, the last one's with suppressed=2; got %d:\n%s", got, buf.String())
+	}
+}

@@ -31,6 +31,9 @@ type environment struct {
 	// stopNote, when set, says on the first signal that the command stops
 	// (the long-running ones log it); else noteStop writes a line to stderr.
 	stopNote atomic.Pointer[func()]
+	// atExit runs, in order, when the command returned: e.g. the summary
+	// of log lines held back in its last seconds.
+	atExit []func()
 }
 
 // noteStop says, once the first signal arrived, that the command stops and
@@ -128,6 +131,9 @@ func dispatch(ctx context.Context, env *environment, args []string) int {
 		return 2
 	}
 	err := cmd.run(ctx, env, args[1:])
+	for _, f := range env.atExit {
+		f()
+	}
 	switch {
 	case err == nil:
 		return 0

@@ -422,7 +422,7 @@ pipelines:
 // out as rate-limited, printable warnings of the structured log.
 func TestStandardLogIsStructured(t *testing.T) {
 	var buf bytes.Buffer
-	routeStdLog(slog.New(slog.NewJSONHandler(&buf, nil)))
+	rl := routeStdLog(slog.New(slog.NewJSONHandler(&buf, nil)))
 	t.Cleanup(func() { stdlog.SetOutput(os.Stderr); stdlog.SetFlags(stdlog.LstdFlags) })
 	stdlog.Printf("Unsolicited response received on idle HTTP channel starting with %s; err=%v", "\x1b[2J"+strings.Repeat("p", 500), nil)
 	stdlog.Printf("Unsolicited response received on idle HTTP channel starting with %q; err=%v", "again", nil)
@@ -430,6 +430,10 @@ func TestStandardLogIsStructured(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], `"level":"WARN"`) || !strings.Contains(lines[0], "Unsolicited response") ||
 		strings.Contains(lines[0], `\u001b`) || strings.Contains(lines[0], strings.Repeat("p", 200)) {
 		t.Errorf("want one JSON warning, cut short and printable, the repeat suppressed; got:\n%s", buf.String())
+	}
+	rl.Flush() // as the command does when it returns: the held repeat comes out
+	if !strings.Contains(buf.String(), `again`) {
+		t.Errorf("the held repeat was not logged on flush:\n%s", buf.String())
 	}
 	buf.Reset()
 	stdlog.Printf("http: panic serving 127.0.0.1:5000: boom\ngoroutine 7 [running]:\n%send-of-stack", strings.Repeat("frame\n", 300))

@@ -157,7 +157,7 @@ func (a *appFlags) setup(env *environment, args []string, u uses) (*slog.Logger,
 	if err != nil {
 		return nil, settings{}, err
 	}
-	routeStdLog(log)
+	env.atExit = append(env.atExit, routeStdLog(log).Flush)
 	note := func() {
 		log.Info("stopping gracefully; a second signal stops at once (unfinished events are then redelivered)")
 	}
@@ -275,10 +275,13 @@ func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
 // idle HTTP channel") through log as rate-limited warnings, cut short and
 // printable: unstructured lines would break --log-format json, and they
 // may quote downstream bytes. The log package's output is process-wide;
-// run, serve and consume set it once at start.
-func routeStdLog(log *slog.Logger) {
+// run, serve and consume set it once at start, and flush the returned
+// limiter when they stop.
+func routeStdLog(log *slog.Logger) *ratelog.Limiter {
+	rl := ratelog.New(log, 10*time.Second)
 	stdlog.SetFlags(0)
-	stdlog.SetOutput(stdLogWriter{ratelog.New(log, 10*time.Second)})
+	stdlog.SetOutput(stdLogWriter{rl})
+	return rl
 }
 
 type stdLogWriter struct{ rl *ratelog.Limiter }

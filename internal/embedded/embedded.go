@@ -54,6 +54,7 @@ type Broker struct {
 	c    *kfake.Cluster
 	addr string
 	lock *os.File // flock on <DataDir>/.lock while the broker runs
+	log  *logger
 }
 
 // Start starts the broker. A taken port is an error that says what to do.
@@ -89,10 +90,11 @@ func Start(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	handed := false
+	bl := newLogger(cfg.Logger, cfg.LogInterval, cfg.DataDir)
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.DataDir(cfg.DataDir),
-		kfake.WithLogger(newLogger(cfg.Logger, cfg.LogInterval, cfg.DataDir)),
+		kfake.WithLogger(bl),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			if !handed {
 				handed = true
@@ -118,7 +120,7 @@ func Start(cfg Config) (*Broker, error) {
 		}
 		return nil, fmt.Errorf("start embedded broker (data dir %s): %w", cfg.DataDir, err)
 	}
-	return &Broker{c: c, addr: c.ListenAddrs()[0], lock: lock}, nil
+	return &Broker{c: c, addr: c.ListenAddrs()[0], lock: lock, log: bl}, nil
 }
 
 // Addr is the bootstrap address, usable by any Kafka client (kcat -b).
@@ -132,6 +134,7 @@ func (b *Broker) Cluster() *kfake.Cluster { return b.c }
 func (b *Broker) Close() {
 	b.c.Close()
 	b.lock.Close()
+	b.log.rl.Flush() // its last burst of errors is still summarised
 }
 
 // dirAdvice says what to do when the data directory cannot be used; what

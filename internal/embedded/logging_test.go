@@ -155,3 +155,19 @@ func TestDataDirThatCannotBeCreated(t *testing.T) {
 		t.Fatalf("lock file in a read-only dir: %v", err)
 	}
 }
+
+// The broker's last burst of errors before it closes is still summarised.
+func TestCloseSummarisesTheLastBurst(t *testing.T) {
+	log, buf := bufLogger()
+	b, err := Start(Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), NoSync: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		b.log.Logf(kfake.LogLevelError, "persist to disk: %v", "open /data/x: permission denied")
+	}
+	b.Close()
+	if out := buf.String(); strings.Count(out, "persist to disk") != 2 || !strings.Contains(out, "suppressed=2") {
+		t.Fatalf("want the first line and, on close, the last repeat with suppressed=2:\n%s", out)
+	}
+}

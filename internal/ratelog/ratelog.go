@@ -84,8 +84,43 @@ func (l *Limiter) Log(ctx context.Context, level slog.Level, key, msg string, ar
 		e.timer = nil
 	}
 	l.mu.Unlock()
-	if n > 0 {
-		args = append(slices.Clip(args), "suppressed", n)
+	l.write(ctx, level, msg, args, n)
+}
+
+// Flush logs now, for every key, the latest repeat still waiting for its
+// interval to end, with the count of the others, and stops their timers.
+// Call it when the owner stops, so that a burst in the last interval
+// before a shutdown is still summarised (and no timer outlives the owner).
+// The Limiter stays usable; a later repeat within the interval of a
+// flushed line is held back as usual.
+func (l *Limiter) Flush() {
+	type due struct {
+		m *message
+		n int
+	}
+	var out []due
+	l.mu.Lock()
+	for _, e := range l.state {
+		if e.timer != nil {
+			e.timer.Stop()
+			e.timer = nil
+		}
+		if e.pending != nil {
+			out = append(out, due{e.pending, e.suppressed - 1})
+			e.last, e.suppressed, e.pending = l.now(), 0, nil
+			e.gen++ // a timer that fired already finds itself outdated
+		}
+	}
+	l.mu.Unlock()
+	for _, d := range out {
+		l.write(context.Background(), d.m.level, d.m.msg, d.m.args, d.n)
+	}
+}
+
+// write logs one line, with "suppressed" when repeats were dropped.
+func (l *Limiter) write(ctx context.Context, level slog.Level, msg string, args []any, suppressed int) {
+	if suppressed > 0 {
+		args = append(slices.Clip(args), "suppressed", suppressed)
 	}
 	l.log.Log(ctx, level, msg, args...)
 }
@@ -102,9 +137,5 @@ func (l *Limiter) flush(key string, e *entry, gen int) {
 	m, n := e.pending, e.suppressed-1
 	e.last, e.suppressed, e.pending, e.timer = l.now(), 0, nil, nil
 	l.mu.Unlock()
-	args := m.args
-	if n > 0 {
-		args = append(slices.Clip(args), "suppressed", n)
-	}
-	l.log.Log(context.Background(), m.level, m.msg, args...)
+	l.write(context.Background(), m.level, m.msg, m.args, n)
 }

@@ -96,3 +96,29 @@ func TestNoTwoLinesWithinTheInterval(t *testing.T) {
 		t.Errorf("%d of %d lines came within %s of the one before (interval %s)", close, lines, interval/4, interval)
 	}
 }
+
+// A burst in the last interval before its owner stops is still summarised:
+// Flush logs the pending repeat at once, and no timer logs it again.
+func TestFlushSummarisesTheLastBurst(t *testing.T) {
+	var buf syncbuf.Buffer
+	l := New(slog.New(slog.NewTextHandler(&buf, nil)), 200*time.Millisecond)
+	for i := range 4 {
+		l.Log(context.Background(), slog.LevelWarn, "k", "dead-lettered", "n", i)
+	}
+	l.Log(context.Background(), slog.LevelWarn, "quiet", "once")
+	l.Flush()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(buf.String(), "msg=dead-lettered n=3 suppressed=2") {
+		t.Fatalf("want the first line, the other key, and the last repeat with suppressed=2 (the repeats between) at once:\n%s", buf.String())
+	}
+	time.Sleep(400 * time.Millisecond) // the stopped timer stays quiet
+	if got := strings.Count(strings.TrimSpace(buf.String()), "\n"); got != 2 {
+		t.Fatalf("a line after Flush:\n%s", buf.String())
+	}
+	// Still usable: a repeat right after the flushed line is held back.
+	l.Log(context.Background(), slog.LevelWarn, "k", "dead-lettered", "n", 4)
+	l.Flush()
+	if !strings.Contains(buf.String(), "n=4") || strings.Contains(buf.String(), "n=4 suppressed") {
+		t.Fatalf("want n=4 once, without a count, after the second Flush:\n%s", buf.String())
+	}
+}
