@@ -116,7 +116,7 @@ const handlerSlack = time.Second
 // Config configures a [Consumer]. Zero values mean the documented default.
 type Config struct {
 	// Kafka holds the connection settings.
-	Kafka kafkaconf.Config
+	Kafka KafkaConfig
 	// Plan names the pipeline's topics and holds its retry delays and dedup
 	// window (build it with topics.NewPlan). Required.
 	Plan topics.Plan

@@ -29,10 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/ctxtime"
-	"github.com/hookline/hookline/internal/extract"
-	"github.com/hookline/hookline/internal/kafkaconf"
 	"github.com/hookline/hookline/internal/ratelog"
-	"github.com/hookline/hookline/internal/verify"
 	"github.com/hookline/hookline/topics"
 )
 
@@ -57,10 +54,18 @@ const (
 
 // Source is one sender, served at POST /webhooks/<Name>.
 type Source struct {
-	Name     string
-	Topics   topics.Names    // the pipeline its events go to
-	Rules    extract.Rules   // how to find ids in its bodies
-	Verifier verify.Verifier // required; verify.New(Config{Type: "none"}) to opt out
+	// Name is the :source segment of the webhook URL; required, unique.
+	Name string
+	// Topics is the pipeline its events go to (Plan.Names of
+	// topics.NewPlan); its main topic and DLQ must exist (topics.Create).
+	Topics topics.Names
+	// Rules says how to find the ids in its bodies; Rules.Kind is required
+	// (KindGenesys or KindGeneric).
+	Rules Rules
+	// Verifier authenticates its requests. Required: build one with
+	// NewVerifier, or NewVerifier(VerifierConfig{Type: VerifierNone}) to
+	// accept every request.
+	Verifier Verifier
 }
 
 // Config configures a Receiver. Zero values mean the documented defaults.
@@ -71,9 +76,14 @@ type Source struct {
 // client-side failure: neither a produce error nor an ERROR log). The ack
 // budget starts only after that, so a slow upload is never blamed on Kafka.
 type Config struct {
-	Kafka   kafkaconf.Config
+	// Kafka holds the broker connection; Kafka.Brokers is required.
+	Kafka KafkaConfig
+	// Sources are the senders served at POST /webhooks/<Source.Name>; at
+	// least one is required.
 	Sources []Source
-	Listen  string // default DefaultListen
+	// Listen is the address Run listens on; default DefaultListen (":8080").
+	// Serve and Handler do not use it.
+	Listen string
 
 	MaxBodyBytes int64 // default DefaultMaxBodyBytes (1 MiB); larger bodies get 413
 	// AckTimeout is the budget for the broker's acknowledgement, measured
