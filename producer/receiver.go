@@ -376,7 +376,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", r.cfg.Listen)
 	if err != nil {
 		r.client.Close()
-		return fmt.Errorf("receiver: listen on %s (choose another with --listen): %w", r.cfg.Listen, err)
+		return fmt.Errorf("receiver: listen on %s (choose another address in Config.Listen, --listen in the CLI): %w", r.cfg.Listen, err)
 	}
 	return r.Serve(ctx, ln)
 }
@@ -489,7 +489,7 @@ func (r *Receiver) checkBroker(ctx context.Context) {
 	}
 	for _, n := range names {
 		if d, ok := details[n]; !ok || d.Err != nil {
-			r.ready.Store(&readiness{false, "topic " + n + " missing: restart hookline (it creates missing topics unless --create-topics=false) or run hookline topics create"})
+			r.ready.Store(&readiness{false, "topic " + n + " missing: restart hookline (it creates missing topics unless --create-topics=false) or run hookline topics create (from Go, topics.Create)"})
 			return
 		}
 	}
