@@ -115,10 +115,12 @@ const handlerSlack = time.Second
 
 // Config configures a [Consumer]. Zero values mean the documented default.
 type Config struct {
-	// Kafka holds the connection settings.
-	Kafka kafkaconf.Config
+	// Kafka holds the broker connection; Kafka.Brokers is required.
+	Kafka KafkaConfig
 	// Plan names the pipeline's topics and holds its retry delays and dedup
-	// window (build it with topics.NewPlan). Required.
+	// window (build it with topics.NewPlan). Required. Its topics must
+	// exist with one partition count (topics.Create makes them): Run
+	// refuses to start otherwise.
 	Plan topics.Plan
 	// Group is the consumer group; default "hookline-" + Plan.Names.Base.
 	Group string
@@ -167,7 +169,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the hookline_consumer_* metrics. Default: a
 	// private registry (metrics are not exported). Nothing is registered
-	// on the global registry.
+	// on the global registry. Pass the receiver's producer.Config.Registry
+	// to serve them on its /metrics; with several consumers on one
+	// registry, wrap it with a distinguishing label
+	// (prometheus.WrapRegistererWith), or registration fails.
 	Registerer prometheus.Registerer
 }
 
@@ -755,7 +760,7 @@ func (c *Consumer) poll(ctx context.Context) error {
 			}
 			if errors.Is(err, kerr.FencedInstanceID) {
 				// Rejoining would fight the other process for the slot.
-				fatal = fmt.Errorf("consumer: another process joined group %s with the same instance id %q and took over its partitions: give every process its own (--instance-id, e.g. the pod name); this one stops", c.group, c.cfg.InstanceID)
+				fatal = fmt.Errorf("consumer: another process joined group %s with the same instance id %q and took over its partitions: give every process its own (Config.InstanceID, --instance-id in the CLI; e.g. the pod name); this one stops", c.group, c.cfg.InstanceID)
 				return
 			}
 			if isFatal(err) {

@@ -88,7 +88,7 @@ func (e *responseError) Error() string {
 
 // LogText is err's text as hookline logs it: without a downstream's
 // response body (the retry or DLQ record has it in hookline-error) and cut
-// to headers.MaxErrorLen.
+// to 1 KiB.
 func LogText(err error) string {
 	s := err.Error()
 	var re *responseError
@@ -119,7 +119,7 @@ type httpSink struct {
 // carry the status and a short snippet of the response body. Redirects are
 // not followed (a POST must not silently go elsewhere); a 3xx names its
 // Location and is retried, because it is a configuration problem that a
-// corrected --handler-url fixes within the retry tiers.
+// corrected URL (--handler-url) fixes within the retry tiers.
 func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
 	if err := CheckHandlerURL(cfg.URL); err != nil {
 		return nil, err

@@ -29,10 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/ctxtime"
-	"github.com/hookline/hookline/internal/extract"
-	"github.com/hookline/hookline/internal/kafkaconf"
 	"github.com/hookline/hookline/internal/ratelog"
-	"github.com/hookline/hookline/internal/verify"
 	"github.com/hookline/hookline/topics"
 )
 
@@ -57,10 +54,18 @@ const (
 
 // Source is one sender, served at POST /webhooks/<Name>.
 type Source struct {
-	Name     string
-	Topics   topics.Names    // the pipeline its events go to
-	Rules    extract.Rules   // how to find ids in its bodies
-	Verifier verify.Verifier // required; verify.New(Config{Type: "none"}) to opt out
+	// Name is the :source segment of the webhook URL; required, unique.
+	Name string
+	// Topics is the pipeline its events go to (Plan.Names of
+	// topics.NewPlan); its main topic and DLQ must exist (topics.Create).
+	Topics topics.Names
+	// Rules says how to find the ids in its bodies; Rules.Kind is required
+	// (KindGenesys or KindGeneric).
+	Rules Rules
+	// Verifier authenticates its requests. Required: build one with
+	// NewVerifier, or NewVerifier(VerifierConfig{Type: VerifierNone}) to
+	// accept every request.
+	Verifier Verifier
 }
 
 // Config configures a Receiver. Zero values mean the documented defaults.
@@ -71,9 +76,14 @@ type Source struct {
 // client-side failure: neither a produce error nor an ERROR log). The ack
 // budget starts only after that, so a slow upload is never blamed on Kafka.
 type Config struct {
-	Kafka   kafkaconf.Config
+	// Kafka holds the broker connection; Kafka.Brokers is required.
+	Kafka KafkaConfig
+	// Sources are the senders served at POST /webhooks/<Source.Name>; at
+	// least one is required.
 	Sources []Source
-	Listen  string // default DefaultListen
+	// Listen is the address Run listens on; default DefaultListen (":8080").
+	// Serve and Handler do not use it.
+	Listen string
 
 	MaxBodyBytes int64 // default DefaultMaxBodyBytes (1 MiB); larger bodies get 413
 	// AckTimeout is the budget for the broker's acknowledgement, measured
@@ -106,9 +116,9 @@ type Config struct {
 	ExtraProducerOpts []kgo.Opt
 }
 
-// Receiver is the HTTP webhook receiver. Create it with New, serve it with Run
-// (or mount Handler in your own server), and stop it by cancelling Run's
-// context.
+// Receiver is the HTTP webhook receiver. Create it with New, then either
+// serve it with Run or Serve and stop it by cancelling their context, or
+// mount Handler in your own server and stop it with Shutdown.
 type Receiver struct {
 	cfg     Config
 	log     *slog.Logger
@@ -131,6 +141,14 @@ type Receiver struct {
 	// instead of at the next broker check; see noteProduce.
 	produceDown atomic.Int64
 	now         func() time.Time
+
+	// The broker check behind /readyz runs from the first Handler or Serve
+	// call until Shutdown or the end of Serve.
+	checkOnce   sync.Once
+	checkCtx    context.Context
+	checkCancel context.CancelFunc
+	checker     sync.WaitGroup
+	closeOnce   sync.Once
 }
 
 type readiness struct {
@@ -181,6 +199,7 @@ func New(cfg Config) (*Receiver, error) {
 		now:     time.Now,
 	}
 	r.bufs.New = func() any { return new(bytes.Buffer) }
+	r.checkCtx, r.checkCancel = context.WithCancel(context.Background())
 	for i := range cfg.Sources {
 		s := &cfg.Sources[i]
 		if s.Name == "" {
@@ -286,8 +305,69 @@ func maxBufferedBytes(maxBody int64) int {
 	return int(max(256<<20, 4*(maxBody+topics.HeaderRoom)))
 }
 
-// Handler returns the receiver's routes, for mounting in another server.
-func (r *Receiver) Handler() http.Handler { return r.router }
+// Handler returns the receiver's routes (POST /webhooks/:source, /healthz,
+// /readyz, /metrics), for mounting in another server instead of Run or
+// Serve. It starts the background broker check that /readyz answers from.
+// When the server stops, call Shutdown before the server's own Shutdown: it
+// turns /readyz and new webhooks 503, waits for the in-flight ones, and
+// flushes and closes the producer.
+//
+// Give the server a ReadHeaderTimeout and a ReadTimeout (Serve uses 5 s and
+// 10 s), or a sender trickling its body holds an in-flight slot.
+func (r *Receiver) Handler() http.Handler {
+	r.startCheck()
+	return r.router
+}
+
+// startCheck starts the broker check once; stopCheck ends it.
+func (r *Receiver) startCheck() {
+	r.checkOnce.Do(func() { r.checker.Go(func() { r.checkLoop(r.checkCtx) }) })
+}
+
+func (r *Receiver) stopCheck() {
+	r.checkCancel()
+	r.checker.Wait()
+}
+
+// Shutdown stops a receiver served by another server through Handler:
+// /readyz and new webhooks get 503 with Retry-After at once, and it waits
+// Config.DrainDelay (so load balancers see the instance leave) and then
+// until every in-flight webhook was answered or ctx ends. Then it flushes
+// and closes the producer; a webhook still running at that point gets 503,
+// never a 200 without an acknowledgement. Call the server's Shutdown after
+// it. Serve and Run shut down by themselves when their context ends.
+func (r *Receiver) Shutdown(ctx context.Context) error {
+	r.gate.close()
+	var err error
+	if d := r.cfg.DrainDelay; d > 0 {
+		r.log.Info("draining: answering 503 before shutting down", "delay", d)
+		err = ctxtime.Sleep(ctx, d)
+	}
+	if err == nil {
+		err = r.gate.wait(ctx)
+	}
+	if err != nil {
+		err = fmt.Errorf("receiver: shutdown: webhooks still in flight (they get 503): %w", err)
+	}
+	r.stopCheck()
+	r.closeClient(ctx)
+	return err
+}
+
+// closeClient flushes and closes the producer client once.
+func (r *Receiver) closeClient(ctx context.Context) {
+	r.closeOnce.Do(func() {
+		// Records whose webhook got 503 may still be buffered; writing them
+		// is harmless (the sender retries, dedup absorbs).
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout+2*time.Second)
+		defer cancel()
+		if err := r.client.Flush(flushCtx); err != nil {
+			r.log.Warn("receiver: flush on shutdown did not finish", "err", err)
+		}
+		r.client.Close()
+		r.errs.Flush() // a burst of errors in the last seconds is still summarised
+	})
+}
 
 // Client is the producer client (for tests and the CLI's readiness output).
 func (r *Receiver) Client() *kgo.Client { return r.client }
@@ -297,7 +377,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", r.cfg.Listen)
 	if err != nil {
 		r.client.Close()
-		return fmt.Errorf("receiver: listen on %s (choose another with --listen): %w", r.cfg.Listen, err)
+		return fmt.Errorf("receiver: listen on %s (choose another address in Config.Listen, --listen in the CLI): %w", r.cfg.Listen, err)
 	}
 	return r.Serve(ctx, ln)
 }
@@ -321,9 +401,7 @@ func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout: r.cfg.AckTimeout + readTimeout,
 		IdleTimeout:  90 * time.Second,
 	}
-	checkCtx, stopCheck := context.WithCancel(context.WithoutCancel(ctx))
-	var checker sync.WaitGroup
-	checker.Go(func() { r.checkLoop(checkCtx) })
+	r.startCheck()
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -346,18 +424,10 @@ func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	// Past the grace a webhook may still run (its body read and ack budget
 	// bound it); it must not produce on a closed client.
 	_ = r.gate.wait(context.Background())
-	stopCheck()
-	checker.Wait()
-	// Records whose webhook got 503 may still be buffered; writing them
-	// is harmless (the sender retries, dedup absorbs). A fresh deadline:
-	// the wait above may have used up shutCtx.
-	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout+2*time.Second)
-	defer cancelFlush()
-	if e := r.client.Flush(flushCtx); e != nil {
-		r.log.Warn("receiver: flush on shutdown did not finish", "err", e)
-	}
-	r.client.Close()
-	r.errs.Flush() // a burst of errors in the last seconds is still summarised
+	r.stopCheck()
+	// A fresh deadline for the flush: the wait above may have used up
+	// shutCtx.
+	r.closeClient(ctx)
 	return err
 }
 
@@ -420,7 +490,7 @@ func (r *Receiver) checkBroker(ctx context.Context) {
 	}
 	for _, n := range names {
 		if d, ok := details[n]; !ok || d.Err != nil {
-			r.ready.Store(&readiness{false, "topic " + n + " missing: restart hookline (it creates missing topics unless --create-topics=false) or run hookline topics create"})
+			r.ready.Store(&readiness{false, "topic " + n + " missing: restart hookline (it creates missing topics unless --create-topics=false) or run hookline topics create (from Go, topics.Create)"})
 			return
 		}
 	}

@@ -33,6 +33,8 @@ var ErrNotCoPartitioned = errors.New("the pipeline's topics are not co-partition
 // Create creates every topic of the plan that does not exist yet, with the
 // plan's replication factor and configs. Existing topics are left untouched
 // (run [Inspect] to compare them with the plan), so Create is idempotent.
+// adm is kadm.NewClient over any franz-go client of the cluster (its
+// options can come from producer.KafkaConfig.Opts); Create does not close it.
 //
 // New topics get the plan's partition count, unless topics of the pipeline
 // exist already: then they get the largest count among them, because a
@@ -288,7 +290,7 @@ func (r Report) Unusable() error {
 	case len(counts) > 1:
 		return fmt.Errorf("the pipeline's topics are not co-partitioned (partition counts differ), so partition p of every topic cannot go to one consumer: %w", r.Err())
 	case missing:
-		return fmt.Errorf("pipeline topics are missing: create them with `hookline topics create` and this pipeline's settings (run, serve and consume create missing topics at startup unless started with --create-topics=false): %w", r.Err())
+		return fmt.Errorf("pipeline topics are missing: create them with `hookline topics create` and this pipeline's settings (run, serve and consume create missing topics at startup unless started with --create-topics=false; from Go, topics.Create): %w", r.Err())
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ const maxTopicLen = 249
 // Kafka topic characters, and short enough that every derived name is legal.
 func ValidateBase(base string) error {
 	if base == "" {
-		return fmt.Errorf("topic base name is empty: set --base (default %q)", DefaultBase)
+		return fmt.Errorf("topic base name is empty: set --base (from Go, Config.Base; default %q)", DefaultBase)
 	}
 	if base == "." || base == ".." {
 		return fmt.Errorf("topic base name %q is not allowed by Kafka", base)

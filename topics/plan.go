@@ -141,10 +141,10 @@ func NewPlan(c Config) (Plan, error) {
 	}
 	for i, d := range c.RetryDelays {
 		if d <= 0 {
-			return Plan{}, fmt.Errorf("retry delay %d (of --retry-delays / retry_delays) is %s: every delay must be positive", i+1, d)
+			return Plan{}, fmt.Errorf("retry delay %d (of --retry-delays / retry_delays / Config.RetryDelays) is %s: every delay must be positive", i+1, d)
 		}
 		if d > MaxRetryDelay {
-			return Plan{}, fmt.Errorf("retry delay %d (of --retry-delays / retry_delays) is %s: at most %gh (30 days) per tier; a longer wait is not a retry: give the tiers shorter delays, let the event go to the DLQ, and replay it (hookline replay) when it can succeed",
+			return Plan{}, fmt.Errorf("retry delay %d (of --retry-delays / retry_delays / Config.RetryDelays) is %s: at most %gh (30 days) per tier; a longer wait is not a retry: give the tiers shorter delays, let the event go to the DLQ, and replay it (hookline replay) when it can succeed",
 				i+1, d, MaxRetryDelay.Hours())
 		}
 	}

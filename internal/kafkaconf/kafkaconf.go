@@ -78,7 +78,7 @@ func (c *Config) FillFromEnv() {
 // (producer or consumer settings) after these.
 func (c Config) Opts() ([]kgo.Opt, error) {
 	if len(c.Brokers) == 0 {
-		return nil, errors.New("no Kafka brokers configured: set --brokers or HOOKLINE_BROKERS (host:port,host:port)")
+		return nil, errors.New("no Kafka brokers configured: set --brokers or HOOKLINE_BROKERS (host:port,host:port); from Go, Config.Kafka.Brokers")
 	}
 	id := c.ClientID
 	if id == "" {
