@@ -227,8 +227,13 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 			return fmt.Errorf("POST %s: the service closed the connection without answering (%w): did it fail on this event? Its log should say why", s.where, err)
 		}
 		var unknownCA x509.UnknownAuthorityError
-		if errors.As(err, &unknownCA) {
+		switch {
+		case errors.As(err, &unknownCA):
 			return fmt.Errorf("POST %s: %w (signed by a private CA? give its certificate with --handler-ca or handler.ca_file)", s.where, err)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return fmt.Errorf("POST %s: %w (nothing listens there: start the service, or correct the port in the handler URL)", s.where, err)
+		case errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("POST %s: %w (no answer in time: make the service answer within --handler-timeout, raise it, or lower --concurrency if the service is overloaded)", s.where, err)
 		}
 		return fmt.Errorf("POST %s: %w", s.where, err)
 	}

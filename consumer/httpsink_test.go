@@ -431,3 +431,41 @@ func TestHTTPSinkAbruptCloseIsNotResentPerPooledConn(t *testing.T) {
 		t.Errorf("%d closes, want 1", n)
 	}
 }
+
+// A connection error says what to do next in the log line and the retry
+// or dead-letter record, as a 3xx or an unknown CA does.
+func TestHTTPSinkConnectionErrorsSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-hang
+	}))
+	defer srv.Close()
+	defer close(hang)
+	cases := []struct{ url, want string }{
+		{"http://" + addr + "/process", "nothing listens there: start the service"},
+		{srv.URL + "/process", "make the service answer within --handler-timeout"},
+	}
+	for _, c := range cases {
+		h, err := NewHTTPSink(HTTPSinkConfig{URL: c.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = h.Handle(ctx, Event{Value: []byte("{}")})
+		cancel()
+		if err == nil || IsPermanent(err) {
+			t.Errorf("%s: %v (permanent=%v), want a retryable error", c.url, err, IsPermanent(err))
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q, want it to say %q", c.url, err, c.want)
+		}
+	}
+}
