@@ -254,6 +254,14 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	if loc := resp.Header.Get("Location"); code >= 300 && code < 400 && loc != "" {
 		text += fmt.Sprintf(": redirect to %s, not followed: point the handler URL there", redactURL(loc))
 	}
+	// These dead-letter every event at once when the configuration is
+	// wrong (an expired token, a mistyped path): say so.
+	switch code {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired:
+		text += " (credentials refused: check --handler-header, then replay)"
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		text += " (wrong path in the handler URL? Fix it, then replay)"
+	}
 	var herr error = &responseError{text: text, snippet: snippet}
 	if retryableStatus(code) {
 		if d := retryAfterHeader(resp.Header.Get("Retry-After"), time.Now()); d > 0 {

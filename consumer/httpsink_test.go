@@ -469,3 +469,37 @@ func TestHTTPSinkConnectionErrorsSayWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// The statuses a wrong handler configuration brings (an expired token, a
+// mistyped path) dead-letter every event at once: the error says what to
+// fix, ahead of the response body.
+func TestHTTPSinkConfigurationStatusesSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+		io.WriteString(w, "nope")
+	}))
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL + "/process"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, want := range map[int]string{
+		401: "credentials refused: check --handler-header", 403: "credentials refused: check --handler-header",
+		404: "wrong path in the handler URL?", 405: "wrong path in the handler URL?",
+	} {
+		status.Store(int32(code))
+		err := h.Handle(context.Background(), Event{Value: []byte("{}")})
+		if err == nil || !IsPermanent(err) {
+			t.Errorf("%d: %v, want a permanent error", code, err)
+			continue
+		}
+		if msg := LogText(err); !strings.Contains(msg, want) {
+			t.Errorf("%d: logged %q, want it to say %q", code, msg, want)
+		}
+		if msg := err.Error(); !strings.Contains(msg, want) || !strings.HasSuffix(msg, ": nope") {
+			t.Errorf("%d: error %q, want %q and then the body", code, msg, want)
+		}
+	}
+}
