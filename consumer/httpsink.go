@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -119,7 +121,9 @@ type httpSink struct {
 // carry the status and a short snippet of the response body. Redirects are
 // not followed (a POST must not silently go elsewhere); a 3xx names its
 // Location and is retried, because it is a configuration problem that a
-// corrected URL (--handler-url) fixes within the retry tiers.
+// corrected URL (--handler-url) fixes within the retry tiers. A request
+// whose connection closes before the answer is resent at most once per
+// attempt (for a keep-alive connection the service closed while idle).
 func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
 	if err := CheckHandlerURL(cfg.URL); err != nil {
 		return nil, err
@@ -178,6 +182,20 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	if err != nil {
 		return Permanent(fmt.Errorf("build request to %s: %w", s.where, err))
 	}
+	// With an Idempotency-Key and a rewindable body, net/http resends a
+	// request whose reused connection closed before the answer, on the
+	// next pooled connection, as long as there is one: a service that
+	// reads the event and drops the connection (a panicking handler)
+	// would get it once per idle connection (up to MaxConns) in a tight
+	// loop. One resend covers a keep-alive connection the service closed
+	// while idle; after that the attempt fails and the retry tiers wait.
+	var resent atomic.Bool
+	req.GetBody = func() (io.ReadCloser, error) {
+		if resent.Swap(true) {
+			return nil, errClosedTwice
+		}
+		return io.NopCloser(bytes.NewReader(ev.Value)), nil
+	}
 	for k, vs := range s.header {
 		req.Header[k] = vs
 	}
@@ -205,9 +223,17 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	if err != nil {
 		// Timeouts, refused connections, resets, DNS: all retryable.
 		err = scrubURLError(err)
+		if closedWithoutAnswer(err) {
+			return fmt.Errorf("POST %s: the service closed the connection without answering (%w): did it fail on this event? Its log should say why", s.where, err)
+		}
 		var unknownCA x509.UnknownAuthorityError
-		if errors.As(err, &unknownCA) {
+		switch {
+		case errors.As(err, &unknownCA):
 			return fmt.Errorf("POST %s: %w (signed by a private CA? give its certificate with --handler-ca or handler.ca_file)", s.where, err)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return fmt.Errorf("POST %s: %w (nothing listens there: start the service, or correct the port in the handler URL)", s.where, err)
+		case errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("POST %s: %w (no answer in time: make the service answer within --handler-timeout, raise it, or lower --concurrency if the service is overloaded)", s.where, err)
 		}
 		return fmt.Errorf("POST %s: %w", s.where, err)
 	}
@@ -227,6 +253,14 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	text := fmt.Sprintf("POST %s: status %d", s.where, code)
 	if loc := resp.Header.Get("Location"); code >= 300 && code < 400 && loc != "" {
 		text += fmt.Sprintf(": redirect to %s, not followed: point the handler URL there", redactURL(loc))
+	}
+	// These dead-letter every event at once when the configuration is
+	// wrong (an expired token, a mistyped path): say so.
+	switch code {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired:
+		text += " (credentials refused: check --handler-header, then replay)"
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		text += " (wrong path in the handler URL? Fix it, then replay)"
 	}
 	var herr error = &responseError{text: text, snippet: snippet}
 	if retryableStatus(code) {
@@ -268,6 +302,18 @@ func CheckHandlerHeader(name, value string) error {
 		return fmt.Errorf("handler header %s: the value holds a control character (a line break?)", http.CanonicalHeaderKey(name))
 	}
 	return nil
+}
+
+// errClosedTwice ends an attempt whose request was sent twice, each time
+// on a connection the service closed before answering.
+var errClosedTwice = errors.New("closed again after one resend")
+
+// closedWithoutAnswer reports whether err says the connection closed
+// before a response: EOF, a reset, or net/http's "server closed idle
+// connection" (not exported).
+func closedWithoutAnswer(err error) bool {
+	return errors.Is(err, errClosedTwice) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "server closed idle connection")
 }
 
 // shownURL is raw as an error may show it, quoted: without user info or

@@ -363,3 +363,143 @@ func echoServer(t *testing.T, prefix string) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// A service that reads a request and drops the connection without an
+// answer (a Go handler that panics, a proxy whose upstream died) must get
+// one event once per attempt, or twice at most (one resend covers a
+// keep-alive connection the service closed while idle): not once per
+// pooled connection in a tight loop, which a crashing service gets
+// hundreds of times per event after a busy spell.
+func TestHTTPSinkAbruptCloseIsNotResentPerPooledConn(t *testing.T) {
+	t.Parallel()
+	var crash, crashOnce atomic.Bool
+	var crashed atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if crash.Load() || crashOnce.Swap(false) {
+			crashed.Add(1)
+			panic(http.ErrAbortHandler) // closes the connection, no answer
+		}
+		time.Sleep(50 * time.Millisecond) // a busy spell: many connections open at once
+	}))
+	srv.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL + "/process"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := Event{Value: []byte(`{"a":1}`), EventID: "ev-1"}
+	const busy = 32
+	errs := make(chan error, busy)
+	for range busy {
+		go func() { errs <- h.Handle(context.Background(), ev) }()
+	}
+	for range busy {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash.Store(true)
+	err = h.Handle(context.Background(), ev)
+	if err == nil || IsPermanent(err) {
+		t.Fatalf("abrupt close: %v (permanent=%v), want a retryable error", err, IsPermanent(err))
+	}
+	if n := crashed.Load(); n > 2 {
+		t.Errorf("the service got the event %d times in one attempt, want at most 2", n)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "closed the connection without answering") {
+		t.Errorf("error %q should say the service closed the connection without an answer", msg)
+	}
+
+	// One close (as of a keep-alive connection the service dropped while
+	// idle) is still covered by the resend.
+	crash.Store(false)
+	for range busy {
+		go func() { errs <- h.Handle(context.Background(), ev) }()
+	}
+	for range busy {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashed.Store(0)
+	crashOnce.Store(true)
+	if err := h.Handle(context.Background(), ev); err != nil {
+		t.Errorf("one close on a pooled connection: %v, want the resend to succeed", err)
+	}
+	if n := crashed.Load(); n != 1 {
+		t.Errorf("%d closes, want 1", n)
+	}
+}
+
+// A connection error says what to do next in the log line and the retry
+// or dead-letter record, as a 3xx or an unknown CA does.
+func TestHTTPSinkConnectionErrorsSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-hang
+	}))
+	defer srv.Close()
+	defer close(hang)
+	cases := []struct{ url, want string }{
+		{"http://" + addr + "/process", "nothing listens there: start the service"},
+		{srv.URL + "/process", "make the service answer within --handler-timeout"},
+	}
+	for _, c := range cases {
+		h, err := NewHTTPSink(HTTPSinkConfig{URL: c.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = h.Handle(ctx, Event{Value: []byte("{}")})
+		cancel()
+		if err == nil || IsPermanent(err) {
+			t.Errorf("%s: %v (permanent=%v), want a retryable error", c.url, err, IsPermanent(err))
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q, want it to say %q", c.url, err, c.want)
+		}
+	}
+}
+
+// The statuses a wrong handler configuration brings (an expired token, a
+// mistyped path) dead-letter every event at once: the error says what to
+// fix, ahead of the response body.
+func TestHTTPSinkConfigurationStatusesSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+		io.WriteString(w, "nope")
+	}))
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL + "/process"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, want := range map[int]string{
+		401: "credentials refused: check --handler-header", 403: "credentials refused: check --handler-header",
+		404: "wrong path in the handler URL?", 405: "wrong path in the handler URL?",
+	} {
+		status.Store(int32(code))
+		err := h.Handle(context.Background(), Event{Value: []byte("{}")})
+		if err == nil || !IsPermanent(err) {
+			t.Errorf("%d: %v, want a permanent error", code, err)
+			continue
+		}
+		if msg := LogText(err); !strings.Contains(msg, want) {
+			t.Errorf("%d: logged %q, want it to say %q", code, msg, want)
+		}
+		if msg := err.Error(); !strings.Contains(msg, want) || !strings.HasSuffix(msg, ": nope") {
+			t.Errorf("%d: error %q, want %q and then the body", code, msg, want)
+		}
+	}
+}

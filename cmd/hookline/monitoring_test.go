@@ -289,3 +289,20 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A downstream that fails most attempts alerts within minutes: the retry
+// tiers hide it from HooklineDeadLetters until the first event exhausted
+// them (over 11 minutes with the default delays), and from every alert
+// when events succeed on a later attempt.
+func TestAlertsWatchFailingHandlerAttempts(t *testing.T) {
+	rules, _ := monitoringFiles(t)
+	for _, r := range rules {
+		if strings.Contains(r.Expr, `outcome="retried"`) || strings.Contains(r.Expr, `outcome!="processed"`) {
+			if d, err := time.ParseDuration(r.For); err != nil || d == 0 || d > 5*time.Minute {
+				t.Errorf("%s: for %q, want at most 5m (failed attempts come in bursts)", r.Alert, r.For)
+			}
+			return
+		}
+	}
+	t.Error("no alert rule watches hookline_consumer_events_total's failed attempts (outcome retried)")
+}
