@@ -36,7 +36,8 @@ type HTTPSinkConfig struct {
 	CAFile string
 
 	// MaxConns is how many connections to the downstream are kept open for
-	// reuse. Default 512 (DefaultMaxInFlight): one per concurrent event.
+	// reuse. Default 512 (DefaultMaxInFlight): one per concurrent event;
+	// give the consumer's MaxInFlight when it is set.
 	MaxConns int
 
 	// Header holds extra headers sent on every request (for example

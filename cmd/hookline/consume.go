@@ -72,7 +72,9 @@ func newConsumers(a *appFlags, s settings, log *slog.Logger, reg prometheus.Regi
 			}
 			return nil, nil, usagef("pipeline %s has no handler: %s", p.plan.Names.Base, hint)
 		}
-		sink, err := consumer.NewHTTPSink(consumer.HTTPSinkConfig{URL: p.handlerURL, CAFile: p.handlerCA, Header: p.handlerHeaders})
+		// One idle connection per concurrent event (0: the default 512), so
+		// a --concurrency above 512 does not churn connections.
+		sink, err := consumer.NewHTTPSink(consumer.HTTPSinkConfig{URL: p.handlerURL, CAFile: p.handlerCA, Header: p.handlerHeaders, MaxConns: a.concurrency})
 		if err != nil {
 			return nil, nil, fmt.Errorf("pipeline %s: %w", p.plan.Names.Base, err)
 		}
