@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // gate admits webhooks until shutdown begins and lets shutdown wait for the
@@ -10,6 +11,7 @@ import (
 // this: requests keep arriving during the wait, and an Add that races with
 // Wait is a misuse of it.
 type gate struct {
+	shut   atomic.Bool // closed, for readers on every request
 	mu     sync.Mutex
 	closed bool
 	n      int
@@ -47,16 +49,13 @@ func (g *gate) close() {
 		return
 	}
 	g.closed = true
+	g.shut.Store(true)
 	if g.n == 0 {
 		close(g.empty)
 	}
 }
 
-func (g *gate) isClosed() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.closed
-}
+func (g *gate) isClosed() bool { return g.shut.Load() }
 
 // wait returns nil once the gate is closed and every admitted webhook left,
 // or ctx's error when it ends first.

@@ -62,6 +62,7 @@ func TestHandlerMountedInAnotherServer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	var closed bool // the last answer said Connection: close
 	post := func() int {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/genesys", bytes.NewReader([]byte(`{"conversationId":"c-1","n":1}`)))
 		req.Header.Set("X-Hookline-Secret", testSecret)
@@ -70,6 +71,7 @@ func TestHandlerMountedInAnotherServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		closed = resp.Close
 		return resp.StatusCode
 	}
 	if code := post(); code != http.StatusOK {
@@ -81,8 +83,8 @@ func TestHandlerMountedInAnotherServer(t *testing.T) {
 	if err := rcv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if code := post(); code != http.StatusServiceUnavailable {
-		t.Errorf("webhook after Shutdown: %d, want 503", code)
+	if code := post(); code != http.StatusServiceUnavailable || !closed {
+		t.Errorf("webhook after Shutdown: %d (Connection: close %v), want 503 closing the connection, so the sender reconnects elsewhere", code, closed)
 	}
 	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz after Shutdown: %d, want 503", code)

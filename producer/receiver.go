@@ -316,7 +316,7 @@ func maxBufferedBytes(maxBody int64) int {
 // 10 s), or a sender trickling its body holds an in-flight slot.
 func (r *Receiver) Handler() http.Handler {
 	r.startCheck()
-	return r.router
+	return http.HandlerFunc(r.serveHTTP)
 }
 
 // startCheck starts the broker check once; stopCheck ends it.
@@ -330,7 +330,8 @@ func (r *Receiver) stopCheck() {
 }
 
 // Shutdown stops a receiver served by another server through Handler:
-// /readyz and new webhooks get 503 with Retry-After at once, and it waits
+// /readyz and new webhooks get 503 with Retry-After at once (answers say
+// Connection: close, so keep-alive senders reconnect elsewhere), and it waits
 // Config.DrainDelay (so load balancers see the instance leave) and then
 // until every in-flight webhook was answered or ctx ends. Then it flushes
 // and closes the producer; a webhook still running at that point gets 503,
@@ -391,7 +392,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 // producer is flushed and closed.
 func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           r.router,
+		Handler:           http.HandlerFunc(r.serveHTTP),
 		ReadHeaderTimeout: readHeaderTimeout,
 		// A sender that trickles its body must not hold a slot forever:
 		// the body read fails and the webhook gets 408.
@@ -431,15 +432,26 @@ func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// serveHTTP serves the routes; once shutdown began, every answer closes
+// its connection after it is written.
+func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	if r.gate.isClosed() {
+		w.Header().Set("Connection", "close")
+	}
+	r.router.ServeHTTP(w, req)
+}
+
 // shutdown answers /readyz and new webhooks 503 but keeps the listener open
 // for the drain delay, then until the admitted webhooks were answered or ctx
 // ends; only then does srv.Shutdown close the listener and the idle
 // connections.
 func (r *Receiver) shutdown(ctx context.Context, srv *http.Server, drain time.Duration) error {
+	// From here answers say Connection: close (serveHTTP), so keep-alive
+	// senders reconnect, through the load balancer, to an instance that is
+	// not stopping. Idle kept-alive connections stay open until
+	// srv.Shutdown: closing them now (as SetKeepAlivesEnabled(false) does)
+	// would meet a sender's next webhook with a reset instead of the 503.
 	r.gate.close()
-	// Answers now say Connection: close, so keep-alive senders reconnect,
-	// through the load balancer, to an instance that is not stopping.
-	srv.SetKeepAlivesEnabled(false)
 	if drain > 0 {
 		// Without this window an idle receiver closes its listener within
 		// milliseconds: load balancers and senders would only ever see

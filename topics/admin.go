@@ -198,7 +198,9 @@ func waitVisible(ctx context.Context, adm *kadm.Client, names []string) error {
 		select {
 		case <-ctx.Done():
 			if err == nil {
-				err = fmt.Errorf("topic %s created but not visible in metadata yet", missing)
+				// The cause comes along, so that callers tell a requested
+				// stop (Canceled) from a broker too slow (DeadlineExceeded).
+				err = fmt.Errorf("topic %s created but not visible in metadata yet: %w", missing, ctx.Err())
 			}
 			return fmt.Errorf("wait for new topics: %w", err)
 		case <-time.After(backoff):

@@ -724,3 +724,19 @@ func TestCreateReportsAConcurrentCreateWithAnotherCount(t *testing.T) {
 		}
 	}
 }
+
+// Cancelled while waiting for new topics to show in metadata (a signal
+// during startup), the error says so: callers tell a requested stop from a
+// broker problem with errors.Is(err, context.Canceled).
+func TestWaitVisibleCanceledWrapsTheCause(t *testing.T) {
+	adm, _ := newAdmin(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	err := waitVisible(ctx, adm, []string{"never-created"})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want it to wrap context.Canceled", err)
+	}
+	if !strings.Contains(err.Error(), "never-created") {
+		t.Errorf("err does not name the topic it waited for: %v", err)
+	}
+}

@@ -149,28 +149,38 @@ func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger
 }
 
 // runAll runs every component until ctx is cancelled or one of them fails,
-// then cancels the rest and waits for all of them.
-func runAll(ctx context.Context, comps map[string]func(context.Context) error) error {
+// then cancels the rest and waits for all of them. The components in after
+// (the health and metrics server) keep running until the others returned,
+// so that /healthz, /readyz ("shutting down") and /metrics answer during a
+// graceful stop; one of them failing stops everything, as any component.
+func runAll(ctx context.Context, comps, after map[string]func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	lateCtx, cancelLate := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelLate()
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
+		wg, lateWG sync.WaitGroup
+		mu         sync.Mutex
+		first      error
 	)
-	for name, run := range comps {
-		wg.Go(func() {
-			err := run(ctx)
-			if err != nil && !errors.Is(err, context.Canceled) {
-				mu.Lock()
-				if first == nil {
-					first = fmt.Errorf("%s: %w", name, err)
-				}
-				mu.Unlock()
+	note := func(name string, err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			mu.Lock()
+			if first == nil {
+				first = fmt.Errorf("%s: %w", name, err)
 			}
-			cancel()
-		})
+			mu.Unlock()
+		}
+		cancel()
+	}
+	for name, run := range after {
+		lateWG.Go(func() { note(name, run(lateCtx)) })
+	}
+	for name, run := range comps {
+		wg.Go(func() { note(name, run(ctx)) })
 	}
 	wg.Wait()
+	cancelLate()
+	lateWG.Wait()
 	return first
 }

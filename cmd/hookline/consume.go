@@ -43,15 +43,18 @@ func runConsume(ctx context.Context, env *environment, args []string) error {
 	if _, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
 		return err
 	}
+	after := map[string]func(context.Context) error{}
 	if a.listen != "" {
 		ln, err := listen(a.listen, ops, "--listen")
 		if err != nil {
 			return err
 		}
-		comps["ops"] = opsServer(ln, reg, ready)
+		// Up until the consumers stopped: health checks and scrapes see
+		// a graceful stop ("shutting down"), not connection refused.
+		after["ops"] = opsServer(ln, reg, ready)
 	}
 	s.say(env.stdout, log, fmt.Sprintf("consuming %d pipeline(s)", len(s.pipelines)))
-	return runAll(ctx, comps)
+	return runAll(ctx, comps, after)
 }
 
 // newConsumers builds one consumer per pipeline that has a handler URL; a

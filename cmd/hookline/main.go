@@ -134,6 +134,10 @@ func dispatch(ctx context.Context, env *environment, args []string) int {
 	for _, f := range env.atExit {
 		f()
 	}
+	if stoppedWhileStarting(ctx, args[0], err) {
+		fmt.Fprintf(env.stderr, "hookline %s: stopped by a signal while starting (before it received or handled anything)\n", args[0])
+		return 0
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -153,6 +157,20 @@ func dispatch(ctx context.Context, env *environment, args []string) int {
 		fmt.Fprintf(env.stderr, "hookline %s: %v\n", args[0], err)
 		return 1
 	}
+}
+
+// stoppedWhileStarting tells whether a long-running command returned
+// because a signal cancelled ctx during its startup (connecting, creating
+// or checking topics): what was asked for, not a failure. Once running,
+// these commands return nil on a signal (runAll drops context.Canceled), so
+// a Canceled error comes from before the receiver listened or the consumer
+// joined.
+func stoppedWhileStarting(ctx context.Context, cmd string, err error) bool {
+	switch cmd {
+	case "run", "serve", "consume":
+		return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
+	}
+	return false
 }
 
 // usageError is a mistake in the command line (exit 2).

@@ -70,5 +70,5 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 		s.say(env.stdout, log, n)
 	}
 	s.say(env.stdout, log, fmt.Sprintf("receiver listening on %s", ln.Addr()))
-	return runAll(ctx, comps)
+	return runAll(ctx, comps, nil)
 }
