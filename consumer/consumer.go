@@ -1388,7 +1388,8 @@ func (c *Consumer) failed(l *lane, it *item, ev Event, herr error, onWorker bool
 		}
 		c.rl.Log(context.Background(), slog.LevelWarn, "dlq:"+headers.Value(fwd.Headers, headers.ErrorClass), "event dead-lettered",
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
-			"class", headers.Value(fwd.Headers, headers.ErrorClass), "err", LogText(herr))
+			"class", headers.Value(fwd.Headers, headers.ErrorClass), "err", LogText(herr),
+			"next", "fix what err names, then `hookline dlq ls --base "+c.names.Base+"` and `hookline replay --base "+c.names.Base+" --event-id <id>` (or --since, --all)")
 	} else {
 		// Rate-limited per tier: a failing downstream shows up in the log
 		// within one interval, not once per event.
