@@ -37,6 +37,15 @@ type KafkaConfig = kafkaconf.Config
 // which is logged).
 type Verifier = verify.Verifier
 
+// HeaderVerifier is implemented by a Verifier that can refuse a request on
+// its headers alone. The receiver asks it before the request takes an
+// in-flight slot or its body is read, so a sender without credentials
+// cannot hold slots by trickling a body, and is answered 401 instead of
+// 100 Continue; Verify still runs on the body afterwards. The built-in
+// shared-secret, basic and bearer verifiers decide on the headers, and
+// hmac-sha256 refuses a missing or malformed signature header there.
+type HeaderVerifier = verify.HeaderVerifier
+
 // VerifierConfig configures one built-in Verifier. Fields:
 //
 //	Type           string // VerifierNone, VerifierSharedSecret, VerifierBasic, VerifierBearer or VerifierHMACSHA256. Required.

@@ -20,11 +20,13 @@ import (
 
 	"github.com/hookline/hookline/internal/extract"
 	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/verify"
 )
 
 // webhook handles POST /webhooks/:source. Order of work: source (404) →
-// shutdown (503) → in-flight bound (429) → body limit (413; 408 when it does
-// not arrive within the read timeout) → verify (401) → extract ids
+// shutdown (503) → credentials in headers (401, see HeaderVerifier)
+// → in-flight bound (429) → body limit (413; 408 when it does not arrive
+// within the read timeout) → verify on the body (401) → extract ids
 // (malformed: DLQ, 202) → produce within the ack budget (503; 413 when the
 // record is larger than the topic accepts) → 200.
 func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
@@ -46,6 +48,20 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 		return r.unavailable(w, "shutting down: retry against another instance")
 	}
 	defer r.gate.leave()
+	// Credentials carried in headers are checked before the request takes
+	// an in-flight slot or its body is read: a sender without them must
+	// not hold a slot while it trickles a body, nor be sent 100 Continue
+	// and a megabyte of upload invited.
+	if hv, ok := src.Verifier.(verify.HeaderVerifier); ok {
+		if err := hv.VerifyHeader(req.Header); err != nil {
+			// The body stays unread, so the connection cannot carry
+			// another request. Without this the server would first try
+			// to read and discard up to 256 KiB of it, and a trickling
+			// sender would get its 401 only at the read timeout.
+			w.Header().Set("Connection", "close")
+			return r.unauthorized(w, req, src, err)
+		}
+	}
 	select {
 	case r.sem <- struct{}{}:
 	default:
@@ -91,10 +107,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	body := buf.Bytes()
 
 	if err := src.Verifier.Verify(req.Header, body); err != nil {
-		r.errs.Log(req.Context(), slog.LevelWarn, "unauthorized/"+src.Name, "webhook rejected: verification failed",
-			"source", src.Name, "remote", req.RemoteAddr, "reason", err.Error())
-		writeError(w, http.StatusUnauthorized, "verification failed")
-		return http.StatusUnauthorized
+		return r.unauthorized(w, req, src, err)
 	}
 
 	receipt := ksuid.New().String()
@@ -192,6 +205,15 @@ func writeReceipt(w http.ResponseWriter, status int, receipt, eventID, malformed
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// unauthorized answers 401 without saying which part was wrong; the log
+// (rate-limited) says, without secrets or request values.
+func (r *Receiver) unauthorized(w http.ResponseWriter, req *http.Request, src *Source, err error) int {
+	r.errs.Log(req.Context(), slog.LevelWarn, "unauthorized/"+src.Name, "webhook rejected: verification failed",
+		"source", src.Name, "remote", req.RemoteAddr, "reason", err.Error())
+	writeError(w, http.StatusUnauthorized, "verification failed")
+	return http.StatusUnauthorized
 }
 
 func (r *Receiver) unavailable(w http.ResponseWriter, msg string) int {

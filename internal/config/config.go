@@ -178,9 +178,9 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 	brokersAsList(&doc)
 	if err := doc.Decode(&f); err != nil {
 		if hint := x.typeHint(err); hint != "" {
-			return File{}, fmt.Errorf("parse YAML: %w: %s", err, hint)
+			return File{}, fmt.Errorf("parse YAML: %w: %s", x.scrub(err), hint)
 		}
-		return File{}, fmt.Errorf("parse YAML: %w", err)
+		return File{}, fmt.Errorf("parse YAML: %w", x.scrub(err))
 	}
 	if err := f.splitBrokers(); err != nil {
 		return File{}, err
@@ -322,6 +322,9 @@ type expander struct {
 	// quoted lists the quoted scalars that held a reference: they stay
 	// strings, which a number field refuses (see typeHint).
 	quoted []quotedRef
+	// expanded lists every scalar that held a reference, quoted or not
+	// (see scrub).
+	expanded []quotedRef
 }
 
 type quotedRef struct {
@@ -358,6 +361,38 @@ func (x *expander) typeHint(err error) string {
 		}
 	}
 	return strings.Join(hints, "; ")
+}
+
+// typeValue finds the (maybe shortened) value a yaml.TypeError entry
+// quotes, whatever its tag.
+var typeValue = regexp.MustCompile("^line (\\d+): cannot unmarshal !![a-z]+ `([^`]*)`")
+
+// scrub returns err with every value that a yaml.TypeError entry quotes
+// and that came from the environment replaced by the reference it was
+// written as: YAML quotes the start of a value it cannot decode, and a
+// misplaced "${SECRET}" (verify: "${OM_SECRET}") would put the start of the
+// secret in the error, which is printed and logged.
+func (x *expander) scrub(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) || len(x.expanded) == 0 {
+		return err
+	}
+	out := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		out[i] = e
+		m := typeValue.FindStringSubmatchIndex(e)
+		if m == nil {
+			continue
+		}
+		line, quoted := e[m[2]:m[3]], e[m[4]:m[5]]
+		for _, r := range x.expanded {
+			if fmt.Sprint(r.line) == line && strings.HasPrefix(r.value, strings.TrimSuffix(quoted, "...")) {
+				out[i] = e[:m[4]] + r.raw + e[m[5]:]
+				break
+			}
+		}
+	}
+	return &yaml.TypeError{Errors: out}
 }
 
 // unusedPaths match the values each Unused part covers.
@@ -402,8 +437,10 @@ func (x *expander) walk(n *yaml.Node, path string) {
 func (x *expander) expand(n *yaml.Node, path string) {
 	raw := n.Value
 	defer func() {
+		ref := quotedRef{line: n.Line, path: path, raw: raw, value: n.Value}
+		x.expanded = append(x.expanded, ref)
 		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
-			x.quoted = append(x.quoted, quotedRef{line: n.Line, path: path, raw: raw, value: n.Value})
+			x.quoted = append(x.quoted, ref)
 		}
 	}()
 	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {

@@ -302,3 +302,36 @@ func TestEmptyRetryDelaysIsRefused(t *testing.T) {
 		t.Fatalf("retry_delays with no value means the default: %v %+v", err, f.Pipelines)
 	}
 }
+
+// A reference in a place that cannot take a string is an error that
+// names the reference, never the variable's value: YAML quotes the start
+// of the value, which may be a secret, and the error is printed and logged.
+func TestTypeErrorDoesNotQuoteAVariable(t *testing.T) {
+	const secret = "S3CRETvalue-0123456789"
+	vars := env(map[string]string{"OM_SECRET": secret, "N": "1234567890123"})
+	for _, raw := range []string{
+		"sources:\n  - name: a\n    verify: \"${OM_SECRET}\"\n",
+		"sources:\n  - name: a\n    verify: ${OM_SECRET}\n",
+		"sources:\n  - name: a\n    verify: ${N}\n",
+		"sources:\n  - {name: a, verify: \"${OM_SECRET}\"}\n",
+		"pipelines:\n  - base: a\n    partitions: \"${OM_SECRET}\"\n",
+	} {
+		_, err := Parse([]byte(raw), vars)
+		if err == nil {
+			t.Fatalf("%q: no error", raw)
+		}
+		for _, leak := range []string{secret[:4], "1234"} {
+			if strings.Contains(err.Error(), leak) {
+				t.Errorf("%q: the error quotes the variable's value: %v", raw, err)
+			}
+		}
+		if !strings.Contains(err.Error(), "${") {
+			t.Errorf("%q: the error does not name the reference: %v", raw, err)
+		}
+	}
+	// A literal written in the file is still quoted, as YAML writes it.
+	_, err := Parse([]byte("pipelines:\n  - base: a\n    partitions: many\n"), vars)
+	if err == nil || !strings.Contains(err.Error(), "`many`") {
+		t.Errorf("literal: %v", err)
+	}
+}

@@ -90,6 +90,21 @@ type Verifier interface {
 	Verify(h http.Header, body []byte) error
 }
 
+// HeaderVerifier is implemented by Verifiers that can refuse a request on
+// its headers alone, before its body was read. The receiver asks it first,
+// so that a sender without valid credentials neither takes an in-flight
+// slot nor makes the receiver read (or, with Expect: 100-continue, invite)
+// its body; Verify is still called on the body afterwards.
+//
+// VerifyHeader returns an error (wrapping ErrUnauthorized, without secrets)
+// when the headers show the request cannot be authentic. The built-in
+// shared-secret, basic and bearer verifiers decide completely on the
+// headers; hmac-sha256 refuses a missing, repeated or malformed signature
+// header here and checks the signature against the body in Verify.
+type HeaderVerifier interface {
+	VerifyHeader(h http.Header) error
+}
+
 // New returns the Verifier for c. Misconfiguration (an empty or unknown
 // type, a missing secret or user name, an unknown encoding, an invalid header
 // name, a field that does not apply to the type) is an error naming the
@@ -305,6 +320,7 @@ func single(h http.Header, name string) (string, error) {
 type none struct{}
 
 func (none) Verify(http.Header, []byte) error { return nil }
+func (none) VerifyHeader(http.Header) error   { return nil }
 func (none) String() string                   { return TypeNone }
 
 type sharedSecret struct {
@@ -315,7 +331,10 @@ type sharedSecret struct {
 
 func (v *sharedSecret) String() string { return v.desc }
 
-func (v *sharedSecret) Verify(h http.Header, _ []byte) error {
+func (v *sharedSecret) Verify(h http.Header, _ []byte) error { return v.VerifyHeader(h) }
+
+// VerifyHeader decides completely: the credential is in the header.
+func (v *sharedSecret) VerifyHeader(h http.Header) error {
 	got, err := single(h, v.header)
 	if err != nil {
 		return err
@@ -333,7 +352,10 @@ type bearer struct {
 
 func (v *bearer) String() string { return v.desc }
 
-func (v *bearer) Verify(h http.Header, _ []byte) error {
+func (v *bearer) Verify(h http.Header, _ []byte) error { return v.VerifyHeader(h) }
+
+// VerifyHeader decides completely: the credential is in the header.
+func (v *bearer) VerifyHeader(h http.Header) error {
 	auth, err := single(h, "Authorization")
 	if err != nil {
 		return err
@@ -360,7 +382,10 @@ type basic struct {
 
 func (v *basic) String() string { return v.desc }
 
-func (v *basic) Verify(h http.Header, _ []byte) error {
+func (v *basic) Verify(h http.Header, _ []byte) error { return v.VerifyHeader(h) }
+
+// VerifyHeader decides completely: the credential is in the header.
+func (v *basic) VerifyHeader(h http.Header) error {
 	auth, err := single(h, "Authorization")
 	if err != nil {
 		return err
@@ -402,23 +427,9 @@ type hmacSHA256 struct {
 func (v *hmacSHA256) String() string { return v.desc }
 
 func (v *hmacSHA256) Verify(h http.Header, body []byte) error {
-	sig, err := single(h, v.header)
+	got, err := v.signature(h)
 	if err != nil {
 		return err
-	}
-	if v.prefix != "" {
-		if !hasPrefixFold(sig, v.prefix) {
-			return unauthorized("%s header lacks the prefix %q", v.header, v.prefix)
-		}
-		sig = sig[len(v.prefix):]
-	}
-	got, ok := v.decode(sig)
-	if !ok {
-		enc := "hex"
-		if v.base64 {
-			enc = "base64"
-		}
-		return unauthorized("%s header is not a %s SHA-256 signature (prefix %q)", v.header, enc, v.prefix)
 	}
 	for _, key := range v.keys {
 		m := hmac.New(sha256.New, key)
@@ -428,6 +439,37 @@ func (v *hmacSHA256) Verify(h http.Header, body []byte) error {
 		}
 	}
 	return unauthorized("wrong signature in %s header", v.header)
+}
+
+// VerifyHeader refuses a request whose signature header is missing,
+// repeated or not a signature in the configured form; the signature itself
+// needs the body (Verify).
+func (v *hmacSHA256) VerifyHeader(h http.Header) error {
+	_, err := v.signature(h)
+	return err
+}
+
+// signature returns the decoded signature of the request's header.
+func (v *hmacSHA256) signature(h http.Header) ([]byte, error) {
+	sig, err := single(h, v.header)
+	if err != nil {
+		return nil, err
+	}
+	if v.prefix != "" {
+		if !hasPrefixFold(sig, v.prefix) {
+			return nil, unauthorized("%s header lacks the prefix %q", v.header, v.prefix)
+		}
+		sig = sig[len(v.prefix):]
+	}
+	got, ok := v.decode(sig)
+	if !ok {
+		enc := "hex"
+		if v.base64 {
+			enc = "base64"
+		}
+		return nil, unauthorized("%s header is not a %s SHA-256 signature (prefix %q)", v.header, enc, v.prefix)
+	}
+	return got, nil
 }
 
 // SignHMAC returns the header, and its value, that the hmac-sha256 verifier

@@ -303,3 +303,51 @@ func TestSignHMACPassesItsVerifier(t *testing.T) {
 		}
 	}
 }
+
+// VerifyHeader refuses what Verify refuses on the headers alone, so the
+// receiver can answer 401 before reading a body; for hmac-sha256 it only
+// refuses a missing or malformed signature header.
+func TestVerifyHeaderRefusesBeforeTheBody(t *testing.T) {
+	body := []byte(`{"id":"e1"}`)
+	hc := Config{Type: TypeHMACSHA256, Prefix: "sha256=", Encoding: EncodingBase64, Secret: "k"}
+	_, good, err := SignHMAC(hc, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, _ := SignHMAC(hc, []byte(`{"id":"e2"}`))
+	basicAuth := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }
+	for _, c := range []struct {
+		cfg        Config
+		hdr        http.Header
+		headerOK   bool // VerifyHeader accepts
+		verifiedOK bool // Verify accepts
+	}{
+		{Config{Type: TypeSharedSecret, Secret: "s"}, http.Header{"X-Hookline-Secret": {"s"}}, true, true},
+		{Config{Type: TypeSharedSecret, Secret: "s"}, http.Header{"X-Hookline-Secret": {"x"}}, false, false},
+		{Config{Type: TypeSharedSecret, Secret: "s"}, http.Header{}, false, false},
+		{Config{Type: TypeBearer, Secret: "s"}, http.Header{"Authorization": {"Bearer s"}}, true, true},
+		{Config{Type: TypeBearer, Secret: "s"}, http.Header{"Authorization": {"Bearer x"}}, false, false},
+		{Config{Type: TypeBasic, Username: "u", Secret: "s"}, http.Header{"Authorization": {basicAuth("u", "s")}}, true, true},
+		{Config{Type: TypeBasic, Username: "u", Secret: "s"}, http.Header{"Authorization": {basicAuth("u", "x")}}, false, false},
+		{hc, http.Header{"X-Hub-Signature-256": {good}}, true, true},
+		{hc, http.Header{"X-Hub-Signature-256": {other}}, true, false}, // well-formed: only the body tells
+		{hc, http.Header{"X-Hub-Signature-256": {"sha256=short"}}, false, false},
+		{hc, http.Header{}, false, false},
+		{Config{Type: TypeNone}, http.Header{}, true, true},
+	} {
+		v, err := New(c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hv, ok := v.(HeaderVerifier)
+		if !ok {
+			t.Fatalf("%s: not a HeaderVerifier", c.cfg)
+		}
+		if err := hv.VerifyHeader(c.hdr); (err == nil) != c.headerOK || (err != nil && !errors.Is(err, ErrUnauthorized)) {
+			t.Errorf("%s %v: VerifyHeader = %v, want ok=%v", c.cfg, c.hdr, err, c.headerOK)
+		}
+		if err := v.Verify(c.hdr, body); (err == nil) != c.verifiedOK {
+			t.Errorf("%s %v: Verify = %v, want ok=%v", c.cfg, c.hdr, err, c.verifiedOK)
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package producer
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+// sendHead opens a connection to h, writes head (request line and headers,
+// then the blank line) and body, and returns the status line of the first
+// answer, or "" when none came within wait. The connection stays open until
+// the test ends, as a sender trickling the rest of its body keeps it.
+func sendHead(t *testing.T, h *harness, head, body string, wait time.Duration) string {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write([]byte(head + "\r\n" + body)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(line)
+}
+
+// A sender without valid credentials in its headers is answered 401 before
+// its body is read: it gets no 100 Continue inviting a megabyte, and it
+// cannot hold an in-flight slot (locking out real senders with 429) by
+// trickling a body until the read timeout.
+func TestUnauthenticatedRequestIsRefusedBeforeItsBody(t *testing.T) {
+	body := string(extract.Samples()["user.end"])
+
+	t.Run("expect 100-continue", func(t *testing.T) {
+		h := newHarness(t, nil)
+		got := sendHead(t, h, "POST /webhooks/genesys HTTP/1.1\r\nHost: x\r\nX-Hookline-Secret: wrong\r\n"+
+			"Content-Length: 1000000\r\nExpect: 100-continue\r\n", "", 3*time.Second)
+		if !strings.HasPrefix(got, "HTTP/1.1 401") {
+			t.Fatalf("unauthenticated request with Expect: 100-continue: first answer %q, want 401 (not 100 Continue)", got)
+		}
+	})
+
+	t.Run("trickled body holds no slot", func(t *testing.T) {
+		h := newHarness(t, func(c *Config) { c.MaxInFlight = 1 })
+		// One byte of a 100-byte body, then nothing.
+		got := sendHead(t, h, "POST /webhooks/genesys HTTP/1.1\r\nHost: x\r\nX-Hookline-Secret: wrong\r\nContent-Length: 100\r\n", "{", 3*time.Second)
+		if !strings.HasPrefix(got, "HTTP/1.1 401") {
+			t.Fatalf("unauthenticated trickled body: first answer within 3s %q, want 401", got)
+		}
+		if resp, b := h.post("genesys", []byte(body), testSecret); resp.StatusCode != http.StatusOK {
+			t.Fatalf("authentic webhook next to an unauthenticated slow one: %d %s, want 200", resp.StatusCode, b)
+		}
+		if n := h.endOffsetSum(h.names.Base); n != 1 {
+			t.Fatalf("%d records in %s, want 1", n, h.names.Base)
+		}
+	})
+
+	t.Run("hmac without a signature header", func(t *testing.T) {
+		h := newHarness(t, func(c *Config) {
+			v, err := verify.New(verify.Config{Type: verify.TypeHMACSHA256, Prefix: "sha256=", Secret: testSecret})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Sources[0].Verifier = v
+		})
+		for _, sig := range []string{"", "X-Hub-Signature-256: sha256=not-a-signature\r\n"} {
+			got := sendHead(t, h, "POST /webhooks/genesys HTTP/1.1\r\nHost: x\r\n"+sig+
+				"Content-Length: 1000000\r\nExpect: 100-continue\r\n", "", 3*time.Second)
+			if !strings.HasPrefix(got, "HTTP/1.1 401") {
+				t.Fatalf("hmac source, signature header %q: first answer %q, want 401 before the body", sig, got)
+			}
+		}
+	})
+}
