@@ -486,7 +486,7 @@ func TestHTTPSinkConfigurationStatusesSayWhatToDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for code, want := range map[int]string{
-		401: "credentials refused: check --handler-header", 403: "credentials refused: check --handler-header",
+		401: "credentials refused: check --handler-header", 403: "credentials refused: check --handler-header", 407: "credentials refused: check --handler-header",
 		404: "wrong path in the handler URL?", 405: "wrong path in the handler URL?",
 	} {
 		status.Store(int32(code))

@@ -149,6 +149,8 @@ type Receiver struct {
 	checkCancel context.CancelFunc
 	checker     sync.WaitGroup
 	closeOnce   sync.Once
+	shutOnce    sync.Once
+	shutErr     error
 }
 
 type readiness struct {
@@ -326,6 +328,9 @@ func (r *Receiver) startCheck() {
 
 func (r *Receiver) stopCheck() {
 	r.checkCancel()
+	// Orders a concurrent startCheck's Add before this Wait, and makes a
+	// later startCheck (Handler after Shutdown) start nothing.
+	r.checkOnce.Do(func() {})
 	r.checker.Wait()
 }
 
@@ -335,9 +340,16 @@ func (r *Receiver) stopCheck() {
 // Config.DrainDelay (so load balancers see the instance leave) and then
 // until every in-flight webhook was answered or ctx ends. Then it flushes
 // and closes the producer; a webhook still running at that point gets 503,
-// never a 200 without an acknowledgement. Call the server's Shutdown after
-// it. Serve and Run shut down by themselves when their context ends.
+// never a 200 without an acknowledgement. The flush may take up to
+// Config.AckTimeout + 2s more, also when ctx has ended. Call the server's
+// Shutdown after it. Calling it again returns the first call's result.
+// Serve and Run shut down by themselves when their context ends.
 func (r *Receiver) Shutdown(ctx context.Context) error {
+	r.shutOnce.Do(func() { r.shutErr = r.shutdownMounted(ctx) })
+	return r.shutErr
+}
+
+func (r *Receiver) shutdownMounted(ctx context.Context) error {
 	r.gate.close()
 	var err error
 	if d := r.cfg.DrainDelay; d > 0 {

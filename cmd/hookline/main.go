@@ -135,7 +135,9 @@ func dispatch(ctx context.Context, env *environment, args []string) int {
 		f()
 	}
 	if stoppedWhileStarting(ctx, args[0], err) {
-		fmt.Fprintf(env.stderr, "hookline %s: stopped by a signal while starting (before it received or handled anything)\n", args[0])
+		// The step it was at tells why a start-up took long enough to be
+		// stopped (a broker that does not answer, say).
+		fmt.Fprintf(env.stderr, "hookline %s: stopped by a signal while starting (before it received or handled anything); it was at: %v\n", args[0], err)
 		return 0
 	}
 	switch {

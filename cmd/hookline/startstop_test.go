@@ -58,13 +58,10 @@ func TestSignalWhileStartingIsAStopNotAFailure(t *testing.T) {
 			if code != 0 {
 				t.Errorf("exit %d after a signal while starting, want 0:\n%s", code, errb.String())
 			}
-			if !strings.Contains(errb.String(), "stopped by a signal while starting") {
-				t.Errorf("stderr does not say it was stopped while starting:\n%s", errb.String())
-			}
-			for _, bad := range []string{"cannot reach Kafka", "create topic", "not visible"} {
-				if strings.Contains(errb.String(), bad) {
-					t.Errorf("stderr blames %q for a requested stop:\n%s", bad, errb.String())
-				}
+			// Said first, then the step it was at (why start-up took that
+			// long), not as a failure of its own.
+			if !strings.Contains(errb.String(), "stopped by a signal while starting (before it received or handled anything); it was at: ") {
+				t.Errorf("stderr should say it was stopped while starting, and where:\n%s", errb.String())
 			}
 		})
 	}
