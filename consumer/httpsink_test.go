@@ -503,3 +503,51 @@ func TestHTTPSinkConfigurationStatusesSayWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// The resend cap counts sends, not rewinds of the body: a redirect that
+// follows one dropped connection (net/http rewinds the body for it, then
+// does not follow it) still gets its "redirect to" hint, and an empty body
+// is capped too.
+func TestHTTPSinkResendCapCountsSends(t *testing.T) {
+	t.Parallel()
+	var mode atomic.Int32 // 0 answer 204; 1 drop once, then redirect; 2 always drop
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		switch mode.Load() {
+		case 1:
+			mode.Store(3)
+			panic(http.ErrAbortHandler)
+		case 2:
+			panic(http.ErrAbortHandler)
+		case 3:
+			w.Header().Set("Location", "/elsewhere")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL + "/process"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := Event{Value: []byte(`{"a":1}`), EventID: "ev-1"}
+	if err := h.Handle(context.Background(), ev); err != nil { // a pooled connection to drop
+		t.Fatal(err)
+	}
+	mode.Store(1)
+	err = h.Handle(context.Background(), ev)
+	if err == nil || !strings.Contains(err.Error(), "redirect to /elsewhere") {
+		t.Fatalf("redirect after one dropped connection: %v, want the redirect hint", err)
+	}
+
+	mode.Store(0)
+	if err := h.Handle(context.Background(), Event{EventID: "ev-2"}); err != nil {
+		t.Fatal(err)
+	}
+	mode.Store(2)
+	if err := h.Handle(context.Background(), Event{EventID: "ev-2"}); err == nil || !strings.Contains(err.Error(), "closed the connection without answering") {
+		t.Fatalf("empty body, service dropping every connection: %v", err)
+	}
+}
