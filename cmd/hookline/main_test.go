@@ -517,6 +517,11 @@ func TestJSONLogFormatIsJSONLines(t *testing.T) {
 	for !strings.Contains(out.String()+errb.String(), "receiver listening on") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	t.Cleanup(func() { stdlog.SetOutput(os.Stderr); stdlog.SetFlags(stdlog.LstdFlags) })
+	// A library's repeated line is held back by the rate limit; the
+	// command's exit still writes it (env.atExit).
+	stdlog.Print("probe held back 1")
+	stdlog.Print("probe held back 2")
 	cancel()
 	if c := <-code; c != 0 {
 		t.Fatalf("exit %d\n%s%s", c, out.String(), errb.String())
@@ -524,6 +529,9 @@ func TestJSONLogFormatIsJSONLines(t *testing.T) {
 	all := out.String() + errb.String()
 	if !strings.Contains(all, "receiver listening on") || !strings.Contains(all, `"delay":"2s"`) {
 		t.Errorf("missing the listening line or a duration as text:\n%s", all)
+	}
+	if !strings.Contains(all, "probe held back 1") || !strings.Contains(all, "probe held back 2") {
+		t.Errorf("the held-back library line was not written when the command returned:\n%s", all)
 	}
 	for line := range strings.Lines(all) {
 		var m map[string]any
