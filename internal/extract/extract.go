@@ -22,7 +22,11 @@
 // Wherever an inner notification has both "topicName" and "eventBody",
 // "eventBody" must be an object. The topic (IDs.Topic, and the topicName used
 // below) is the inner "topicName", or, in an EventBridge envelope whose detail
-// has none, "detail-type", which Genesys sets to the topic name.
+// has none, "detail-type". Genesys sets detail-type to the topic filter the
+// integration subscribed, with "{id}" where the topic name has an id
+// ("v2.conversations.{id}.transcription"), so it names the kind of event but
+// never the conversation: Genesys detail always carries the concrete
+// topicName, which is what the rules below read.
 //
 // The conversation id is the first usable value of:
 //
@@ -156,7 +160,7 @@ type IDs struct {
 	EventID        string // never empty on success
 	ConversationID string // may be empty (then the record key falls back to EventID)
 	Shape          string // "eventbridge", "notification", "data-action", "generic"
-	Topic          string // Genesys topicName when present (for logs/metrics); EventBridge detail-type otherwise
+	Topic          string // Genesys topicName when present (for logs/metrics); EventBridge detail-type (the topic filter, with {id}) otherwise
 }
 
 // Key returns the record key: ConversationID, else EventID.
@@ -238,7 +242,8 @@ func Extract(body []byte, r Rules) (IDs, error) {
 		if t, ok := d.member(inner, "topicName"); ok && d.nodes[t].kind == kString {
 			ids.Topic = d.str(d.nodes[t].text)
 		} else if t, ok := d.member(d.root, "detail-type"); ok && ids.Shape == ShapeEventBridge && d.nodes[t].kind == kString {
-			// Genesys sets detail-type to the topic name.
+			// Genesys sets detail-type to the subscribed topic filter
+			// ("v2.detail.events.conversation.{id}.customer.start").
 			ids.Topic = d.str(d.nodes[t].text)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -192,17 +193,30 @@ func hashString(s string) uint64 {
 }
 
 // envelope wraps detail in an EventBridge envelope with a fresh id and time,
-// as EventBridge does for every delivery attempt of an API destination.
+// as Genesys does when it publishes an event again. Its detail-type is what
+// Genesys sets: the topic filter, with "{id}" for the conversation id
+// ("v2.detail.events.conversation.{id}.customer.start"), not the topic name.
 func envelope(detail []byte, topic string, envelopeID string, now time.Time) []byte {
 	b := make([]byte, 0, len(detail)+400)
 	b = append(b, `{"version":"0","id":"`...)
 	b = append(b, envelopeID...)
 	b = append(b, `","detail-type":"`...)
-	b = append(b, topic...)
+	b = append(b, topicFilter(topic)...)
 	b = append(b, `","source":"`+ebSource+`","account":"`+ebAccount+`","time":"`...)
 	b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05Z")
 	b = append(b, `","region":"`+ebRegion+`","resources":[],"detail":`...)
 	b = append(b, detail...)
 	b = append(b, '}')
 	return b
+}
+
+// topicFilter writes each 36-byte id segment of a topic name as "{id}".
+func topicFilter(topic string) string {
+	segs := strings.Split(topic, ".")
+	for i, seg := range segs {
+		if len(seg) == 36 && strings.Count(seg, "-") == 4 {
+			segs[i] = "{id}"
+		}
+	}
+	return strings.Join(segs, ".")
 }

@@ -70,9 +70,10 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if ids.ConversationID != d.conv {
 		r.t.Errorf("hookline finds conversation %q, body has %q", ids.ConversationID, d.conv)
 	}
-	if env.DetailType != env.Detail.TopicName {
-		r.t.Errorf("detail-type %q != topicName %q", env.DetailType, env.Detail.TopicName)
+	if want := strings.Replace(env.Detail.TopicName, d.conv, "{id}", 1); env.DetailType != want {
+		r.t.Errorf("detail-type %q, want the topic filter %q", env.DetailType, want)
 	}
+	d.detailType = env.Detail.TopicName
 	r.mu.Lock()
 	n := r.perID[d.eventID]
 	r.perID[d.eventID]++
