@@ -19,7 +19,9 @@
 //     (default 24 h), as EventBridge does. Other answers are final.
 //   - Every attempt wraps the same inner notification in a fresh envelope
 //     (new envelope id and time): the receiver must recognise a redelivery
-//     by content.
+//     by content. That is harder than EventBridge, whose retries resend
+//     the same envelope; a new one comes when Genesys publishes an event
+//     again.
 //   - Duplicates: after an acknowledgement, with probability DuplicateRate,
 //     an already acknowledged event of the same conversation is sent once
 //     more (again in a fresh envelope), as at-least-once delivery does.
