@@ -69,6 +69,8 @@ func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, erro
 			out = append(out, CreateResult{Topic: s.Name, Created: true, Partitions: parts})
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			out = append(out, CreateResult{Topic: s.Name})
+		case errors.Is(err, kerr.InvalidReplicationFactor):
+			return out, fmt.Errorf("create topic %s (%d partitions, replication factor %d): %w: %s", s.Name, parts, p.ReplicationFactor, err, replicationAdvice(ctx, adm))
 		default:
 			return out, fmt.Errorf("create topic %s (%d partitions): %w", s.Name, parts, err)
 		}
@@ -729,4 +731,15 @@ func normalizePolicy(v string) string {
 	parts := strings.Split(strings.ReplaceAll(v, " ", ""), ",")
 	sort.Strings(parts)
 	return strings.Join(parts, ",")
+}
+
+// replicationAdvice is the next step after the broker refused a
+// replication factor: it names how many brokers the cluster has.
+func replicationAdvice(ctx context.Context, adm *kadm.Client) string {
+	const fix = "give --replication-factor (replication_factor in the file) at most that, or -1 for the broker's default"
+	m, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return "the cluster has fewer brokers than that: " + fix
+	}
+	return fmt.Sprintf("the cluster has %d broker(s): %s", len(m.Brokers), fix)
 }

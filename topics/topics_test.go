@@ -740,3 +740,17 @@ func TestWaitVisibleCanceledWrapsTheCause(t *testing.T) {
 		t.Errorf("err does not name the topic it waited for: %v", err)
 	}
 }
+
+// A replication factor above the cluster's broker count is refused by the
+// broker; the error says how many brokers there are and what to give.
+func TestReplicationFactorAboveBrokersSaysWhatToDo(t *testing.T) {
+	adm, _ := newAdmin(t)
+	plan, err := NewPlan(Config{Base: "rf.events", Partitions: 1, ReplicationFactor: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(context.Background(), adm, plan)
+	if err == nil || !strings.Contains(err.Error(), "the cluster has 1 broker(s)") || !strings.Contains(err.Error(), "--replication-factor") {
+		t.Fatalf("err = %v, want it to name the broker count and the flag", err)
+	}
+}
