@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -93,7 +94,7 @@ func (c Config) Opts() ([]kgo.Opt, error) {
 		kgo.ClientID(id),
 		kgo.DialTimeout(dial),
 	}
-	if c.TLS || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != "" {
+	if c.tlsOn() {
 		tc, err := c.tlsConfig()
 		if err != nil {
 			return nil, err
@@ -151,7 +152,7 @@ func (c Config) saslMechanism() (sasl.Mechanism, error) {
 // String describes c without secrets, for logs.
 func (c Config) String() string {
 	s := "brokers=" + strings.Join(c.Brokers, ",")
-	if c.TLS || c.CAFile != "" || c.CertFile != "" || c.ServerName != "" {
+	if c.tlsOn() {
 		s += " tls=on"
 	}
 	if c.SASLMechanism != "" {
@@ -192,9 +193,34 @@ func (c Config) explain(err error) error {
 			strings.Join(c.Brokers, ","), c.SASLMechanism, c.SASLUsername, EnvSASLUsername, EnvSASLPassword, err)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
 		return fmt.Errorf("kafka at %s does not accept SASL %s: check --sasl-mechanism: %w", strings.Join(c.Brokers, ","), c.SASLMechanism, err)
+	case c.tlsOn() && errors.Is(err, context.DeadlineExceeded) && c.tcpAnswers():
+		// A plaintext listener waits for a Kafka request and never
+		// answers the TLS hello: the dial times out with no other clue.
+		return fmt.Errorf("kafka at %s accepts connections but never answered the TLS handshake: it is probably a plaintext listener; drop --tls (and the other TLS settings) or give the broker's TLS port: %w", strings.Join(c.Brokers, ","), err)
+	case !c.tlsOn() && c.SASLMechanism == "" && errors.Is(err, io.EOF):
+		// A TLS listener drops a plaintext request (so does one that
+		// requires SASL).
+		return fmt.Errorf("kafka at %s closed the connection at the first request: does the listener need TLS (--tls) or SASL (--sasl-mechanism)? %w", strings.Join(c.Brokers, ","), err)
 	default:
 		return fmt.Errorf("cannot reach Kafka at %s (is it running? are --brokers, TLS and SASL settings right?): %w", strings.Join(c.Brokers, ","), err)
 	}
+}
+
+func (c Config) tlsOn() bool {
+	return c.TLS || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != ""
+}
+
+// tcpAnswers says whether a seed broker accepts a TCP connection within a
+// second (for explain, on a failure path only).
+func (c Config) tcpAnswers() bool {
+	for _, b := range c.Brokers {
+		conn, err := net.DialTimeout("tcp", b, time.Second)
+		if err == nil {
+			conn.Close()
+			return true
+		}
+	}
+	return false
 }
 
 // CertPool reads a PEM bundle of CA certificates (for Kafka, or for an HTTPS

@@ -145,3 +145,33 @@ func TestParseBrokersAndString(t *testing.T) {
 		t.Fatalf("String leaks the password: %s", s)
 	}
 }
+
+// TLS on one side only: each error says which setting to look at instead
+// of only "cannot reach Kafka".
+func TestTLSMismatchSaysWhatToDo(t *testing.T) {
+	srvTLS, caPath := writeCA(t)
+	tlsBroker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(srvTLS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tlsBroker.Close()
+	plainBroker, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plainBroker.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = NewClient(ctx, Config{Brokers: plainBroker.ListenAddrs(), CAFile: caPath})
+	if err == nil || !strings.Contains(err.Error(), "never answered the TLS handshake") || !strings.Contains(err.Error(), "drop --tls") {
+		t.Errorf("TLS client, plaintext listener: %v", err)
+	}
+
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	_, err = NewClient(ctx2, Config{Brokers: tlsBroker.ListenAddrs()})
+	if err == nil || !strings.Contains(err.Error(), "does the listener need TLS (--tls)") {
+		t.Errorf("plaintext client, TLS listener: %v", err)
+	}
+}
