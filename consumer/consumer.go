@@ -763,6 +763,11 @@ func (c *Consumer) poll(ctx context.Context) error {
 				fatal = fmt.Errorf("consumer: another process joined group %s with the same instance id %q and took over its partitions: give every process its own (Config.InstanceID, --instance-id in the CLI; e.g. the pod name); this one stops", c.group, c.cfg.InstanceID)
 				return
 			}
+			if errors.Is(err, kerr.InconsistentGroupProtocol) {
+				// Retrying cannot help while the other members stay.
+				fatal = fmt.Errorf("consumer: group %s is in use by another application (its members assign partitions with another protocol than hookline's %q), so this consumer cannot join it: give the pipeline a group of its own (Config.Group, --group in the CLI; default hookline-<base>); never share a group with other consumers: %w", c.group, CoPartitionProtocol, err)
+				return
+			}
 			if isFatal(err) {
 				fatal = fmt.Errorf("consumer: fetch %s[%d]: %w", t, p, err)
 				return

@@ -920,3 +920,32 @@ func TestLastBurstIsSummarisedOnStop(t *testing.T) {
 		t.Errorf("the dead-letter line does not say how to replay:\n%s", buf.String())
 	}
 }
+
+// A group shared with another application (its members use another
+// assignment protocol) can never be joined: Run stops with an error that
+// says so, instead of retrying forever with "is Kafka reachable?".
+func TestGroupOfAnotherApplicationIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2)
+	other := e.client(kgo.ConsumerGroup("shared"), kgo.ConsumeTopics(e.plan.Names.Base))
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		other.PollFetches(ctx) // joins the group with franz-go's default protocols
+	}()
+	eventually(t, 10*time.Second, "the other application to join", func() bool {
+		g, err := kadm.NewClient(other).DescribeGroups(context.Background(), "shared")
+		return err == nil && len(g["shared"].Members) == 1
+	})
+	c, err := New(Config{Kafka: e.kafka, Plan: e.plan, Group: "shared", Logger: testLogger(),
+		Handler: HandlerFunc(func(context.Context, Event) error { return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = c.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "in use by another application") || !strings.Contains(err.Error(), "--group") {
+		t.Fatalf("Run in a group of another application: %v, want an error naming the problem and the flag", err)
+	}
+}
