@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/loadtest"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -149,7 +150,11 @@ func runSend(ctx context.Context, env *environment, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "%s\n", bytes.TrimSpace(rb))
 	if resp.StatusCode/100 != 2 {
-		return exitCode{1, fmt.Sprintf("the receiver answered %s", resp.Status)}
+		msg := "the receiver answered " + resp.Status
+		if advice := loadtest.StatusAdvice(resp.StatusCode); advice != "" {
+			msg += ": " + advice
+		}
+		return exitCode{1, msg}
 	}
 	var receipt struct {
 		EventID      string `json:"event_id"`

@@ -765,21 +765,39 @@ func (s Stats) Hints() []string {
 	var hints []string
 	switch {
 	case most(s.Status401):
-		hints = append(hints, fmt.Sprintf("%d of %d answers were 401 (unauthenticated): check --secret and --secret-header (or -H for bearer, basic or HMAC verifiers) against the source's verify settings on the receiver", s.Status401, s.Requests))
+		hints = append(hints, fmt.Sprintf("%d of %d answers were 401 (unauthenticated): %s", s.Status401, s.Requests, StatusAdvice(401)))
 	case most(s.Status404):
-		hints = append(hints, fmt.Sprintf("%d of %d answers were 404: check --url; the receiver serves POST /webhooks/<source> for the sources it is configured with (default source: genesys)", s.Status404, s.Requests))
+		hints = append(hints, fmt.Sprintf("%d of %d answers were 404: %s", s.Status404, s.Requests, StatusAdvice(404)))
 	case most(s.Status413):
-		hints = append(hints, fmt.Sprintf("%d of %d answers were 413 (body too large): raise the receiver's --max-body", s.Status413, s.Requests))
+		hints = append(hints, fmt.Sprintf("%d of %d answers were 413 (body too large): %s", s.Status413, s.Requests, StatusAdvice(413)))
 	case most(s.Status429):
 		hints = append(hints, fmt.Sprintf("%d of %d answers were 429 (receiver at its in-flight bound): lower --concurrency or --rate, or raise the receiver's --max-in-flight", s.Status429, s.Requests))
 	case most(s.Status503):
-		hints = append(hints, fmt.Sprintf("%d of %d answers were 503 (Kafka did not acknowledge within the receiver's --ack-timeout, or the receiver is shutting down): check the receiver's log and /readyz and the brokers, or lower --rate", s.Status503, s.Requests))
+		hints = append(hints, fmt.Sprintf("%d of %d answers were 503 (Kafka did not acknowledge within the receiver's --ack-timeout, or the receiver is shutting down): %s, or lower --rate", s.Status503, s.Requests, StatusAdvice(503)))
 	case most(s.Timeouts):
 		hints = append(hints, fmt.Sprintf("%d of %d requests timed out: check that the receiver at --url is up and not overloaded, or raise --timeout", s.Timeouts, s.Requests))
 	case most(s.ConnErrors):
 		hints = append(hints, fmt.Sprintf("%d of %d requests could not connect: check --url (host and port) and that the receiver runs", s.ConnErrors, s.Requests))
 	}
 	return hints
+}
+
+// StatusAdvice says what to check after the receiver answered code to a
+// client (hookline send, loadtest); "" when the status tells nothing.
+func StatusAdvice(code int) string {
+	switch code {
+	case 401:
+		return "check --secret and --secret-header (or -H for bearer, basic or HMAC verifiers) against the source's verify settings on the receiver"
+	case 404:
+		return "check --url; the receiver serves POST /webhooks/<source> for the sources it is configured with (default source: genesys)"
+	case 413:
+		return "raise the receiver's --max-body"
+	case 429:
+		return "the receiver is at its in-flight bound (--max-in-flight): send again after Retry-After"
+	case 503:
+		return "check the receiver's log and /readyz and the brokers"
+	}
+	return ""
 }
 
 // Line formats a snapshot as one progress line.
