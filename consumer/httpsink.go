@@ -189,24 +189,13 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	// reads the event and drops the connection (a panicking handler)
 	// would get it once per idle connection (up to MaxConns) in a tight
 	// loop. One resend covers a keep-alive connection the service closed
-	// while idle; a third send fails the attempt and the retry tiers wait.
-	// Sends are counted as the body is read, not as net/http rewinds it:
-	// it also rewinds for HTTP/2 retries of requests that never left
-	// (GOAWAY) and for a redirect it will not follow.
-	if len(ev.Value) > 0 {
-		sends := new(atomic.Int32)
-		req.Body = &sentBody{r: bytes.NewReader(ev.Value), sends: sends}
-		req.GetBody = func() (io.ReadCloser, error) {
-			return &sentBody{r: bytes.NewReader(ev.Value), sends: sends}, nil
+	// while idle; after that the attempt fails and the retry tiers wait.
+	var resent atomic.Bool
+	req.GetBody = func() (io.ReadCloser, error) {
+		if resent.Swap(true) {
+			return nil, errClosedTwice
 		}
-	} else {
-		var rewound atomic.Bool // nothing to read: count the rewinds
-		req.GetBody = func() (io.ReadCloser, error) {
-			if rewound.Swap(true) {
-				return nil, errClosedTwice
-			}
-			return http.NoBody, nil
-		}
+		return io.NopCloser(bytes.NewReader(ev.Value)), nil
 	}
 	for k, vs := range s.header {
 		req.Header[k] = vs
@@ -315,26 +304,6 @@ func CheckHandlerHeader(name, value string) error {
 	}
 	return nil
 }
-
-// sentBody is a request body that counts the sends reading it and fails a
-// third. It has no WriteTo, so that net/http's copy goes through Read.
-type sentBody struct {
-	r       *bytes.Reader
-	sends   *atomic.Int32
-	counted bool
-}
-
-func (b *sentBody) Read(p []byte) (int, error) {
-	if !b.counted {
-		b.counted = true
-		if b.sends.Add(1) > 2 {
-			return 0, errClosedTwice
-		}
-	}
-	return b.r.Read(p)
-}
-
-func (b *sentBody) Close() error { return nil }
 
 // errClosedTwice ends an attempt whose request was sent twice, each time
 // on a connection the service closed before answering.
