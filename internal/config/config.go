@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -363,36 +364,29 @@ func (x *expander) typeHint(err error) string {
 	return strings.Join(hints, "; ")
 }
 
-// typeValue finds the (maybe shortened) value a yaml.TypeError entry
-// quotes, whatever its tag.
-var typeValue = regexp.MustCompile("^line (\\d+): cannot unmarshal !![a-z]+ `([^`]*)`")
-
-// scrub returns err with every value that a yaml.TypeError entry quotes
-// and that came from the environment replaced by the reference it was
-// written as: YAML quotes the start of a value it cannot decode, and a
-// misplaced "${SECRET}" (verify: "${OM_SECRET}") would put the start of the
-// secret in the error, which is printed and logged.
+// scrub returns err with every value that came from the environment, as an
+// error can quote it, replaced by the reference it was written as. YAML
+// quotes a value it cannot decode (`value`, or its first 7 bytes and "..."
+// when longer than 10) and Duration quotes it whole (%q): a misplaced
+// "${SECRET}" (verify: "${OM_SECRET}", dedup_window: ${TOKEN}) would put the
+// secret, or its start, in an error that is printed and logged.
 func (x *expander) scrub(err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) || len(x.expanded) == 0 {
-		return err
-	}
-	out := make([]string, len(te.Errors))
-	for i, e := range te.Errors {
-		out[i] = e
-		m := typeValue.FindStringSubmatchIndex(e)
-		if m == nil {
+	msg := err.Error()
+	for _, r := range x.expanded {
+		if r.value == r.raw || r.value == "" {
 			continue
 		}
-		line, quoted := e[m[2]:m[3]], e[m[4]:m[5]]
-		for _, r := range x.expanded {
-			if fmt.Sprint(r.line) == line && strings.HasPrefix(r.value, strings.TrimSuffix(quoted, "...")) {
-				out[i] = e[:m[4]] + r.raw + e[m[5]:]
-				break
-			}
+		shown := "`" + r.value + "`"
+		if len(r.value) > 10 {
+			shown = "`" + r.value[:7] + "...`"
 		}
+		msg = strings.ReplaceAll(msg, shown, "`"+r.raw+"`")
+		msg = strings.ReplaceAll(msg, strconv.Quote(r.value), strconv.Quote(r.raw))
 	}
-	return &yaml.TypeError{Errors: out}
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg) // not wrapped: the original text holds the value
 }
 
 // unusedPaths match the values each Unused part covers.

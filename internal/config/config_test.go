@@ -308,13 +308,16 @@ func TestEmptyRetryDelaysIsRefused(t *testing.T) {
 // of the value, which may be a secret, and the error is printed and logged.
 func TestTypeErrorDoesNotQuoteAVariable(t *testing.T) {
 	const secret = "S3CRETvalue-0123456789"
-	vars := env(map[string]string{"OM_SECRET": secret, "N": "1234567890123"})
+	vars := env(map[string]string{"OM_SECRET": secret, "N": "1234567890123", "BT": "S3CR`ETvalue-0123456789"})
 	for _, raw := range []string{
 		"sources:\n  - name: a\n    verify: \"${OM_SECRET}\"\n",
 		"sources:\n  - name: a\n    verify: ${OM_SECRET}\n",
 		"sources:\n  - name: a\n    verify: ${N}\n",
 		"sources:\n  - {name: a, verify: \"${OM_SECRET}\"}\n",
 		"pipelines:\n  - base: a\n    partitions: \"${OM_SECRET}\"\n",
+		"pipelines:\n  - base: a\n    partitions: \"${BT}\"\n",      // a backtick in the value
+		"pipelines:\n  - base: a\n    dedup_window: ${OM_SECRET}\n", // Duration's own error
+		"pipelines:\n  - base: a\n    handler: {url: \"http://x\", timeout: \"${N}\"}\n",
 	} {
 		_, err := Parse([]byte(raw), vars)
 		if err == nil {
