@@ -3,6 +3,9 @@ package producer
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"testing"
@@ -67,5 +70,39 @@ func TestShutdownTwiceDrainsOnce(t *testing.T) {
 	}
 	if n := strings.Count(buf.String(), "draining"); n != 1 {
 		t.Fatalf("drained %d times, want once:\n%s", n, buf.String())
+	}
+}
+
+// Mounted in an HTTP/2 server, a 401 ends only its own stream: the
+// connection, which a proxy may share among senders, carries on.
+func TestUnauthorizedKeepsAnHTTP2Connection(t *testing.T) {
+	rcv, _ := mounted(t, -1)
+	srv := httptest.NewUnstartedServer(rcv.Handler())
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	post := func(secret string) (int, bool) {
+		var reused bool
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+		})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/webhooks/genesys", strings.NewReader(`{"conversationId":"c-1","n":1}`))
+		req.Header.Set("X-Hookline-Secret", secret)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("served over %s, want HTTP/2", resp.Proto)
+		}
+		return resp.StatusCode, reused
+	}
+	if code, _ := post("wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong secret: %d, want 401", code)
+	}
+	time.Sleep(50 * time.Millisecond) // a GOAWAY would have arrived by now
+	if code, reused := post(testSecret); code != http.StatusOK || !reused {
+		t.Fatalf("next webhook: %d on a reused connection %v, want 200 on the same connection", code, reused)
 	}
 }

@@ -80,5 +80,22 @@ func TestUnauthenticatedRequestIsRefusedBeforeItsBody(t *testing.T) {
 				t.Fatalf("hmac source, signature header %q: first answer %q, want 401 before the body", sig, got)
 			}
 		}
+		// A well-formed but wrong signature is refused after the body,
+		// and its 401 looks the same: it also closes the connection, so
+		// the answer does not tell which check failed.
+		for _, sig := range []string{"", "sha256=" + strings.Repeat("ab", 32)} {
+			req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/genesys", strings.NewReader(body))
+			if sig != "" {
+				req.Header.Set("X-Hub-Signature-256", sig)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || !resp.Close {
+				t.Errorf("hmac source, signature %q: %d (Connection: close %v), want 401 closing the connection", sig, resp.StatusCode, resp.Close)
+			}
+		}
 	})
 }

@@ -54,11 +54,6 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	// and a megabyte of upload invited.
 	if hv, ok := src.Verifier.(verify.HeaderVerifier); ok {
 		if err := hv.VerifyHeader(req.Header); err != nil {
-			// The body stays unread, so the connection cannot carry
-			// another request. Without this the server would first try
-			// to read and discard up to 256 KiB of it, and a trickling
-			// sender would get its 401 only at the read timeout.
-			w.Header().Set("Connection", "close")
 			return r.unauthorized(w, req, src, err)
 		}
 	}
@@ -210,6 +205,16 @@ func writeReceipt(w http.ResponseWriter, status int, receipt, eventID, malformed
 // unauthorized answers 401 without saying which part was wrong; the log
 // (rate-limited) says, without secrets or request values.
 func (r *Receiver) unauthorized(w http.ResponseWriter, req *http.Request, src *Source, err error) int {
+	if req.ProtoMajor == 1 {
+		// Refused on its headers, the body stays unread and the
+		// connection cannot carry another request: without this the
+		// server would first read and discard up to 256 KiB of it, and a
+		// trickling sender would get its 401 only at the read timeout.
+		// Every 401 says it, so the answer does not tell which check
+		// failed. (On HTTP/2 it would end the whole connection, other
+		// senders' streams included; a stream's body is not in the way.)
+		w.Header().Set("Connection", "close")
+	}
 	r.errs.Log(req.Context(), slog.LevelWarn, "unauthorized/"+src.Name, "webhook rejected: verification failed",
 		"source", src.Name, "remote", req.RemoteAddr, "reason", err.Error())
 	writeError(w, http.StatusUnauthorized, "verification failed")
