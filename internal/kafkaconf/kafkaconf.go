@@ -193,10 +193,16 @@ func (c Config) explain(err error) error {
 			strings.Join(c.Brokers, ","), c.SASLMechanism, c.SASLUsername, EnvSASLUsername, EnvSASLPassword, err)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
 		return fmt.Errorf("kafka at %s does not accept SASL %s: check --sasl-mechanism: %w", strings.Join(c.Brokers, ","), c.SASLMechanism, err)
-	case c.tlsOn() && errors.Is(err, context.DeadlineExceeded) && c.tcpAnswers():
+	case errors.Is(err, context.Canceled):
+		// Stopped while connecting: nothing is known to be wrong.
+		return fmt.Errorf("connecting to Kafka at %s: %w", strings.Join(c.Brokers, ","), err)
+	case c.tlsOn() && errors.Is(err, context.DeadlineExceeded):
 		// A plaintext listener waits for a Kafka request and never
 		// answers the TLS hello: the dial times out with no other clue.
-		return fmt.Errorf("kafka at %s accepts connections but never answered the TLS handshake: it is probably a plaintext listener; drop --tls (and the other TLS settings) or give the broker's TLS port: %w", strings.Join(c.Brokers, ","), err)
+		if b := c.plaintextSeed(); b != "" {
+			return fmt.Errorf("kafka at %s accepts connections but does not answer a TLS handshake: it is a plaintext listener; drop --tls (and the other TLS settings) or give the broker's TLS port: %w", b, err)
+		}
+		return fmt.Errorf("cannot reach Kafka at %s (is it running? are --brokers, TLS and SASL settings right?): %w", strings.Join(c.Brokers, ","), err)
 	case !c.tlsOn() && c.SASLMechanism == "" && errors.Is(err, io.EOF):
 		// A TLS listener drops a plaintext request (so does one that
 		// requires SASL).
@@ -210,17 +216,49 @@ func (c Config) tlsOn() bool {
 	return c.TLS || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != ""
 }
 
-// tcpAnswers says whether a seed broker accepts a TCP connection within a
-// second (for explain, on a failure path only).
-func (c Config) tcpAnswers() bool {
+// plaintextSeed returns a seed broker that accepts TCP connections but
+// sends nothing back to a TLS hello within a second (a plaintext Kafka
+// listener waits for a request), or "". Seeds are probed at once; this
+// runs only on a failure path and returns within about two seconds.
+func (c Config) plaintextSeed() string {
+	found := make(chan string, len(c.Brokers))
 	for _, b := range c.Brokers {
-		conn, err := net.DialTimeout("tcp", b, time.Second)
-		if err == nil {
-			conn.Close()
-			return true
+		go func() { // ends within its own 2 s of deadlines
+			if silentToTLS(b) {
+				found <- b
+				return
+			}
+			found <- ""
+		}()
+	}
+	timeout := time.After(2500 * time.Millisecond)
+	for range c.Brokers {
+		select {
+		case b := <-found:
+			if b != "" {
+				return b
+			}
+		case <-timeout:
+			return ""
 		}
 	}
-	return false
+	return ""
+}
+
+// silentToTLS says whether addr accepts a TCP connection and then lets a
+// TLS handshake time out. A TLS listener answers (even with an alert).
+func silentToTLS(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	// Only to see whether anything answers in TLS: no data is sent, so
+	// the peer's certificate does not matter here.
+	err = tls.Client(conn, &tls.Config{InsecureSkipVerify: true}).Handshake() //nolint:gosec // a probe, see above
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // CertPool reads a PEM bundle of CA certificates (for Kafka, or for an HTTPS

@@ -164,7 +164,7 @@ func TestTLSMismatchSaysWhatToDo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_, err = NewClient(ctx, Config{Brokers: plainBroker.ListenAddrs(), CAFile: caPath})
-	if err == nil || !strings.Contains(err.Error(), "never answered the TLS handshake") || !strings.Contains(err.Error(), "drop --tls") {
+	if err == nil || !strings.Contains(err.Error(), "does not answer a TLS handshake") || !strings.Contains(err.Error(), "drop --tls") {
 		t.Errorf("TLS client, plaintext listener: %v", err)
 	}
 
@@ -173,5 +173,21 @@ func TestTLSMismatchSaysWhatToDo(t *testing.T) {
 	_, err = NewClient(ctx2, Config{Brokers: tlsBroker.ListenAddrs()})
 	if err == nil || !strings.Contains(err.Error(), "does the listener need TLS (--tls)") {
 		t.Errorf("plaintext client, TLS listener: %v", err)
+	}
+}
+
+// Stopped while connecting (a signal during start-up) is not "cannot
+// reach Kafka": nothing is known to be wrong with it.
+func TestStopWhileConnectingIsNotUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	_, err = NewClient(ctx, Config{Brokers: []string{ln.Addr().String()}})
+	if err == nil || strings.Contains(err.Error(), "cannot reach") || !strings.Contains(err.Error(), "connecting to Kafka at") {
+		t.Fatalf("stopped while connecting: %v", err)
 	}
 }
