@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -251,12 +250,7 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 		}
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opsAddr := ln.Addr().String()
-	ln.Close()
+	opsAddr := freeLocalAddr(t)
 	out2 := startCmd(t, vars, "consume", "--brokers", brokers, "--listen", opsAddr, "--partitions", "2", "--handler-url", sink.URL, "--group", "monitoring-test")
 	var fromConsume map[string]bool
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
