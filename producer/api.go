@@ -42,8 +42,9 @@ type Verifier = verify.Verifier
 // in-flight slot or its body is read, so a sender without credentials
 // cannot hold slots by trickling a body, and is answered 401 instead of
 // 100 Continue; Verify still runs on the body afterwards. The built-in
-// shared-secret, basic and bearer verifiers decide on the headers, and
-// hmac-sha256 refuses a missing or malformed signature header there.
+// shared-secret, basic and bearer verifiers decide on the headers alone
+// (their Verify is not called again), and hmac-sha256 refuses a missing or
+// malformed signature header there.
 type HeaderVerifier = verify.HeaderVerifier
 
 // VerifierConfig configures one built-in Verifier. Fields:

@@ -94,7 +94,8 @@ type Verifier interface {
 // its headers alone, before its body was read. The receiver asks it first,
 // so that a sender without valid credentials neither takes an in-flight
 // slot nor makes the receiver read (or, with Expect: 100-continue, invite)
-// its body; Verify is still called on the body afterwards.
+// its body; Verify is still called on the body afterwards, except for
+// the built-in verifiers that DecidedByHeaders names.
 //
 // VerifyHeader returns an error (wrapping ErrUnauthorized, without secrets)
 // when the headers show the request cannot be authentic. The built-in
@@ -104,6 +105,17 @@ type Verifier interface {
 type HeaderVerifier interface {
 	VerifyHeader(h http.Header) error
 }
+
+// DecidedByHeaders reports whether v's VerifyHeader is its whole check
+// (the built-in none, shared-secret, basic and bearer verifiers): once it
+// passed, Verify would only repeat it, so the receiver skips Verify.
+func DecidedByHeaders(v Verifier) bool {
+	_, ok := v.(headerOnly)
+	return ok
+}
+
+// headerOnly marks the verifiers whose Verify is their VerifyHeader.
+type headerOnly interface{ headerOnly() }
 
 // New returns the Verifier for c. Misconfiguration (an empty or unknown
 // type, a missing secret or user name, an unknown encoding, an invalid header
@@ -321,6 +333,7 @@ type none struct{}
 
 func (none) Verify(http.Header, []byte) error { return nil }
 func (none) VerifyHeader(http.Header) error   { return nil }
+func (none) headerOnly()                      {}
 func (none) String() string                   { return TypeNone }
 
 type sharedSecret struct {
@@ -332,6 +345,7 @@ type sharedSecret struct {
 func (v *sharedSecret) String() string { return v.desc }
 
 func (v *sharedSecret) Verify(h http.Header, _ []byte) error { return v.VerifyHeader(h) }
+func (*sharedSecret) headerOnly()                            {}
 
 // VerifyHeader decides completely: the credential is in the header.
 func (v *sharedSecret) VerifyHeader(h http.Header) error {
@@ -353,6 +367,7 @@ type bearer struct {
 func (v *bearer) String() string { return v.desc }
 
 func (v *bearer) Verify(h http.Header, _ []byte) error { return v.VerifyHeader(h) }
+func (*bearer) headerOnly()                            {}
 
 // VerifyHeader decides completely: the credential is in the header.
 func (v *bearer) VerifyHeader(h http.Header) error {
@@ -383,6 +398,7 @@ type basic struct {
 func (v *basic) String() string { return v.desc }
 
 func (v *basic) Verify(h http.Header, _ []byte) error { return v.VerifyHeader(h) }
+func (*basic) headerOnly()                            {}
 
 // VerifyHeader decides completely: the credential is in the header.
 func (v *basic) VerifyHeader(h http.Header) error {

@@ -351,3 +351,26 @@ func TestVerifyHeaderRefusesBeforeTheBody(t *testing.T) {
 		}
 	}
 }
+
+// Only verifiers whose credentials are all in the headers let the receiver
+// skip Verify after VerifyHeader; hmac-sha256 must still check the body.
+func TestDecidedByHeaders(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want bool
+	}{
+		{Config{Type: TypeNone}, true},
+		{Config{Type: TypeSharedSecret, Secret: "s"}, true},
+		{Config{Type: TypeBearer, Secret: "s"}, true},
+		{Config{Type: TypeBasic, Username: "u", Secret: "s"}, true},
+		{Config{Type: TypeHMACSHA256, Secret: "s"}, false},
+	} {
+		v, err := New(c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := DecidedByHeaders(v); got != c.want {
+			t.Errorf("%s: DecidedByHeaders %v, want %v", c.cfg.Type, got, c.want)
+		}
+	}
+}
