@@ -99,3 +99,42 @@ func TestUnauthenticatedRequestIsRefusedBeforeItsBody(t *testing.T) {
 		}
 	})
 }
+
+// An answer given before the body was read comes at once, not after the
+// server read (and discarded) a trickled body until the read timeout: a
+// sender over the in-flight bound gets its 429, and one announcing a body
+// over the limit its 413, within its own timeout.
+func TestRefusalsBeforeTheBodyDoNotWaitForIt(t *testing.T) {
+	body := extract.Samples()["user.end"]
+
+	t.Run("429 over the in-flight bound", func(t *testing.T) {
+		h := newHarness(t, func(c *Config) { c.MaxInFlight = 1; c.AckTimeout = 5 * time.Second })
+		release := holdProduces(h.cluster)
+		first := make(chan int, 1)
+		go func() {
+			resp, _ := h.post("genesys", body, testSecret)
+			first <- resp.StatusCode
+		}()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(h.rcv.sem) == 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		// One byte of a 100-byte body, then nothing.
+		got := sendHead(t, h, "POST /webhooks/genesys HTTP/1.1\r\nHost: x\r\nX-Hookline-Secret: "+testSecret+"\r\nContent-Length: 100\r\n", "{", 3*time.Second)
+		close(release)
+		if !strings.HasPrefix(got, "HTTP/1.1 429") {
+			t.Fatalf("trickled body over the in-flight bound: first answer within 3s %q, want 429", got)
+		}
+		if code := <-first; code != http.StatusOK {
+			t.Fatalf("webhook holding the slot: %d, want 200", code)
+		}
+	})
+
+	t.Run("413 for an announced body over the limit", func(t *testing.T) {
+		h := newHarness(t, func(c *Config) { c.MaxBodyBytes = 1000 })
+		got := sendHead(t, h, "POST /webhooks/genesys HTTP/1.1\r\nHost: x\r\nX-Hookline-Secret: "+testSecret+"\r\nContent-Length: 5000\r\n", "{", 3*time.Second)
+		if !strings.HasPrefix(got, "HTTP/1.1 413") {
+			t.Fatalf("trickled body announced over the limit: first answer within 3s %q, want 413", got)
+		}
+	})
+}

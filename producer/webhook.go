@@ -62,6 +62,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	select {
 	case r.sem <- struct{}{}:
 	default:
+		closeUnreadBody(w, req)
 		w.Header().Set("Retry-After", retryAfter(r.cfg.RetryAfter))
 		writeError(w, http.StatusTooManyRequests, "too many webhooks in flight; retry later")
 		return http.StatusTooManyRequests
@@ -73,6 +74,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	}()
 
 	if req.ContentLength > r.cfg.MaxBodyBytes {
+		closeUnreadBody(w, req)
 		return r.tooLarge(w)
 	}
 	// Body buffers are reused only after the broker acknowledged the record:
@@ -209,20 +211,26 @@ func writeReceipt(w http.ResponseWriter, status int, receipt, eventID, malformed
 // unauthorized answers 401 without saying which part was wrong; the log
 // (rate-limited) says, without secrets or request values.
 func (r *Receiver) unauthorized(w http.ResponseWriter, req *http.Request, src *Source, err error) int {
-	if req.ProtoMajor == 1 {
-		// Refused on its headers, the body stays unread and the
-		// connection cannot carry another request: without this the
-		// server would first read and discard up to 256 KiB of it, and a
-		// trickling sender would get its 401 only at the read timeout.
-		// Every 401 says it, so the answer does not tell which check
-		// failed. (On HTTP/2 it would end the whole connection, other
-		// senders' streams included; a stream's body is not in the way.)
-		w.Header().Set("Connection", "close")
-	}
+	// Every 401 closes, so the answer does not tell which check failed.
+	closeUnreadBody(w, req)
 	r.errs.Log(req.Context(), slog.LevelWarn, "unauthorized/"+src.Name, "webhook rejected: verification failed",
 		"source", src.Name, "remote", req.RemoteAddr, "reason", err.Error())
 	writeError(w, http.StatusUnauthorized, "verification failed")
 	return http.StatusUnauthorized
+}
+
+// closeUnreadBody makes an answer given without reading the request body
+// close its HTTP/1 connection, which cannot carry another request with the
+// body still on the wire. Without it the server would first read and
+// discard up to 256 KiB of the body before writing the answer, so a sender
+// trickling its body would get its 401, 413 or 429 only at the read
+// timeout: longer than EventBridge waits, and exactly when the receiver is
+// refusing work. (On HTTP/2 it would end the whole connection, other
+// senders' streams included; a stream's body is not in the way.)
+func closeUnreadBody(w http.ResponseWriter, req *http.Request) {
+	if req.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 func (r *Receiver) unavailable(w http.ResponseWriter, msg string) int {
