@@ -313,6 +313,53 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// TestMalformedBodyNamesItsDeclaredCharset: a body in another encoding than
+// UTF-8 is stored as sent, and its error names the charset the sender
+// declared, so the operator (and the sender, in the 202) sees the fix.
+func TestMalformedBodyNamesItsDeclaredCharset(t *testing.T) {
+	h := newHarness(t, nil)
+	latin1 := []byte("{\"conversationId\":\"caf\xe9\"}")
+	utf16 := []byte("{\x00}\x00")
+	for _, tc := range []struct {
+		ct   string
+		body []byte
+		hint string // "" when the error must name no charset
+	}{
+		{"application/json; charset=ISO-8859-1", latin1, "charset=ISO-8859-1"},
+		{`application/json; charset="utf-16le"`, utf16, "charset=utf-16le"},
+		{"application/json; charset=UTF-8", latin1, ""},
+		{"application/json", latin1, ""},
+		{"application/json; charset=", latin1, ""},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/genesys", bytes.NewReader(tc.body))
+		req.Header.Set("Content-Type", tc.ct)
+		req.Header.Set("X-Hookline-Secret", testSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var rcpt receiptBody
+		if resp.StatusCode != http.StatusAccepted || json.Unmarshal(rb, &rcpt) != nil || !rcpt.DeadLettered {
+			t.Fatalf("%s: %d %s, want 202 dead-lettered", tc.ct, resp.StatusCode, rb)
+		}
+		dlq := h.records(h.names.DLQ)
+		i := slices.IndexFunc(dlq, func(r *kgo.Record) bool { return headers.Value(r.Headers, headers.ReceiptID) == rcpt.Receipt })
+		if i < 0 {
+			t.Fatalf("%s: no DLQ record with receipt %s", tc.ct, rcpt.Receipt)
+		}
+		r := dlq[i]
+		stored := headers.Value(r.Headers, headers.Error)
+		if !bytes.Equal(r.Value, tc.body) || stored != rcpt.Error {
+			t.Fatalf("%s: DLQ record must keep the body and the answer's error: %q vs %q", tc.ct, stored, rcpt.Error)
+		}
+		if tc.hint == "" && strings.Contains(stored, "charset") || tc.hint != "" && !strings.Contains(stored, tc.hint+"; hookline reads bodies as UTF-8") {
+			t.Errorf("%s: error %q, want hint %q", tc.ct, stored, tc.hint)
+		}
+	}
+}
+
 // brokerDown makes the fake broker drop every produce request while down is
 // set, like an unreachable broker.
 func brokerDown(c *kfake.Cluster, down *atomic.Bool) {

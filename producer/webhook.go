@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
@@ -120,10 +121,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
 	malformed := xerr != nil
 	if malformed {
-		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-			// The likely cause, said where the operator looks (dlq show).
-			xerr = fmt.Errorf("%w (the request had Content-Encoding: %s; hookline stores bodies as sent and does not decode them: have the sender send it uncompressed)", xerr, headers.Printable(headers.Cut(ce, maxContentTypeLen)))
-		}
+		xerr = explainMalformed(xerr, req.Header)
 		ids = extract.IDs{EventID: contentHash(body)}
 		rec.Topic = src.Topics.DLQ
 	} else {
@@ -173,6 +171,37 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	}
 	writeReceipt(w, status, receipt, ids.EventID, why)
 	return status
+}
+
+// explainMalformed adds to the error of a malformed body what in the
+// request's headers likely caused it, said where the operator looks (the
+// 202 answer, dlq show): a Content-Encoding, or a charset other than UTF-8.
+func explainMalformed(xerr error, h http.Header) error {
+	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		xerr = fmt.Errorf("%w (the request had Content-Encoding: %s; hookline stores bodies as sent and does not decode them: have the sender send it uncompressed)", xerr, headers.Printable(headers.Cut(ce, maxContentTypeLen)))
+	}
+	if cs := declaredCharset(h.Get("Content-Type")); cs != "" {
+		xerr = fmt.Errorf("%w (the request declared charset=%s; hookline reads bodies as UTF-8, the only encoding JSON allows: have the sender send UTF-8)", xerr, headers.Printable(headers.Cut(cs, maxCharsetLen)))
+	}
+	return xerr
+}
+
+// maxCharsetLen bounds the charset named in an error; real ones are short.
+const maxCharsetLen = 40
+
+// declaredCharset returns the charset parameter of Content-Type ct when it
+// names an encoding other than UTF-8 (or its subset US-ASCII), else "".
+func declaredCharset(ct string) string {
+	_, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ""
+	}
+	cs := strings.TrimSpace(params["charset"])
+	switch strings.ToLower(cs) {
+	case "", "utf-8", "utf8", "us-ascii", "ascii":
+		return ""
+	}
+	return cs
 }
 
 // maxContentTypeLen bounds the stored Content-Type. Real ones are a few
