@@ -313,23 +313,29 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestMalformedBodyNamesItsDeclaredCharset: a body in another encoding than
-// UTF-8 is stored as sent, and its error names the charset the sender
-// declared, so the operator (and the sender, in the 202) sees the fix.
-func TestMalformedBodyNamesItsDeclaredCharset(t *testing.T) {
+// TestMalformedBodyNamesItsContentType: a body in another encoding than
+// UTF-8, or a form instead of JSON, is stored as sent, and its error names
+// what the sender declared, so the operator (and the sender, in the 202)
+// sees the fix.
+func TestMalformedBodyNamesItsContentType(t *testing.T) {
 	h := newHarness(t, nil)
 	latin1 := []byte("{\"conversationId\":\"caf\xe9\"}")
 	utf16 := []byte("{\x00}\x00")
+	form := []byte("payload=%7B%22conversationId%22%3A%22c-1%22%7D")
+	const utf8Hint, formHint = "; hookline reads bodies as UTF-8", "; hookline reads JSON bodies"
 	for _, tc := range []struct {
 		ct   string
 		body []byte
-		hint string // "" when the error must name no charset
+		hint string // "" when the error must name neither charset nor Content-Type
 	}{
-		{"application/json; charset=ISO-8859-1", latin1, "charset=ISO-8859-1"},
-		{`application/json; charset="utf-16le"`, utf16, "charset=utf-16le"},
+		{"application/json; charset=ISO-8859-1", latin1, "charset=ISO-8859-1" + utf8Hint},
+		{`application/json; charset="utf-16le"`, utf16, "charset=utf-16le" + utf8Hint},
 		{"application/json; charset=UTF-8", latin1, ""},
 		{"application/json", latin1, ""},
 		{"application/json; charset=", latin1, ""},
+		{"application/x-www-form-urlencoded", form, "Content-Type is application/x-www-form-urlencoded" + formHint},
+		{"multipart/form-data; boundary=x", form, "Content-Type is multipart/form-data" + formHint},
+		{"text/plain", form, ""},
 	} {
 		req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/genesys", bytes.NewReader(tc.body))
 		req.Header.Set("Content-Type", tc.ct)
@@ -354,7 +360,7 @@ func TestMalformedBodyNamesItsDeclaredCharset(t *testing.T) {
 		if !bytes.Equal(r.Value, tc.body) || stored != rcpt.Error {
 			t.Fatalf("%s: DLQ record must keep the body and the answer's error: %q vs %q", tc.ct, stored, rcpt.Error)
 		}
-		if tc.hint == "" && strings.Contains(stored, "charset") || tc.hint != "" && !strings.Contains(stored, tc.hint+"; hookline reads bodies as UTF-8") {
+		if tc.hint == "" && strings.Contains(stored, " (the request") || tc.hint != "" && !strings.Contains(stored, tc.hint) {
 			t.Errorf("%s: error %q, want hint %q", tc.ct, stored, tc.hint)
 		}
 	}

@@ -175,12 +175,25 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 
 // explainMalformed adds to the error of a malformed body what in the
 // request's headers likely caused it, said where the operator looks (the
-// 202 answer, dlq show): a Content-Encoding, or a charset other than UTF-8.
+// 202 answer, dlq show): a Content-Encoding, a form instead of JSON, or a
+// charset other than UTF-8.
 func explainMalformed(xerr error, h http.Header) error {
 	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		xerr = fmt.Errorf("%w (the request had Content-Encoding: %s; hookline stores bodies as sent and does not decode them: have the sender send it uncompressed)", xerr, headers.Printable(headers.Cut(ce, maxContentTypeLen)))
 	}
-	if cs := declaredCharset(h.Get("Content-Type")); cs != "" {
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		return xerr
+	}
+	if mt == "application/x-www-form-urlencoded" || strings.HasPrefix(mt, "multipart/") {
+		// GitHub, for one, posts payload=<JSON> when its webhook's
+		// content type is set to a form.
+		xerr = fmt.Errorf("%w (the request's Content-Type is %s; hookline reads JSON bodies: have the sender post application/json)", xerr, headers.Cut(mt, maxContentTypeLen))
+	}
+	cs := strings.TrimSpace(params["charset"])
+	switch strings.ToLower(cs) {
+	case "", "utf-8", "utf8", "us-ascii", "ascii":
+	default:
 		xerr = fmt.Errorf("%w (the request declared charset=%s; hookline reads bodies as UTF-8, the only encoding JSON allows: have the sender send UTF-8)", xerr, headers.Printable(headers.Cut(cs, maxCharsetLen)))
 	}
 	return xerr
@@ -188,21 +201,6 @@ func explainMalformed(xerr error, h http.Header) error {
 
 // maxCharsetLen bounds the charset named in an error; real ones are short.
 const maxCharsetLen = 40
-
-// declaredCharset returns the charset parameter of Content-Type ct when it
-// names an encoding other than UTF-8 (or its subset US-ASCII), else "".
-func declaredCharset(ct string) string {
-	_, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return ""
-	}
-	cs := strings.TrimSpace(params["charset"])
-	switch strings.ToLower(cs) {
-	case "", "utf-8", "utf8", "us-ascii", "ascii":
-		return ""
-	}
-	return cs
-}
 
 // maxContentTypeLen bounds the stored Content-Type. Real ones are a few
 // dozen bytes; an unbounded one (Go accepts ~1 MiB of headers) could fill
