@@ -2,6 +2,10 @@ package producer
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -9,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -137,4 +142,44 @@ func TestRefusalsBeforeTheBodyDoNotWaitForIt(t *testing.T) {
 			t.Fatalf("trickled body announced over the limit: first answer within 3s %q, want 413", got)
 		}
 	})
+}
+
+// A compressed body signed before compression fails verification on every
+// request; the 401 stays plain, and the log names the Content-Encoding, the
+// likelier cause than a wrong secret.
+func TestSignatureOverACompressedBodyNamesTheEncoding(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	cfg := verify.Config{Type: verify.TypeHMACSHA256, Prefix: "sha256=", Encoding: verify.EncodingBase64, Secret: testSecret}
+	h := newHarness(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		v, err := verify.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Sources[0].Verifier = v
+	})
+	body := extract.Samples()["user.end"]
+	name, sig, err := verify.SignHMAC(cfg, body) // over the uncompressed body
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(body)
+	zw.Close()
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/genesys", &gz)
+	req.Header.Set(name, sig)
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(rb), "gzip") {
+		t.Fatalf("gzip body signed uncompressed: %d %s, want a plain 401", resp.StatusCode, rb)
+	}
+	if !strings.Contains(logs.String(), "Content-Encoding: gzip") {
+		t.Fatalf("the 401's log does not name the Content-Encoding:\n%s", logs)
+	}
 }

@@ -108,6 +108,12 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 
 	if !headerChecked || !verify.DecidedByHeaders(src.Verifier) {
 		if err := src.Verifier.Verify(req.Header, body); err != nil {
+			if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+				// A sender that signs the body before compressing it
+				// fails here on every request, and the log would only
+				// say "wrong signature": name the likelier cause.
+				err = fmt.Errorf("%w (the request had Content-Encoding: %s; the signature is checked over the body as received, which hookline does not decode)", err, headers.Printable(headers.Cut(ce, maxContentTypeLen)))
+			}
 			return r.unauthorized(w, req, src, err)
 		}
 	}
