@@ -238,10 +238,16 @@ func validateFilePipeline(path string, i int, fp config.Pipeline) error {
 	case fp.Handler.Timeout < 0:
 		return fmt.Errorf("%s: handler.timeout %s: must be positive, e.g. 30s (or leave it out for --handler-timeout)", where, time.Duration(fp.Handler.Timeout))
 	}
-	for _, d := range fp.RetryDelays {
+	delays := make([]time.Duration, len(fp.RetryDelays))
+	for i, d := range fp.RetryDelays {
 		if d <= 0 {
 			return fmt.Errorf("%s: retry_delays: %s: every delay must be positive, e.g. [10s, 1m, 10m]", where, time.Duration(d))
 		}
+		delays[i] = time.Duration(d)
+	}
+	if i := decreasingDelay(delays); i > 0 {
+		return fmt.Errorf("%s: retry_delays: delay %d (%s) is shorter than delay %d (%s): %s, e.g. [10s, 1m, 10m]",
+			where, i+1, topics.ShortDuration(delays[i]), i, topics.ShortDuration(delays[i-1]), delaysOrderAdvice)
 	}
 	return nil
 }

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// Retry delays that decrease are refused, from a flag, its variable or the
+// file: a Retry-After that a tier does not cover moves the event on to a
+// later tier, which must not wait less.
+func TestRetryDelaysMustNotDecrease(t *testing.T) {
+	serve := []string{"serve", "--brokers", "127.0.0.1:1", "--insecure-no-auth"}
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, append(serve, "--retry-delays", "10m,1m,10s"), "--retry-delays 10m,1m,10s: delay 2 (1m) is shorter than delay 1 (10m)"},
+		{map[string]string{"HOOKLINE_RETRY_DELAYS": "1s,5s,2s"}, serve, "--retry-delays 1s,5s,2s (from HOOKLINE_RETRY_DELAYS): delay 3 (2s) is shorter than delay 2 (5s)"},
+		{nil, []string{"topics", "check", "--brokers", "127.0.0.1:1", "--retry-delays", "1m,10s"}, "delay 2 (10s) is shorter than delay 1 (1m)"},
+	} {
+		if code, _, errOut := call(t, c.env, c.args...); code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v %v: exit %d %q; want 2 and %q", c.env, c.args, code, errOut, c.want)
+		}
+	}
+	// Equal delays are fine.
+	if code, _, errOut := call(t, nil, append(serve, "--retry-delays", "1s,1s,1s", "--create-topics=false")...); code == 2 {
+		t.Errorf("1s,1s,1s refused: %s", errOut)
+	}
+
+	dir := t.TempDir()
+	path := writeFile(t, dir, "order.yaml", "pipelines:\n  - base: o.events\n    retry_delays: [10m, 1m, 10s]\n")
+	_, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "abc"}, "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "order.yaml") || !strings.Contains(err.Error(), "retry_delays: delay 2 (1m) is shorter than delay 1 (10m)") {
+		t.Fatalf("decreasing retry_delays in the file: %v; want an error naming the file, the key and the delays", err)
+	}
+}
