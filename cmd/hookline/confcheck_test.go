@@ -35,3 +35,45 @@ func TestRetryDelaysMustNotDecrease(t *testing.T) {
 		t.Fatalf("decreasing retry_delays in the file: %v; want an error naming the file, the key and the delays", err)
 	}
 }
+
+// A dedup window shorter than the longest retry delay is refused wherever
+// the two values come from, naming both origins: a copy of an event that
+// waits in that tier while another copy is processed would otherwise reach
+// the handler again.
+func TestDedupWindowCoversTheLongestRetryDelay(t *testing.T) {
+	serve := []string{"serve", "--brokers", "127.0.0.1:1", "--insecure-no-auth"}
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want []string
+	}{
+		{nil, append(serve, "--dedup-window", "5m"), []string{"dedup window 5m (--dedup-window)", "longest retry delay 10m (the default of --retry-delays)", "at least 10m"}},
+		{map[string]string{"HOOKLINE_DEDUP_WINDOW": "1h"}, append(serve, "--retry-delays", "10s,2h"), []string{"dedup window 1h (HOOKLINE_DEDUP_WINDOW)", "retry delay 2h (--retry-delays)"}},
+		{nil, []string{"topics", "create", "--brokers", "127.0.0.1:1", "--retry-delays", "1m,200h"}, []string{"dedup window 96h (the default of --dedup-window)", "retry delay 200h (--retry-delays)"}},
+	} {
+		code, _, errOut := call(t, c.env, c.args...)
+		if code != 2 {
+			t.Errorf("%v %v: exit %d %q; want 2", c.env, c.args, code, errOut)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v %v: %q; want %q", c.env, c.args, errOut, w)
+			}
+		}
+	}
+
+	dir := t.TempDir()
+	path := writeFile(t, dir, "window.yaml", "pipelines:\n  - base: w.events\n    retry_delays: [10s, 1h]\n    dedup_window: 10m\n")
+	_, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "abc"}, "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "dedup_window of pipelines[0] in "+path) || !strings.Contains(err.Error(), "retry_delays of pipelines[0] in "+path) {
+		t.Fatalf("dedup_window 10m with a 1h delay in the file: %v; want an error naming both keys and the file", err)
+	}
+	// The flag wins over the file, and its value is what is checked.
+	if _, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "abc"}, "--config", path, "--dedup-window", "1h"); err != nil {
+		t.Fatalf("--dedup-window 1h over the file's 10m: %v", err)
+	}
+	// Equal is enough.
+	if code, _, errOut := call(t, nil, append(serve, "--dedup-window", "10m", "--create-topics=false")...); code == 2 {
+		t.Errorf("--dedup-window equal to the longest delay refused: %s", errOut)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	stdlog "log"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -387,6 +388,17 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		if a.fs.set("dedup-window") || tc.DedupWindow == 0 {
 			tc.DedupWindow = flagTC.DedupWindow
 		}
+		inFile := func(key string, given bool) string {
+			if given {
+				return fmt.Sprintf("%s of pipelines[%d] in %s", key, i, a.configPath)
+			}
+			return ""
+		}
+		if err := dedupCoversRetries(tc,
+			cmp.Or(inFile("dedup_window", !a.fs.set("dedup-window") && fp.DedupWindow != 0), flagOrigin(a.fs, "dedup-window")),
+			cmp.Or(inFile("retry_delays", !a.fs.set("retry-delays") && fp.RetryDelays != nil), flagOrigin(a.fs, "retry-delays"))); err != nil {
+			return settings{}, err
+		}
 		plan, err := topics.NewPlan(tc)
 		if err != nil {
 			return settings{}, fmt.Errorf("pipeline %s: %w", tc.Base, err)
@@ -438,6 +450,32 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		return s, nil
 	}
 	return s, a.resolveSources(&s, file)
+}
+
+// flagOrigin names where flag name's value came from: the flag, its
+// variable, or its default.
+func flagOrigin(fs *flagSet, name string) string {
+	if !fs.set(name) {
+		return "the default of --" + name
+	}
+	return fs.origin(name)
+}
+
+// dedupCoversRetries refuses a dedup window shorter than the longest retry
+// delay of the pipeline: a copy of an event that waits in a retry tier while
+// another copy is processed is skipped when its turn comes only if the
+// processed entry is still remembered then. windowFrom and delaysFrom say
+// where the two values came from.
+func dedupCoversRetries(tc topics.Config, windowFrom, delaysFrom string) error {
+	if len(tc.RetryDelays) == 0 {
+		return nil
+	}
+	longest := slices.Max(tc.RetryDelays)
+	if tc.DedupWindow >= longest {
+		return nil
+	}
+	return usagef("pipeline %s: the dedup window %s (%s) is shorter than the longest retry delay %s (%s): a copy of an event that waits in that tier while another copy is processed would reach the handler again once the window has passed; make the dedup window at least %s, or shorten the delays",
+		tc.Base, topics.ShortDuration(tc.DedupWindow), windowFrom, topics.ShortDuration(longest), delaysFrom, topics.ShortDuration(longest))
 }
 
 // distinctTopics refuses pipelines that share a topic: a base that is
