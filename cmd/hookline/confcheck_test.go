@@ -77,3 +77,43 @@ func TestDedupWindowCoversTheLongestRetryDelay(t *testing.T) {
 		t.Errorf("--dedup-window equal to the longest delay refused: %s", errOut)
 	}
 }
+
+// A mistake in a source or pipeline of the file names the file, the entry
+// and the key, and says what would work; one in a value a flag put there
+// says so.
+func TestFileMistakesNameFileEntryAndKey(t *testing.T) {
+	dir := t.TempDir()
+	vars := map[string]string{"HOOKLINE_SECRET": "abc"}
+	for _, c := range []struct {
+		yaml string
+		args []string
+		want []string
+	}{
+		{"sources:\n  - name: s\n    kind: genesis\n    verify: {type: none}\n", nil,
+			[]string{`: source "s" (sources[0]): kind "genesis": use "genesys"`}},
+		{"sources:\n  - name: s\n    kind: generic\n    key: [/a, b]\n    verify: {type: none}\n", nil,
+			[]string{`: source "s" (sources[0]): key[1] "b": JSON pointer must start with "/"`}},
+		{"sources:\n  - name: a\n    verify: {type: none}\n  - name: w\n    verify: {type: basic, secret: pw}\n", nil,
+			[]string{`: source "w" (sources[1]): verify: basic: username is empty`}},
+		{"sources:\n  - name: s\n    verify: {type: bearer, secret_file: no/such/file}\n", nil,
+			[]string{`: source "s" (sources[0]): verify: secret_file: open no/such/file`, "working directory"}},
+		{"sources:\n  - name: s\n    pipeline: other.events\n    verify: {type: none}\n", nil,
+			[]string{`: source "s" (sources[0]): pipeline "other.events" is not configured: name one of hookline.events`}},
+		{"pipelines:\n  - base: \"crm events/v1\"\n", nil,
+			[]string{`: pipelines[0] (crm events/v1): topic base name`}},
+		{"sources:\n  - name: genesys\n    verify: {type: shared-secret, secret: file-secret}\n", []string{"--secret", " padded "},
+			[]string{`: source "genesys" (sources[0]) with the secret of --secret: verify: shared-secret`}},
+	} {
+		path := writeFile(t, dir, "c.yaml", c.yaml)
+		_, err := resolveFor(t, vars, append([]string{"--config", path}, c.args...)...)
+		if err == nil {
+			t.Errorf("%q: no error", c.yaml)
+			continue
+		}
+		for _, w := range append(c.want, "config "+path) {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: %v; want %q", c.yaml, err, w)
+			}
+		}
+	}
+}

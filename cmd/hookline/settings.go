@@ -345,6 +345,7 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 
 	// Pipelines: from the file, or one from the flags.
 	pipelineFlagNames := []string{"partitions", "replication-factor", "retry-delays", "dedup-window", "handler-url", "handler-timeout", "handler-ca", "handler-header"}
+	pipelinesInFile := len(file.Pipelines) > 0
 	if len(file.Pipelines) == 0 {
 		file.Pipelines = []config.Pipeline{{Base: a.pipeline.base}}
 	} else if len(file.Pipelines) > 1 {
@@ -388,6 +389,13 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		if a.fs.set("dedup-window") || tc.DedupWindow == 0 {
 			tc.DedupWindow = flagTC.DedupWindow
 		}
+		plan, err := topics.NewPlan(tc)
+		if err != nil {
+			if pipelinesInFile {
+				return settings{}, fmt.Errorf("config %s: pipelines[%d] (%s): %w", a.configPath, i, fp.Base, err)
+			}
+			return settings{}, fmt.Errorf("pipeline %s: %w", tc.Base, err)
+		}
 		inFile := func(key string, given bool) string {
 			if given {
 				return fmt.Sprintf("%s of pipelines[%d] in %s", key, i, a.configPath)
@@ -398,10 +406,6 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 			cmp.Or(inFile("dedup_window", !a.fs.set("dedup-window") && fp.DedupWindow != 0), flagOrigin(a.fs, "dedup-window")),
 			cmp.Or(inFile("retry_delays", !a.fs.set("retry-delays") && fp.RetryDelays != nil), flagOrigin(a.fs, "retry-delays"))); err != nil {
 			return settings{}, err
-		}
-		plan, err := topics.NewPlan(tc)
-		if err != nil {
-			return settings{}, fmt.Errorf("pipeline %s: %w", tc.Base, err)
 		}
 		ps := pipelineSettings{plan: plan, fileBase: fp.Base, handlerURL: fp.Handler.URL, handlerTimeout: time.Duration(fp.Handler.Timeout),
 			partitionsAsked: a.fs.set("partitions") || fp.Partitions != 0}
@@ -555,18 +559,43 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 			s.warnings = append(s.warnings, a.fs.origin("secret-header")+" is ignored: the file defines the sources; set verify.header of a source in the file")
 		}
 	}
-	for _, fs := range srcs {
+	for i, fs := range srcs {
+		// Where a mistake is: the file's entry, or the quick path's flags.
+		where := fmt.Sprintf("source %q", fs.Name)
+		if len(file.Sources) > 0 {
+			where = fmt.Sprintf("config %s: source %q (sources[%d])", a.configPath, fs.Name, i)
+			if fs.Name == "genesys" && a.fs.set("secret") && fs.Verify.Type == "shared-secret" {
+				where += " with the secret of " + a.fs.origin("secret")
+			}
+		}
 		names, ok := s.pipeline(fs.Pipeline)
 		if !ok {
-			return fmt.Errorf("source %q: pipeline %q is not configured", fs.Name, fs.Pipeline)
+			var bases []string
+			for _, p := range s.pipelines {
+				bases = append(bases, p.plan.Names.Base)
+			}
+			return fmt.Errorf("%s: pipeline %q is not configured: name one of %s, or leave pipeline out for the first", where, fs.Pipeline, strings.Join(bases, ", "))
 		}
 		kind := extract.Kind(fs.Kind)
 		if kind == "" {
 			kind = extract.KindGenesys
 		}
+		if kind != extract.KindGenesys && kind != extract.KindGeneric {
+			return fmt.Errorf("%s: kind %q: use %q (EventBridge, notification or data-action bodies) or %q (JSON pointers in event_id and key)", where, fs.Kind, extract.KindGenesys, extract.KindGeneric)
+		}
+		for _, l := range []struct {
+			key  string
+			ptrs []string
+		}{{"event_id", fs.EventID}, {"key", fs.Key}} {
+			for j, p := range l.ptrs {
+				if err := extract.CheckPointer(p); err != nil {
+					return fmt.Errorf("%s: %s[%d] %q: %w (a JSON pointer such as /id or /channel/to/id)", where, l.key, j, p, err)
+				}
+			}
+		}
 		vc, err := fs.Verify.ReadSecrets()
 		if err != nil {
-			return fmt.Errorf("source %q: %w", fs.Name, err)
+			return fmt.Errorf("%s: verify: %w", where, err)
 		}
 		cfg := verify.Config{
 			Type: vc.Type, Header: vc.Header, Secret: vc.Secret, PreviousSecret: vc.PreviousSecret,
@@ -574,14 +603,14 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 		}
 		ver, err := verify.New(cfg)
 		if err != nil {
-			return fmt.Errorf("source %q: verifier: %w", fs.Name, err)
+			return fmt.Errorf("%s: %w", where, err)
 		}
 		if cfg.Type == "none" {
 			s.insecure = true
 		}
 		rules := extract.Rules{Kind: kind, EventID: fs.EventID, Key: fs.Key}
 		if err := rules.Validate(); err != nil {
-			return fmt.Errorf("source %q: %w", fs.Name, err)
+			return fmt.Errorf("%s: %w", where, err)
 		}
 		s.sources = append(s.sources, producer.Source{Name: fs.Name, Topics: names, Rules: rules, Verifier: ver})
 		s.sourceNotes = append(s.sourceNotes, fmt.Sprintf("POST /webhooks/%s → %s (%s, verify %s)", fs.Name, names.Base, kind, cfg))

@@ -66,12 +66,12 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 		plans []topics.Plan
 	)
 	if *configPath == "" {
-		if err := dedupCoversRetries(pf.topicsConfig(), flagOrigin(fs, "dedup-window"), flagOrigin(fs, "retry-delays")); err != nil {
-			return err
-		}
 		plan, err := topics.NewPlan(pf.topicsConfig())
 		if err != nil {
 			return usageError{err.Error()}
+		}
+		if err := dedupCoversRetries(pf.topicsConfig(), flagOrigin(fs, "dedup-window"), flagOrigin(fs, "retry-delays")); err != nil {
+			return err
 		}
 		kc, plans = kf.config(env, nil), []topics.Plan{plan}
 	} else {

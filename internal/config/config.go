@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -506,10 +507,13 @@ func (f File) validate() error {
 // ReadSecrets returns v with SecretFile and PreviousSecretFile read into
 // Secret and PreviousSecret (trailing newlines trimmed).
 func (v Verify) ReadSecrets() (Verify, error) {
-	read := func(path string) (string, error) {
+	read := func(key, path string) (string, error) {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", fmt.Errorf("read secret file: %w", err)
+			if !filepath.IsAbs(path) {
+				err = fmt.Errorf("%w (a relative path is read from the working directory, not the config file's)", err)
+			}
+			return "", fmt.Errorf("%s: %w", key, err)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
@@ -518,12 +522,12 @@ func (v Verify) ReadSecrets() (Verify, error) {
 		if v.Secret != "" {
 			return v, errors.New("set secret or secret_file, not both")
 		}
-		if v.Secret, err = read(v.SecretFile); err != nil {
+		if v.Secret, err = read("secret_file", v.SecretFile); err != nil {
 			return v, err
 		}
 	}
 	if v.PreviousSecretFile != "" {
-		if v.PreviousSecret, err = read(v.PreviousSecretFile); err != nil {
+		if v.PreviousSecret, err = read("previous_secret_file", v.PreviousSecretFile); err != nil {
 			return v, err
 		}
 	}
