@@ -150,6 +150,11 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 		if errors.Is(err, io.EOF) {
 			return f, nil // empty file: empty config
 		}
+		if n := tabIndented(raw); n > 0 {
+			// yaml's own message ("found character that cannot start any
+			// token") does not say it, and may name the line before.
+			return File{}, fmt.Errorf("parse YAML: %w (line %d is indented with a tab: YAML indents with spaces only; replace the tab with spaces)", err, n)
+		}
 		if bytes.Contains(raw, []byte("${")) {
 			// YAML's rule, easy to trip over: a plain value in { } or [ ]
 			// may not contain braces.
@@ -193,6 +198,18 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 	f.Defaulted = x.defaulted
 	f.Unset = x.unset
 	return f, nil
+}
+
+// tabIndented returns the number of the first line whose indentation holds
+// a tab, or 0.
+func tabIndented(raw []byte) int {
+	for i, line := range bytes.Split(raw, []byte("\n")) {
+		indent := line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // brokersAsList turns a top-level brokers: value written as one string
