@@ -184,7 +184,7 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 	}
 	brokersAsList(&doc)
 	if err := doc.Decode(&f); err != nil {
-		if hint := x.typeHint(err); hint != "" {
+		if hint := x.typeHint(err, &doc); hint != "" {
 			return File{}, fmt.Errorf("parse YAML: %w: %s", x.scrub(err), hint)
 		}
 		return File{}, fmt.Errorf("parse YAML: %w", x.scrub(err))
@@ -356,30 +356,143 @@ type quotedRef struct {
 // yaml.TypeError entry.
 var typeLine = regexp.MustCompile("^line (\\d+): cannot unmarshal !!str `([^`]*)`")
 
-// typeHint explains a decode error caused by a quoted reference in a
-// number field: YAML reads a quoted value as a string whatever the
-// variable holds. It returns "" when err is not such an error.
-func (x *expander) typeHint(err error) string {
+// typeEntry finds the line, the YAML tag and the Go type in a
+// yaml.TypeError entry ("line 3: cannot unmarshal !!str `x` into int32").
+var typeEntry = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+)(?: `.*`)? into (\\S+)$")
+
+// typeHint explains the entries of a decode error: the key the value is
+// at and what it wants there (yaml names only the line and a Go type), and
+// for a quoted reference in a number field, that YAML reads it as a
+// string whatever the variable holds. It returns "" when err is not a
+// yaml.TypeError.
+func (x *expander) typeHint(err error, doc *yaml.Node) string {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return ""
 	}
+	var vals []typedValue
+	typedValues(doc, reflect.TypeFor[File](), "", &vals)
 	var hints []string
 	for _, e := range te.Errors {
-		m := typeLine.FindStringSubmatch(e)
+		if m := typeLine.FindStringSubmatch(e); m != nil && isNumber(e) {
+			quoted := false
+			for _, q := range x.quoted {
+				if fmt.Sprint(q.line) != m[1] || !strings.HasPrefix(q.value, strings.TrimSuffix(m[2], "...")) {
+					continue
+				}
+				key := q.path[strings.LastIndex(q.path, ".")+1:]
+				hints = append(hints, fmt.Sprintf("%s (line %d) is a quoted reference, which YAML reads as a string: for a number write it unquoted on a line of its own, `%s: %s` (in { } or [ ] a reference must be quoted, so move the key out of the braces into block style)",
+					q.path, q.line, key, q.raw))
+				quoted = true
+			}
+			if quoted {
+				continue
+			}
+		}
+		m := typeEntry.FindStringSubmatch(e)
 		if m == nil {
 			continue
 		}
-		for _, q := range x.quoted {
-			if fmt.Sprint(q.line) != m[1] || !strings.HasPrefix(q.value, strings.TrimSuffix(m[2], "...")) {
-				continue
+		for _, v := range vals {
+			if fmt.Sprint(v.line) == m[1] && v.tag == m[2] && v.t.String() == m[3] {
+				hints = append(hints, fmt.Sprintf("%s (line %d) wants %s, not %s", v.path, v.line, wants(v.t), tagName(v.tag)))
+				break
 			}
-			key := q.path[strings.LastIndex(q.path, ".")+1:]
-			hints = append(hints, fmt.Sprintf("%s (line %d) is a quoted reference, which YAML reads as a string: for a number write it unquoted on a line of its own, `%s: %s` (in { } or [ ] a reference must be quoted, so move the key out of the braces into block style)",
-				q.path, q.line, key, q.raw))
 		}
 	}
 	return strings.Join(hints, "; ")
+}
+
+// isNumber reports whether a yaml.TypeError entry is about a number field.
+func isNumber(entry string) bool {
+	m := typeEntry.FindStringSubmatch(entry)
+	return m != nil && strings.HasPrefix(m[3], "int")
+}
+
+// typedValue is a value of the file with the Go type it decodes into.
+type typedValue struct {
+	line int
+	tag  string
+	path string
+	t    reflect.Type
+}
+
+// typedValues lists the values under n, which decodes into t, with their
+// paths and Go types (what a yaml.TypeError entry names).
+func typedValues(n *yaml.Node, t reflect.Type, path string, out *[]typedValue) {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			typedValues(c, t, path, out)
+		}
+		return
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if path != "" {
+		*out = append(*out, typedValue{line: n.Line, tag: n.ShortTag(), path: path, t: t})
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return
+	}
+	switch {
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if f, ok := fieldByTag(t, n.Content[i].Value); ok {
+				typedValues(n.Content[i+1], f.Type, keyPath(path, n.Content[i].Value), out)
+			}
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			typedValues(n.Content[i+1], t.Elem(), keyPath(path, n.Content[i].Value), out)
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for i, c := range n.Content {
+			typedValues(c, t.Elem(), indexPath(path, i), out)
+		}
+	}
+}
+
+// wants says what a value of Go type t is written as in the file.
+func wants(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number (e.g. 12)"
+	case reflect.String:
+		return "a single value (e.g. a name, or a quoted \"${VAR}\")"
+	case reflect.Struct:
+		return "a mapping of keys to values (key: value, indented below it, or in { })"
+	case reflect.Map:
+		return "a mapping of names to values (e.g. {Authorization: \"Bearer ${TOKEN}\"})"
+	case reflect.Slice:
+		switch t.Elem() {
+		case reflect.TypeFor[Duration]():
+			return "a list of durations (e.g. [10s, 1m, 10m])"
+		case reflect.TypeFor[string]():
+			return "a list (e.g. [/id], one item too)"
+		}
+		return "a list of entries, each starting with \"- \""
+	}
+	return "another kind of value"
+}
+
+// tagName says what a YAML tag is in words.
+func tagName(tag string) string {
+	switch tag {
+	case "!!str":
+		return "text"
+	case "!!int", "!!float":
+		return "a number"
+	case "!!bool":
+		return "true or false"
+	case "!!seq":
+		return "a list"
+	case "!!map":
+		return "a mapping"
+	case "!!null":
+		return "nothing"
+	}
+	return tag
 }
 
 // scrub returns err with every value that came from the environment, as an

@@ -25,3 +25,33 @@ func TestTabIndentationIsNamed(t *testing.T) {
 		t.Errorf("a tab after the key: %v", err)
 	}
 }
+
+// A value of the wrong kind is named by its key, with what the key wants:
+// yaml's message names only the line and a Go type (int32,
+// []config.Duration), and a quoted reference gets the unquote advice only
+// where a number is wanted.
+func TestTypeErrorsNameTheKeyAndWhatItWants(t *testing.T) {
+	vars := env(map[string]string{"S": "s3cret-value"})
+	for raw, want := range map[string]string{
+		"pipelines:\n  - base: a\n    partitions: three\n":                  "pipelines[0].partitions (line 3) wants a whole number",
+		"pipelines:\n  - base: a\n    retry_delays: 10s\n":                  "pipelines[0].retry_delays (line 3) wants a list of durations",
+		"sources:\n  - name: a\n    verify: \"${S}\"\n":                     "sources[0].verify (line 3) wants a mapping",
+		"sources:\n  - name: a\n    verify: {type: [bearer]}\n":             "sources[0].verify.type (line 3) wants a single value",
+		"sources:\n  - name: a\n    event_id: {a: b}\n":                     "sources[0].event_id (line 3) wants a list",
+		"pipelines:\n  - base: a\n    handler: {url: x, headers: [a]}\n":    "pipelines[0].handler.headers (line 3) wants a mapping of names to values",
+		"pipelines:\n  base: a\n":                                           "pipelines (line 2) wants a list of entries",
+		"pipelines:\n  - base: a\n  - base: b\n    replication_factor: x\n": "pipelines[1].replication_factor (line 4) wants a whole number",
+	} {
+		_, err := Parse([]byte(raw), vars)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v; want %q", raw, err, want)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: the error quotes the variable's value: %v", raw, err)
+		}
+		if strings.Contains(err.Error(), "quoted reference") {
+			t.Errorf("%q: advice for a number field on a value that is not one: %v", raw, err)
+		}
+	}
+}
