@@ -117,3 +117,22 @@ func TestFileMistakesNameFileEntryAndKey(t *testing.T) {
 		}
 	}
 }
+
+// A --timeout of 0 or less is a usage error naming the flag, not a "cannot
+// reach Kafka" after giving up before trying.
+func TestKafkaTimeoutMustBePositive(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"topics", "check", "--brokers", "127.0.0.1:1", "--timeout", "0s"}, "--timeout 0s: must be positive, e.g. 30s"},
+		{nil, []string{"topics", "describe", "--brokers", "127.0.0.1:1", "--timeout", "-1s"}, "--timeout -1s: must be positive"},
+		{nil, []string{"dlq", "ls", "--brokers", "127.0.0.1:1", "--timeout", "0s"}, "--timeout 0s: must be positive, e.g. 2m"},
+		{map[string]string{"HOOKLINE_TIMEOUT": "-5s"}, []string{"dlq", "show", "--brokers", "127.0.0.1:1", "3:1"}, "--timeout -5s (from HOOKLINE_TIMEOUT): must be positive"},
+	} {
+		if code, _, errOut := call(t, c.env, c.args...); code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "cannot reach Kafka") {
+			t.Errorf("%v %v: exit %d %q; want 2 and %q", c.env, c.args, code, errOut, c.want)
+		}
+	}
+}

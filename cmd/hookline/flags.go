@@ -138,6 +138,20 @@ func (fs *flagSet) parse(args []string) error {
 	return nil
 }
 
+// positiveDuration defines a duration flag that must be positive, e.g. a
+// --timeout: 0 or less would give up before trying, and the error would
+// then blame whatever it was talking to.
+func (fs *flagSet) positiveDuration(name string, def time.Duration, usage string) *time.Duration {
+	d := fs.Duration(name, def, usage)
+	fs.check(func() error {
+		if *d <= 0 {
+			return fs.badValue(name, fmt.Sprintf("must be positive, e.g. %s (the default)", topics.ShortDuration(def)))
+		}
+		return nil
+	})
+	return d
+}
+
 // check adds a validation parse runs after the command line and the
 // environment are applied, so both go through it.
 func (fs *flagSet) check(fn func() error) { fs.checks = append(fs.checks, fn) }

@@ -57,7 +57,7 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	kf := addKafkaFlags(fs)
 	pf := addPipelineFlags(fs)
 	configPath := fs.String("config", "", "YAML file of run/serve/consume: act on each of its pipelines, resolved as they resolve them (and use its brokers when --brokers is not set)")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up talking to Kafka after this long")
+	timeout := fs.positiveDuration("timeout", 30*time.Second, "give up talking to Kafka after this long")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
