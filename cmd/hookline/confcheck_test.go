@@ -136,3 +136,33 @@ func TestKafkaTimeoutMustBePositive(t *testing.T) {
 		}
 	}
 }
+
+// A config path that is missing or a directory says so and what to do,
+// and, when the path came from HOOKLINE_CONFIG, that it did.
+func TestUnreadableConfigSaysWhatAndWhere(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want []string
+		not  string
+	}{
+		{nil, []string{"serve", "--config", dir + "/nope.yaml"}, []string{"cannot read the config file", "nope.yaml", "check the path"}, "HOOKLINE_CONFIG"},
+		{nil, []string{"serve", "--config", dir}, []string{dir + " is a directory", "give the path of the YAML file"}, "HOOKLINE_CONFIG"},
+		{map[string]string{"HOOKLINE_CONFIG": dir + "/old.yaml"}, []string{"consume"}, []string{"old.yaml", "the path comes from HOOKLINE_CONFIG"}, ""},
+		{map[string]string{"HOOKLINE_CONFIG": dir}, []string{"topics", "check"}, []string{"is a directory", "the path comes from HOOKLINE_CONFIG"}, ""},
+	} {
+		code, _, errOut := call(t, c.env, c.args...)
+		if code == 0 {
+			t.Errorf("%v %v: exit 0", c.env, c.args)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v %v: %q; want %q", c.env, c.args, errOut, w)
+			}
+		}
+		if c.not != "" && strings.Contains(errOut, c.not) {
+			t.Errorf("%v %v: %q names %s, which was not used", c.env, c.args, errOut, c.not)
+		}
+	}
+}

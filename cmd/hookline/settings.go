@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	stdlog "log"
@@ -334,6 +335,11 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		}
 		f, err := config.LoadFor(a.configPath, env.getenv, unused)
 		if err != nil {
+			if errors.Is(err, config.ErrRead) && a.fs.origin("config") != "--config" {
+				// A variable left set in the shell or the unit file is
+				// easy to forget: say where the path came from.
+				return settings{}, fmt.Errorf("%w; the path comes from %s: correct it, or unset it to run without a file", err, a.fs.origin("config"))
+			}
 			return settings{}, err
 		}
 		file = f

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -120,10 +121,23 @@ func LoadFor(path string, getenv func(string) string, unused Unused) (File, erro
 	return load(path, getenv, unused)
 }
 
+// ErrRead is wrapped by the errors of Load and LoadFor that come from
+// reading the file (a wrong path, a directory, no permission) rather than
+// from what it says.
+var ErrRead = errors.New("cannot read the config file")
+
 func load(path string, getenv func(string) string, unused Unused) (File, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return File{}, fmt.Errorf("read config: %w", err)
+		switch info, serr := os.Stat(path); {
+		case serr == nil && info.IsDir():
+			return File{}, fmt.Errorf("%w: %s is a directory: give the path of the YAML file", ErrRead, path)
+		case errors.Is(err, fs.ErrNotExist):
+			return File{}, fmt.Errorf("%w: %w: check the path (a relative one is read from the working directory)", ErrRead, err)
+		case errors.Is(err, fs.ErrPermission):
+			return File{}, fmt.Errorf("%w: %w: let the user hookline runs as read it", ErrRead, err)
+		}
+		return File{}, fmt.Errorf("%w: %w", ErrRead, err)
 	}
 	f, err := parse(raw, getenv, unused)
 	if err != nil {
