@@ -166,3 +166,20 @@ func TestUnreadableConfigSaysWhatAndWhere(t *testing.T) {
 		}
 	}
 }
+
+// An address the receiver cannot listen on names where it came from (the
+// file's listen key is not --listen), and a bare port says how to write it.
+func TestListenErrorNamesItsOrigin(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "l.yaml", "listen: 8080\nsources:\n  - name: s\n    verify: {type: bearer, secret: t}\n")
+	code, _, errOut := call(t, nil, "serve", "--config", path, "--brokers", "127.0.0.1:1")
+	for _, w := range []string{"cannot listen on 8080 (from the listen key of " + path + ")", "write :8080"} {
+		if code == 0 || !strings.Contains(errOut, w) {
+			t.Errorf("listen: 8080 in the file: exit %d %q; want %q", code, errOut, w)
+		}
+	}
+	code, _, errOut = call(t, map[string]string{"HOOKLINE_LISTEN": "127.0.0.1:http-x"}, "serve", "--config", path, "--brokers", "127.0.0.1:1")
+	if code == 0 || !strings.Contains(errOut, "choose another with HOOKLINE_LISTEN") {
+		t.Errorf("HOOKLINE_LISTEN over the file: exit %d %q; want it named", code, errOut)
+	}
+}

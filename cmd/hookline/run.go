@@ -27,7 +27,7 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	startupWarnings(env, log, s)
-	if err := checkListen(s.listen, "receiver", "--listen"); err != nil {
+	if err := checkListen(s.listen, "receiver", s.listenFrom); err != nil {
 		return err
 	}
 	if len(s.kafka.Brokers) == 0 {
@@ -60,7 +60,7 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listen(s.listen, "receiver", "--listen")
+	ln, err := listen(s.listen, "receiver", s.listenFrom)
 	if err != nil {
 		rcv.Client().Close()
 		return err

@@ -114,10 +114,13 @@ type pipelineSettings struct {
 // settings is everything run/serve/consume need, resolved from flags,
 // environment and file.
 type settings struct {
-	kafka     kafkaconf.Config
-	listen    string
-	pipelines []pipelineSettings
-	sources   []producer.Source
+	kafka  kafkaconf.Config
+	listen string
+	// listenFrom names where listen came from: --listen, HOOKLINE_LISTEN
+	// or the file's listen key.
+	listenFrom string
+	pipelines  []pipelineSettings
+	sources    []producer.Source
 	// sourceNotes describe each source's verifier, without secrets.
 	sourceNotes []string
 	insecure    bool
@@ -345,8 +348,10 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		file = f
 	}
 	s := settings{kafka: a.kafka.config(env, file.Brokers), listen: a.listen, defaulted: file.Defaulted}
+	s.listenFrom = a.fs.origin("listen")
 	if !a.fs.set("listen") && file.Listen != "" {
 		s.listen = file.Listen
+		s.listenFrom = "the listen key of " + a.configPath
 	}
 
 	// Pipelines: from the file, or one from the flags.
