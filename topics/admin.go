@@ -485,8 +485,8 @@ func orBrokers(bootstrap string) string {
 }
 
 // partitionProblems reports partition counts that break co-partitioning,
-// and, when expect > 0 (--partitions was given), counts that differ from
-// it. A pipeline that is not co-partitioned gets the co-partitioning fix
+// and, when expect > 0 (--partitions or the config file gave a count),
+// counts that differ from it. A pipeline that is not co-partitioned gets the co-partitioning fix
 // (raise every topic to the largest count, or to expect if larger) and the
 // list of topics that need raising; one that is co-partitioned with another
 // count than expect is told that partitions cannot be removed.
@@ -535,7 +535,7 @@ func partitionProblems(states []State, expect int32, bootstrap string) []Problem
 	}
 	asked := ""
 	if expect > 0 {
-		asked = fmt.Sprintf(" (--partitions asks for %d)", expect)
+		asked = fmt.Sprintf(" (--partitions, or partitions in the config file, asks for %d)", expect)
 	}
 	for _, st := range states {
 		if st.Exists && st.Partitions != ref {
@@ -551,11 +551,11 @@ func partitionProblems(states []State, expect int32, bootstrap string) []Problem
 // partitions when --partitions asks for want; topics is how many topics of
 // the pipeline exist (all with have partitions).
 func expectFix(have, want int32, topics int, bootstrap string) string {
-	head := fmt.Sprintf("has %d partitions, expected %d (--partitions)", have, want)
+	head := fmt.Sprintf("has %d partitions, expected %d (--partitions, or partitions in the config file)", have, want)
 	if topics > 1 {
 		head += fmt.Sprintf(", as have all %d existing topics of the pipeline", topics)
 	}
-	keep := fmt.Sprintf("keep %d (an existing pipeline keeps its count: create and startup use it; drop --partitions or set it to %d)", have, have)
+	keep := fmt.Sprintf("keep %d (an existing pipeline keeps its count: create and startup use it; set --partitions or the file's partitions to %d, or leave them out)", have, have)
 	if have > want {
 		return fmt.Sprintf("%s: Kafka cannot remove partitions; %s, or create a %d-partition pipeline under a new --base and drain this one",
 			head, keep, want)

@@ -627,11 +627,11 @@ func TestPartitionMismatchWithExpectSaysWhatToDo(t *testing.T) {
 			}
 		}
 	}
-	wantAll(msg, "pm: has 4 partitions, expected 2 (--partitions), as have all 4 existing topics of the pipeline: Kafka cannot remove partitions; keep 4", "a new --base")
-	if strings.Count(msg, "expected 2 (--partitions)") != 1 {
+	wantAll(msg, "pm: has 4 partitions, expected 2 (--partitions, or partitions in the config file), as have all 4 existing topics of the pipeline: Kafka cannot remove partitions; keep 4", "a new --base")
+	if strings.Count(msg, "expected 2 (--partitions, or partitions in the config file)") != 1 {
 		t.Errorf("one problem for the pipeline, not one per topic:\n%s", msg)
 	}
-	wantAll(msgOf(8), "pm: has 4 partitions, expected 8 (--partitions), as have all 4 existing topics of the pipeline: keep 4",
+	wantAll(msgOf(8), "pm: has 4 partitions, expected 8 (--partitions, or partitions in the config file), as have all 4 existing topics of the pipeline: keep 4",
 		"give every topic of the pipeline 8 partitions (kafka-topics --bootstrap-server "+bootstrap+" --alter --topic <topic> --partitions 8")
 
 	// retry-1 raised to 6: not co-partitioned; the usual advice, whatever

@@ -183,3 +183,28 @@ func TestListenErrorNamesItsOrigin(t *testing.T) {
 		t.Errorf("HOOKLINE_LISTEN over the file: exit %d %q; want it named", code, errOut)
 	}
 }
+
+// topics check --config compares each pipeline's existing partition count
+// with the file's partitions, as it does with --partitions: a file raised
+// from 2 to 4 partitions is a problem to report (run keeps the existing 2
+// and warns), not "ok".
+func TestTopicsCheckConfigComparesTheFilePartitions(t *testing.T) {
+	brokers, _ := topicsCluster(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "p.yaml", "brokers: ["+brokers+"]\npipelines:\n  - base: a.events\n    partitions: 2\n    retry_delays: [5s]\n  - base: b.events\n    retry_delays: [5s]\n")
+	if code, out, errOut := call(t, nil, "topics", "create", "--config", cfg); code != 0 {
+		t.Fatalf("create: exit %d\n%s%s", code, out, errOut)
+	}
+	raised := writeFile(t, dir, "raised.yaml", "brokers: ["+brokers+"]\npipelines:\n  - base: a.events\n    partitions: 4\n    retry_delays: [5s]\n  - base: b.events\n    retry_delays: [5s]\n")
+	code, out, errOut := call(t, nil, "topics", "check", "--config", raised)
+	if code != 1 || !strings.Contains(errOut, "a.events: has 2 partitions, expected 4") || strings.Contains(out, "ok: pipeline a.events") {
+		t.Errorf("check with partitions 2 -> 4 in the file: exit %d\n%s%s; want 1 and the difference", code, out, errOut)
+	}
+	// b.events gives no count: the default 12 is not compared.
+	if !strings.Contains(out, "ok: pipeline b.events has 4 topics with 12 partitions each") {
+		t.Errorf("b.events: %s%s", out, errOut)
+	}
+	if code, out, errOut := call(t, nil, "topics", "check", "--config", cfg); code != 0 {
+		t.Errorf("check with the file's own count: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -64,6 +64,9 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	var (
 		kc    kafkaconf.Config
 		plans []topics.Plan
+		// asked[i]: plans[i]'s partition count was asked for, by
+		// --partitions or the file, and check compares it.
+		asked []bool
 	)
 	if *configPath == "" {
 		plan, err := topics.NewPlan(pf.topicsConfig())
@@ -73,10 +76,10 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 		if err := dedupCoversRetries(pf.topicsConfig(), flagOrigin(fs, "dedup-window"), flagOrigin(fs, "retry-delays")); err != nil {
 			return err
 		}
-		kc, plans = kf.config(env, nil), []topics.Plan{plan}
+		kc, plans, asked = kf.config(env, nil), []topics.Plan{plan}, []bool{fs.set("partitions")}
 	} else {
 		var err error
-		if kc, plans, err = filePlans(env, fs, kf, pf, *configPath); err != nil {
+		if kc, plans, asked, err = filePlans(env, fs, kf, pf, *configPath); err != nil {
 			return err
 		}
 	}
@@ -89,11 +92,9 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	opt := pipelineOutput{
-		explicitPartitions: fs.set("partitions"),
-		createCmd:          createCommand(fs, kc, pf, *configPath),
-	}
+	opt := pipelineOutput{createCmd: createCommand(fs, kc, pf, *configPath)}
 	if len(plans) == 1 {
+		opt.explicitPartitions = asked[0]
 		return topicsPipeline(ctx, env, adm, sub, plans[0], opt)
 	}
 	opt.header = true
@@ -104,6 +105,7 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 		if i > 0 && sub == "describe" {
 			fmt.Fprintln(env.stdout)
 		}
+		opt.explicitPartitions = asked[i]
 		if err := topicsPipeline(ctx, env, adm, sub, plan, opt); err != nil {
 			fmt.Fprintf(env.stderr, "hookline topics: %v\n", err)
 			failed = append(failed, plan.Names.Base)
@@ -117,8 +119,8 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 
 // pipelineOutput says how topicsPipeline reports on a pipeline.
 type pipelineOutput struct {
-	// explicitPartitions says --partitions (or HOOKLINE_PARTITIONS) was
-	// given: check then compares the counts with it.
+	// explicitPartitions says --partitions (or HOOKLINE_PARTITIONS) or the
+	// file's partitions gave the count: check then compares with it.
 	explicitPartitions bool
 	// header prints the pipeline's name before describe's table.
 	header bool
