@@ -208,3 +208,24 @@ func TestTopicsCheckConfigComparesTheFilePartitions(t *testing.T) {
 		t.Errorf("check with the file's own count: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// An error about a value the file took from the environment names the
+// reference, not the value: a misplaced "${SECRET}" (in a header, a kind,
+// a name) would otherwise print the secret.
+func TestErrorsDoNotQuoteValuesFromTheEnvironment(t *testing.T) {
+	const secret = "s3cr3t value!"
+	dir := t.TempDir()
+	for _, yaml := range []string{
+		"sources:\n  - name: s\n    verify: {type: shared-secret, header: \"${TOK}\", secret: x}\n",
+		"sources:\n  - name: s\n    kind: \"${TOK}\"\n    verify: {type: none}\n",
+		"sources:\n  - name: s\n    kind: generic\n    event_id: [\"${TOK}\"]\n    verify: {type: none}\n",
+		"sources:\n  - name: \"${TOK}\"\n    verify: {type: none}\n",
+		"pipelines:\n  - base: \"${TOK}\"\n",
+	} {
+		path := writeFile(t, dir, "c.yaml", yaml)
+		code, _, errOut := call(t, map[string]string{"TOK": secret}, "serve", "--config", path, "--brokers", "127.0.0.1:1")
+		if code == 0 || strings.Contains(errOut, "s3cr3t") || !strings.Contains(errOut, `"${TOK}"`) {
+			t.Errorf("%q: exit %d %q; want an error naming \"${TOK}\", not its value", yaml, code, errOut)
+		}
+	}
+}

@@ -347,6 +347,24 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		}
 		file = f
 	}
+	s, err := a.resolveWith(env, u, file)
+	if err != nil {
+		// A value the file took from the environment is not quoted in the
+		// error, which is printed and logged: a misplaced reference
+		// (header: "${SECRET}") would show the secret.
+		if msg := file.Scrub(err.Error()); msg != err.Error() {
+			if errors.As(err, new(usageError)) {
+				return settings{}, usageError{msg}
+			}
+			return settings{}, errors.New(msg)
+		}
+		return settings{}, err
+	}
+	return s, nil
+}
+
+// resolveWith is resolve once the file, if any, is loaded.
+func (a *appFlags) resolveWith(env *environment, u uses, file config.File) (settings, error) {
 	s := settings{kafka: a.kafka.config(env, file.Brokers), listen: a.listen, defaulted: file.Defaulted}
 	s.listenFrom = a.fs.origin("listen")
 	if !a.fs.set("listen") && file.Listen != "" {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,36 @@ type File struct {
 	// LoadFor expanded to "" in a part the command does not use (Load
 	// refuses them).
 	Unset []string `yaml:"-"`
+
+	// refs are the values that came from the environment, with the
+	// references they were written as (see Scrub).
+	refs []quotedRef
+}
+
+// Scrub returns msg with every value that the file took from the
+// environment replaced by the reference it was written as: an error about
+// a misplaced reference (header: "${SECRET}", name: "${TOKEN}") must not
+// print the variable's value, which may be a secret. Quoted values are
+// replaced whatever their length, bare ones from 4 bytes on (shorter ones
+// would match inside unrelated words).
+func (f File) Scrub(msg string) string {
+	return scrubQuoted(msg, f.refs)
+}
+
+func scrubQuoted(msg string, refs []quotedRef) string {
+	// Longest values first, so that a value inside another is not
+	// replaced within it.
+	refs = slices.SortedFunc(slices.Values(refs), func(a, b quotedRef) int { return len(b.value) - len(a.value) })
+	for _, r := range refs {
+		if r.value == r.raw || r.value == "" {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, strconv.Quote(r.value), strconv.Quote(r.raw))
+		if len(r.value) >= 4 {
+			msg = strings.ReplaceAll(msg, r.value, r.raw)
+		}
+	}
+	return msg
 }
 
 // Pipeline describes one pipeline: its topics and the consumer's handler.
@@ -207,10 +238,14 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 		return File{}, err
 	}
 	if err := f.validate(); err != nil {
+		if msg := scrubQuoted(err.Error(), x.expanded); msg != err.Error() {
+			return File{}, errors.New(msg) // not wrapped: the original text holds the value
+		}
 		return File{}, err
 	}
 	f.Defaulted = x.defaulted
 	f.Unset = x.unset
+	f.refs = x.expanded
 	return f, nil
 }
 
