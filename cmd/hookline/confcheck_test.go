@@ -229,3 +229,20 @@ func TestErrorsDoNotQuoteValuesFromTheEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// run with brokers configured starts no embedded broker: a --data-dir or
+// --embedded-addr (or their variables) given anyway is said to be ignored.
+func TestRunSaysEmbeddedFlagsAreIgnoredWithBrokers(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "b.yaml", "brokers: [127.0.0.1:1]\nlisten: 127.0.0.1:0\nsources:\n  - name: s\n    verify: {type: bearer, secret: t}\n")
+	_, _, errOut := call(t, map[string]string{"HOOKLINE_DATA_DIR": dir + "/data"}, "run", "--config", path, "--embedded-addr", "127.0.0.1:0", "--create-topics=false")
+	for _, w := range []string{"HOOKLINE_DATA_DIR is ignored: brokers are configured", "--embedded-addr is ignored"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("%q; want %q", errOut, w)
+		}
+	}
+	// Without them, no such warning.
+	if _, _, errOut := call(t, nil, "run", "--config", path, "--create-topics=false"); strings.Contains(errOut, "is ignored") {
+		t.Errorf("warned without the embedded flags: %q", errOut)
+	}
+}
