@@ -246,3 +246,24 @@ func TestRunSaysEmbeddedFlagsAreIgnoredWithBrokers(t *testing.T) {
 		t.Errorf("warned without the embedded flags: %q", errOut)
 	}
 }
+
+// A handler url or ca_file of the file that is refused names the file, the
+// pipeline and the key; one from a flag names the flag.
+func TestHandlerMistakesNameTheirOrigin(t *testing.T) {
+	dir := t.TempDir()
+	vars := map[string]string{"HOOKLINE_SECRET": "abc"}
+	path := writeFile(t, dir, "h.yaml", "pipelines:\n  - base: h.events\n    handler: {url: \"crm:3000/x\"}\n")
+	if _, err := resolveFor(t, vars, "--config", path); err == nil || !strings.Contains(err.Error(), "config "+path+": pipelines[0] (h.events): handler.url: ") {
+		t.Errorf("handler.url in the file: %v", err)
+	}
+	ca := writeFile(t, dir, "ca.yaml", "pipelines:\n  - base: h.events\n    handler: {url: \"https://crm/x\", ca_file: "+dir+"/none.pem}\n")
+	if _, err := resolveFor(t, vars, "--config", ca); err == nil || !strings.Contains(err.Error(), "config "+ca+": pipelines[0] (h.events): handler.ca_file: ") {
+		t.Errorf("handler.ca_file in the file: %v", err)
+	}
+	if _, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "abc", "HOOKLINE_HANDLER_CA": dir + "/none.pem"}, "--config", ca); err == nil || !strings.Contains(err.Error(), "pipeline h.events: HOOKLINE_HANDLER_CA: ") {
+		t.Errorf("HOOKLINE_HANDLER_CA over the file: %v", err)
+	}
+	if _, err := resolveFor(t, vars, "--handler-url", "crm:3000/x"); err == nil || !strings.Contains(err.Error(), "pipeline hookline.events: --handler-url: ") {
+		t.Errorf("--handler-url: %v", err)
+	}
+}

@@ -444,7 +444,10 @@ func (a *appFlags) resolveWith(env *environment, u uses, file config.File) (sett
 		if ps.handlerURL != "" && u&usesConsumer != 0 {
 			// Checked before a broker starts or a topic is created.
 			if err := consumer.CheckHandlerURL(ps.handlerURL); err != nil {
-				return settings{}, usagef("pipeline %s: %v", tc.Base, err)
+				if !a.fs.set("handler-url") && fp.Handler.URL != "" {
+					return settings{}, usagef("config %s: pipelines[%d] (%s): handler.url: %v", a.configPath, i, tc.Base, err)
+				}
+				return settings{}, usagef("pipeline %s: %s: %v", tc.Base, a.fs.origin("handler-url"), err)
 			}
 		}
 		if a.fs.set("handler-timeout") || ps.handlerTimeout == 0 {
@@ -456,7 +459,10 @@ func (a *appFlags) resolveWith(env *environment, u uses, file config.File) (sett
 		}
 		if ps.handlerCA != "" && u&usesConsumer != 0 {
 			if _, err := kafkaconf.CertPool(ps.handlerCA); err != nil {
-				return settings{}, fmt.Errorf("pipeline %s: handler CA file: %w", tc.Base, err)
+				if !a.fs.set("handler-ca") && fp.Handler.CAFile != "" {
+					return settings{}, fmt.Errorf("config %s: pipelines[%d] (%s): handler.ca_file: %w", a.configPath, i, tc.Base, err)
+				}
+				return settings{}, fmt.Errorf("pipeline %s: %s: %w", tc.Base, a.fs.origin("handler-ca"), err)
 			}
 			if ps.handlerURL != "" && !strings.HasPrefix(strings.ToLower(ps.handlerURL), "https://") {
 				s.warnings = append(s.warnings, fmt.Sprintf("pipeline %s: the handler CA file is not used: its handler URL is not https", tc.Base))
