@@ -87,9 +87,9 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 		fs.StringVar(&a.handlerCA, "handler-ca", "", "PEM file of the CA(s) trusted for an https --handler-url instead of the system roots (a private CA)")
 		fs.headerVar(&a.handlerHeaders, "handler-header", "header sent with every forwarded request, as 'Name: value' (repeatable; in the environment one per line, the place for a secret: process lists show flags), e.g. 'Authorization: Bearer …'; never logged")
 		fs.StringVar(&a.group, "group", "", "consumer group id (default hookline-<base>)")
-		fs.IntVar(&a.concurrency, "concurrency", 0, fmt.Sprintf("events handled at once per process (0: the consumer default, %d)", consumer.DefaultMaxInFlight))
+		fs.IntVar(&a.concurrency, "concurrency", 0, fmt.Sprintf("events handled at once per process, for each pipeline it consumes (0: the consumer default, %d)", consumer.DefaultMaxInFlight))
 		fs.IntVar(&a.perPartition, "partition-concurrency", 0, fmt.Sprintf("events handled at once per partition (0: the consumer default, %d)", consumer.DefaultMaxInFlightPerPartition))
-		fs.IntVar(&a.maxUnfinished, "max-unfinished", 0, "events started and not finished (running, or dedup write unacknowledged): the most a crash re-runs; at least --concurrency (0: 8 x --concurrency)")
+		fs.IntVar(&a.maxUnfinished, "max-unfinished", 0, "events started and not finished (running, or dedup write unacknowledged), for each pipeline: the most a crash re-runs; at least --concurrency (0: 8 x --concurrency)")
 		fs.DurationVar(&a.sessionTimeout, "session-timeout", consumer.DefaultSessionTimeout, "how long a crashed consumer keeps its partitions before the group moves them")
 		fs.StringVar(&a.instanceID, "instance-id", "", "static group membership id, unique and stable per process (e.g. the StatefulSet pod name): restarts keep their partitions without a rebalance")
 	}
