@@ -706,6 +706,11 @@ func (v Verify) ReadSecrets() (Verify, error) {
 		}
 	}
 	if v.PreviousSecretFile != "" {
+		if v.PreviousSecret != "" {
+			// As for secret: which one would win is not obvious, and the
+			// other would be ignored without a word.
+			return v, errors.New("set previous_secret or previous_secret_file, not both")
+		}
 		if v.PreviousSecret, err = read("previous_secret_file", v.PreviousSecretFile); err != nil {
 			return v, err
 		}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -53,5 +55,23 @@ func TestTypeErrorsNameTheKeyAndWhatItWants(t *testing.T) {
 		if strings.Contains(err.Error(), "quoted reference") {
 			t.Errorf("%q: advice for a number field on a value that is not one: %v", raw, err)
 		}
+	}
+}
+
+// previous_secret and previous_secret_file together are refused, as secret
+// and secret_file are: the file's content used to replace the inline value
+// without a word.
+func TestPreviousSecretAndItsFileAreRefusedTogether(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "old")
+	if err := os.WriteFile(p, []byte("old-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Verify{Secret: "new", PreviousSecret: "old-inline", PreviousSecretFile: p}.ReadSecrets()
+	if err == nil || !strings.Contains(err.Error(), "previous_secret or previous_secret_file, not both") {
+		t.Fatalf("previous_secret with previous_secret_file: %v", err)
+	}
+	v, err := Verify{Secret: "new", PreviousSecretFile: p}.ReadSecrets()
+	if err != nil || v.PreviousSecret != "old-from-file" {
+		t.Fatalf("previous_secret_file alone: %+v %v", v, err)
 	}
 }
