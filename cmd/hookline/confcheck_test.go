@@ -267,3 +267,11 @@ func TestHandlerMistakesNameTheirOrigin(t *testing.T) {
 		t.Errorf("--handler-url: %v", err)
 	}
 }
+
+// topics --help, which lists no flags, says where they are.
+func TestTopicsHelpPointsAtTheFlags(t *testing.T) {
+	code, out, _ := call(t, nil, "topics", "--help")
+	if code != 0 || !strings.Contains(out, "hookline topics create --help") {
+		t.Errorf("topics --help: exit %d\n%s", code, out)
+	}
+}

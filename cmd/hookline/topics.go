@@ -39,7 +39,7 @@ Exit codes:
 func runTopics(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(env.stdout, "Usage: hookline topics create|check|describe [flags]\n\nExamples:\n%s\n", topicsExamples)
+			fmt.Fprintf(env.stdout, "Usage: hookline topics create|check|describe [flags]\n\nThe three take the same flags: see hookline topics create --help.\n\nExamples:\n%s\n", topicsExamples)
 			return nil
 		}
 		if len(args) > 0 {
