@@ -54,6 +54,9 @@ func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := collisions(ctx, adm, p); err != nil {
+		return nil, err
+	}
 	parts := newTopicPartitions(slices.Collect(maps.Values(before)), p)
 	var out []CreateResult
 	created := false
@@ -112,6 +115,30 @@ func (r Report) NewTopicPartitions(p Plan) int32 {
 		}
 	}
 	return newTopicPartitions(counts, p)
+}
+
+// collisions refuses, before anything is created, a missing topic of p
+// whose name Kafka would refuse as colliding with an existing topic (see
+// CollisionKey): the broker's answer, INVALID_TOPIC_EXCEPTION, does not
+// say why, and topics created before it would be left half a pipeline.
+func collisions(ctx context.Context, adm *kadm.Client, p Plan) error {
+	md, err := adm.Metadata(fresh(ctx))
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	byKey := map[string]string{}
+	for name := range md.Topics {
+		byKey[CollisionKey(name)] = name
+	}
+	for _, n := range p.Names.All() {
+		if _, exists := md.Topics[n]; exists {
+			continue
+		}
+		if other, ok := byKey[CollisionKey(n)]; ok {
+			return fmt.Errorf("topic %s collides with the existing topic %s: Kafka treats '.' and '_' in topic names alike and refuses it; choose a base whose topics differ from every existing topic in more than '.' versus '_'", n, other)
+		}
+	}
+	return nil
 }
 
 // pipelinePartitions returns the partition count of each existing topic of

@@ -754,3 +754,40 @@ func TestReplicationFactorAboveBrokersSaysWhatToDo(t *testing.T) {
 		t.Fatalf("err = %v, want it to name the broker count and the flag", err)
 	}
 }
+
+// A topic whose name differs from an existing one only in '.' versus '_'
+// is refused before anything is created, naming both: Kafka refuses it
+// with a bare INVALID_TOPIC_EXCEPTION, after the pipeline's earlier topics
+// were created.
+func TestCreateRefusesACollidingName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, _ := newAdmin(t)
+	orders, err := NewPlan(Config{Base: "orders", Partitions: 1, RetryDelays: []time.Duration{time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, orders); err != nil {
+		t.Fatal(err)
+	}
+	clash, err := NewPlan(Config{Base: "orders_dlq", Partitions: 1, RetryDelays: []time.Duration{time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Create(ctx, adm, clash)
+	if err == nil || !strings.Contains(err.Error(), "topic orders_dlq collides with the existing topic orders.dlq") {
+		t.Fatalf("create orders_dlq next to orders.dlq: %v", err)
+	}
+	if len(res) != 0 {
+		t.Fatalf("created %v before refusing", res)
+	}
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range clash.Names.All() {
+		if _, ok := md.Topics[n]; ok {
+			t.Errorf("%s was created", n)
+		}
+	}
+}

@@ -275,3 +275,14 @@ func TestTopicsHelpPointsAtTheFlags(t *testing.T) {
 		t.Errorf("topics --help: exit %d\n%s", code, out)
 	}
 }
+
+// Pipelines whose topics differ only in '.' versus '_' (orders.dlq next to
+// orders_dlq) are refused before anything connects: Kafka would refuse the
+// second with an INVALID_TOPIC_EXCEPTION that does not say why.
+func TestPipelinesWhoseTopicsCollideAreRefused(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "c.yaml", "pipelines:\n  - base: orders\n  - base: orders_dlq\n")
+	_, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "abc"}, "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "orders.dlq and orders_dlq, which differ only in '.' versus '_'") {
+		t.Fatalf("orders and orders_dlq: %v", err)
+	}
+}

@@ -521,12 +521,17 @@ func dedupCoversRetries(tc topics.Config, windowFrom, delaysFrom string) error {
 // another pipeline's <base>.dlq would re-handle its dead letters.
 func distinctTopics(ps []pipelineSettings) error {
 	owner := map[string]string{}
+	byKey := map[string]string{} // topics.CollisionKey → topic
 	for _, p := range ps {
 		for _, t := range p.plan.Names.All() {
 			if o, ok := owner[t]; ok {
 				return usagef("pipelines %s and %s both use the topic %s: choose bases that are not another pipeline's topic (<base>.retry-K, <base>.dlq, <base>.dedup)", o, p.plan.Names.Base, t)
 			}
+			if other, ok := byKey[topics.CollisionKey(t)]; ok {
+				return usagef("pipelines %s and %s have the topics %s and %s, which differ only in '.' versus '_': Kafka treats those alike and refuses the second; choose bases that differ in more", owner[other], p.plan.Names.Base, other, t)
+			}
 			owner[t] = p.plan.Names.Base
+			byKey[topics.CollisionKey(t)] = t
 		}
 	}
 	// A base named like another pipeline's tier beyond its configured
