@@ -54,6 +54,9 @@ func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := collisions(ctx, adm, p); err != nil {
+		return nil, err
+	}
 	parts := newTopicPartitions(slices.Collect(maps.Values(before)), p)
 	var out []CreateResult
 	created := false
@@ -112,6 +115,30 @@ func (r Report) NewTopicPartitions(p Plan) int32 {
 		}
 	}
 	return newTopicPartitions(counts, p)
+}
+
+// collisions refuses, before anything is created, a missing topic of p
+// whose name Kafka would refuse as colliding with an existing topic (see
+// CollisionKey): the broker's answer, INVALID_TOPIC_EXCEPTION, does not
+// say why, and topics created before it would be left half a pipeline.
+func collisions(ctx context.Context, adm *kadm.Client, p Plan) error {
+	md, err := adm.Metadata(fresh(ctx))
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	byKey := map[string]string{}
+	for name := range md.Topics {
+		byKey[CollisionKey(name)] = name
+	}
+	for _, n := range p.Names.All() {
+		if _, exists := md.Topics[n]; exists {
+			continue
+		}
+		if other, ok := byKey[CollisionKey(n)]; ok {
+			return fmt.Errorf("topic %s collides with the existing topic %s: Kafka treats '.' and '_' in topic names alike and refuses it; choose a base whose topics differ from every existing topic in more than '.' versus '_'", n, other)
+		}
+	}
+	return nil
 }
 
 // pipelinePartitions returns the partition count of each existing topic of
@@ -485,8 +512,8 @@ func orBrokers(bootstrap string) string {
 }
 
 // partitionProblems reports partition counts that break co-partitioning,
-// and, when expect > 0 (--partitions was given), counts that differ from
-// it. A pipeline that is not co-partitioned gets the co-partitioning fix
+// and, when expect > 0 (--partitions or the config file gave a count),
+// counts that differ from it. A pipeline that is not co-partitioned gets the co-partitioning fix
 // (raise every topic to the largest count, or to expect if larger) and the
 // list of topics that need raising; one that is co-partitioned with another
 // count than expect is told that partitions cannot be removed.
@@ -535,7 +562,7 @@ func partitionProblems(states []State, expect int32, bootstrap string) []Problem
 	}
 	asked := ""
 	if expect > 0 {
-		asked = fmt.Sprintf(" (--partitions asks for %d)", expect)
+		asked = fmt.Sprintf(" (--partitions, or partitions in the config file, asks for %d)", expect)
 	}
 	for _, st := range states {
 		if st.Exists && st.Partitions != ref {
@@ -551,11 +578,11 @@ func partitionProblems(states []State, expect int32, bootstrap string) []Problem
 // partitions when --partitions asks for want; topics is how many topics of
 // the pipeline exist (all with have partitions).
 func expectFix(have, want int32, topics int, bootstrap string) string {
-	head := fmt.Sprintf("has %d partitions, expected %d (--partitions)", have, want)
+	head := fmt.Sprintf("has %d partitions, expected %d (--partitions, or partitions in the config file)", have, want)
 	if topics > 1 {
 		head += fmt.Sprintf(", as have all %d existing topics of the pipeline", topics)
 	}
-	keep := fmt.Sprintf("keep %d (an existing pipeline keeps its count: create and startup use it; drop --partitions or set it to %d)", have, have)
+	keep := fmt.Sprintf("keep %d (an existing pipeline keeps its count: create and startup use it; set --partitions or the file's partitions to %d, or leave them out)", have, have)
 	if have > want {
 		return fmt.Sprintf("%s: Kafka cannot remove partitions; %s, or create a %d-partition pipeline under a new --base and drain this one",
 			head, keep, want)

@@ -67,6 +67,12 @@ func ValidateBase(base string) error {
 	return nil
 }
 
+// CollisionKey is name as Kafka compares topic names for collisions: a '.'
+// counts as a '_' (both become '_' in metric names), so Kafka refuses to
+// create a topic whose key equals an existing topic's, e.g. orders.dlq next
+// to orders_dlq.
+func CollisionKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
+
 // For derives the topic names of the pipeline with the given base and number
 // of retry tiers. It does not validate base; see [ValidateBase].
 func For(base string, retryTiers int) Names {

@@ -627,11 +627,11 @@ func TestPartitionMismatchWithExpectSaysWhatToDo(t *testing.T) {
 			}
 		}
 	}
-	wantAll(msg, "pm: has 4 partitions, expected 2 (--partitions), as have all 4 existing topics of the pipeline: Kafka cannot remove partitions; keep 4", "a new --base")
-	if strings.Count(msg, "expected 2 (--partitions)") != 1 {
+	wantAll(msg, "pm: has 4 partitions, expected 2 (--partitions, or partitions in the config file), as have all 4 existing topics of the pipeline: Kafka cannot remove partitions; keep 4", "a new --base")
+	if strings.Count(msg, "expected 2 (--partitions, or partitions in the config file)") != 1 {
 		t.Errorf("one problem for the pipeline, not one per topic:\n%s", msg)
 	}
-	wantAll(msgOf(8), "pm: has 4 partitions, expected 8 (--partitions), as have all 4 existing topics of the pipeline: keep 4",
+	wantAll(msgOf(8), "pm: has 4 partitions, expected 8 (--partitions, or partitions in the config file), as have all 4 existing topics of the pipeline: keep 4",
 		"give every topic of the pipeline 8 partitions (kafka-topics --bootstrap-server "+bootstrap+" --alter --topic <topic> --partitions 8")
 
 	// retry-1 raised to 6: not co-partitioned; the usual advice, whatever
@@ -752,5 +752,42 @@ func TestReplicationFactorAboveBrokersSaysWhatToDo(t *testing.T) {
 	_, err = Create(context.Background(), adm, plan)
 	if err == nil || !strings.Contains(err.Error(), "the cluster has 1 broker(s)") || !strings.Contains(err.Error(), "--replication-factor") {
 		t.Fatalf("err = %v, want it to name the broker count and the flag", err)
+	}
+}
+
+// A topic whose name differs from an existing one only in '.' versus '_'
+// is refused before anything is created, naming both: Kafka refuses it
+// with a bare INVALID_TOPIC_EXCEPTION, after the pipeline's earlier topics
+// were created.
+func TestCreateRefusesACollidingName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, _ := newAdmin(t)
+	orders, err := NewPlan(Config{Base: "orders", Partitions: 1, RetryDelays: []time.Duration{time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, adm, orders); err != nil {
+		t.Fatal(err)
+	}
+	clash, err := NewPlan(Config{Base: "orders_dlq", Partitions: 1, RetryDelays: []time.Duration{time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Create(ctx, adm, clash)
+	if err == nil || !strings.Contains(err.Error(), "topic orders_dlq collides with the existing topic orders.dlq") {
+		t.Fatalf("create orders_dlq next to orders.dlq: %v", err)
+	}
+	if len(res) != 0 {
+		t.Fatalf("created %v before refusing", res)
+	}
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range clash.Names.All() {
+		if _, ok := md.Topics[n]; ok {
+			t.Errorf("%s was created", n)
+		}
 	}
 }

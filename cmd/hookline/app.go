@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -47,6 +48,10 @@ func startEmbedded(env *environment, log *slog.Logger, s *settings, addr, dataDi
 func listen(addr, what, flag string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		if _, perr := strconv.ParseUint(addr, 10, 16); perr == nil {
+			// listen: 8080, a common slip (net says "missing port").
+			return nil, fmt.Errorf("%s cannot listen on %s (from %s): a port alone is not an address: write :%s (every interface) or 127.0.0.1:%s", what, addr, flag, addr, addr)
+		}
 		return nil, fmt.Errorf("%s cannot listen on %s (choose another with %s): %w", what, addr, flag, err)
 	}
 	return ln, nil

@@ -101,7 +101,7 @@ func runDlqLs(ctx context.Context, env *environment, args []string) error {
 	ff := addFilterFlags(fs)
 	limit := fs.Int("limit", 0, "show at most this many (the oldest that match); 0: all")
 	asJSON := fs.Bool("json", false, "print one JSON object per line instead of a table")
-	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	timeout := fs.positiveDuration("timeout", 2*time.Minute, "give up after this long")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func runDlqShow(ctx context.Context, env *environment, args []string) error {
 	kf := addKafkaFlags(fs)
 	base := addBaseFlag(fs)
 	raw := fs.Bool("raw", false, "write only the payload, byte for byte (the newest dead letter when an event id has several)")
-	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	timeout := fs.positiveDuration("timeout", 2*time.Minute, "give up after this long")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err

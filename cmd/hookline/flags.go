@@ -138,6 +138,20 @@ func (fs *flagSet) parse(args []string) error {
 	return nil
 }
 
+// positiveDuration defines a duration flag that must be positive, e.g. a
+// --timeout: 0 or less would give up before trying, and the error would
+// then blame whatever it was talking to.
+func (fs *flagSet) positiveDuration(name string, def time.Duration, usage string) *time.Duration {
+	d := fs.Duration(name, def, usage)
+	fs.check(func() error {
+		if *d <= 0 {
+			return fs.badValue(name, fmt.Sprintf("must be positive, e.g. %s (the default)", topics.ShortDuration(def)))
+		}
+		return nil
+	})
+	return d
+}
+
 // check adds a validation parse runs after the command line and the
 // environment are applied, so both go through it.
 func (fs *flagSet) check(fn func() error) { fs.checks = append(fs.checks, fn) }
@@ -271,10 +285,31 @@ func (p *pipelineFlags) validate(fs *flagSet) error {
 			return fs.badValue("retry-delays", fmt.Sprintf("every delay must be at most %.0fh (30 days); for a longer wait let the event go to the DLQ and replay it", topics.MaxRetryDelay.Hours()))
 		}
 	}
+	if i := decreasingDelay(p.retryDelays); i > 0 {
+		return fs.badValue("retry-delays", fmt.Sprintf("delay %d (%s) is shorter than delay %d (%s): %s, e.g. 10s,1m,10m",
+			i+1, topics.ShortDuration(p.retryDelays[i]), i, topics.ShortDuration(p.retryDelays[i-1]), delaysOrderAdvice))
+	}
 	if p.dedupWindow <= 0 {
 		return fs.badValue("dedup-window", "must be positive, e.g. 96h (the default)")
 	}
 	return nil
+}
+
+// delaysOrderAdvice says why retry delays are listed shortest first: a
+// Retry-After longer than the next tier's delay moves the event to the
+// first later tier whose delay covers it, else to the last tier, which only
+// holds the longest wait when the delays do not decrease.
+const delaysOrderAdvice = "list the delays shortest first, each tier waiting at least as long as the one before (a Retry-After that a tier does not cover moves the event on to a later, longer tier)"
+
+// decreasingDelay returns the index of the first delay shorter than the
+// one before it, or 0 when the delays never decrease.
+func decreasingDelay(ds []time.Duration) int {
+	for i := 1; i < len(ds); i++ {
+		if ds[i] < ds[i-1] {
+			return i
+		}
+	}
+	return 0
 }
 
 func (p *pipelineFlags) topicsConfig() topics.Config {

@@ -14,21 +14,23 @@ import (
 // pipeline flag refused as ambiguous with several pipelines, and the file's
 // brokers used when --brokers is not set. fs has the Kafka and pipeline
 // flags but none of the receiver's or consumer's, which resolve then sees as
-// unset; sources are not resolved.
-func filePlans(env *environment, fs *flagSet, kf *kafkaFlags, pf *pipelineFlags, path string) (kafkaconf.Config, []topics.Plan, error) {
+// unset; sources are not resolved. asked[i] says whether the partition
+// count of plans[i] was asked for (by the file or --partitions) rather than
+// the default, so check compares the existing count with it.
+func filePlans(env *environment, fs *flagSet, kf *kafkaFlags, pf *pipelineFlags, path string) (kc kafkaconf.Config, plans []topics.Plan, asked []bool, err error) {
 	a := &appFlags{fs: fs, kafka: kf, pipeline: pf, configPath: path}
 	s, err := a.resolve(env, 0)
 	if err != nil {
-		return kafkaconf.Config{}, nil, err
+		return kafkaconf.Config{}, nil, nil, err
 	}
 	for _, msg := range s.warnings {
 		fmt.Fprintln(env.stderr, "note: "+msg)
 	}
-	plans := make([]topics.Plan, 0, len(s.pipelines))
 	for _, p := range s.pipelines {
 		plans = append(plans, p.plan)
+		asked = append(asked, p.partitionsAsked)
 	}
-	return s.kafka, plans, nil
+	return s.kafka, plans, asked, nil
 }
 
 // noteConfigNotRead tells on stderr that cmd (dlq ls, dlq show, replay)

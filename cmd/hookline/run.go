@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/hookline/hookline/internal/embedded"
 )
@@ -27,7 +28,17 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	startupWarnings(env, log, s)
-	if err := checkListen(s.listen, "receiver", "--listen"); err != nil {
+	if len(s.kafka.Brokers) > 0 {
+		// Brokers from --brokers, HOOKLINE_BROKERS or the file: a data
+		// dir or address meant for the embedded broker would be ignored
+		// without a word, and the operator believe events are kept there.
+		for _, n := range []string{"data-dir", "embedded-addr"} {
+			if fs.set(n) {
+				log.Warn(fs.origin(n)+" is ignored: brokers are configured, so no embedded broker starts; remove it, or the brokers for the embedded one", "brokers", strings.Join(s.kafka.Brokers, ","))
+			}
+		}
+	}
+	if err := checkListen(s.listen, "receiver", s.listenFrom); err != nil {
 		return err
 	}
 	if len(s.kafka.Brokers) == 0 {
@@ -50,8 +61,11 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 	for _, p := range s.pipelines {
 		if p.handlerURL == "" {
 			what := "no --handler-url"
-			if len(s.pipelines) > 1 {
+			switch {
+			case len(s.pipelines) > 1:
 				what = "pipeline " + p.plan.Names.Base + " has no handler"
+			case a.configPath != "":
+				what = "pipeline " + p.plan.Names.Base + " has no handler (handler.url in " + a.configPath + ", or --handler-url)"
 			}
 			s.say(env.stderr, log, what+": running its receiver only; its events wait in Kafka until a consumer runs")
 		}
@@ -60,7 +74,7 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listen(s.listen, "receiver", "--listen")
+	ln, err := listen(s.listen, "receiver", s.listenFrom)
 	if err != nil {
 		rcv.Client().Close()
 		return err

@@ -25,7 +25,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}
 	startupWarnings(env, log, s)
-	if err := checkListen(s.listen, "receiver", "--listen"); err != nil {
+	if err := checkListen(s.listen, "receiver", s.listenFrom); err != nil {
 		return err
 	}
 	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics)
@@ -36,7 +36,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listen(s.listen, "receiver", "--listen")
+	ln, err := listen(s.listen, "receiver", s.listenFrom)
 	if err != nil {
 		rcv.Client().Close()
 		return err

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	stdlog "log"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,9 +87,9 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 		fs.StringVar(&a.handlerCA, "handler-ca", "", "PEM file of the CA(s) trusted for an https --handler-url instead of the system roots (a private CA)")
 		fs.headerVar(&a.handlerHeaders, "handler-header", "header sent with every forwarded request, as 'Name: value' (repeatable; in the environment one per line, the place for a secret: process lists show flags), e.g. 'Authorization: Bearer …'; never logged")
 		fs.StringVar(&a.group, "group", "", "consumer group id (default hookline-<base>)")
-		fs.IntVar(&a.concurrency, "concurrency", 0, fmt.Sprintf("events handled at once per process (0: the consumer default, %d)", consumer.DefaultMaxInFlight))
+		fs.IntVar(&a.concurrency, "concurrency", 0, fmt.Sprintf("events handled at once per process, for each pipeline it consumes (0: the consumer default, %d)", consumer.DefaultMaxInFlight))
 		fs.IntVar(&a.perPartition, "partition-concurrency", 0, fmt.Sprintf("events handled at once per partition (0: the consumer default, %d)", consumer.DefaultMaxInFlightPerPartition))
-		fs.IntVar(&a.maxUnfinished, "max-unfinished", 0, "events started and not finished (running, or dedup write unacknowledged): the most a crash re-runs; at least --concurrency (0: 8 x --concurrency)")
+		fs.IntVar(&a.maxUnfinished, "max-unfinished", 0, "events started and not finished (running, or dedup write unacknowledged), for each pipeline: the most a crash re-runs; at least --concurrency (0: 8 x --concurrency)")
 		fs.DurationVar(&a.sessionTimeout, "session-timeout", consumer.DefaultSessionTimeout, "how long a crashed consumer keeps its partitions before the group moves them")
 		fs.StringVar(&a.instanceID, "instance-id", "", "static group membership id, unique and stable per process (e.g. the StatefulSet pod name): restarts keep their partitions without a rebalance")
 	}
@@ -112,10 +114,13 @@ type pipelineSettings struct {
 // settings is everything run/serve/consume need, resolved from flags,
 // environment and file.
 type settings struct {
-	kafka     kafkaconf.Config
-	listen    string
-	pipelines []pipelineSettings
-	sources   []producer.Source
+	kafka  kafkaconf.Config
+	listen string
+	// listenFrom names where listen came from: --listen, HOOKLINE_LISTEN
+	// or the file's listen key.
+	listenFrom string
+	pipelines  []pipelineSettings
+	sources    []producer.Source
 	// sourceNotes describe each source's verifier, without secrets.
 	sourceNotes []string
 	insecure    bool
@@ -238,10 +243,16 @@ func validateFilePipeline(path string, i int, fp config.Pipeline) error {
 	case fp.Handler.Timeout < 0:
 		return fmt.Errorf("%s: handler.timeout %s: must be positive, e.g. 30s (or leave it out for --handler-timeout)", where, time.Duration(fp.Handler.Timeout))
 	}
-	for _, d := range fp.RetryDelays {
+	delays := make([]time.Duration, len(fp.RetryDelays))
+	for i, d := range fp.RetryDelays {
 		if d <= 0 {
 			return fmt.Errorf("%s: retry_delays: %s: every delay must be positive, e.g. [10s, 1m, 10m]", where, time.Duration(d))
 		}
+		delays[i] = time.Duration(d)
+	}
+	if i := decreasingDelay(delays); i > 0 {
+		return fmt.Errorf("%s: retry_delays: delay %d (%s) is shorter than delay %d (%s): %s, e.g. [10s, 1m, 10m]",
+			where, i+1, topics.ShortDuration(delays[i]), i, topics.ShortDuration(delays[i-1]), delaysOrderAdvice)
 	}
 	return nil
 }
@@ -327,17 +338,43 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		}
 		f, err := config.LoadFor(a.configPath, env.getenv, unused)
 		if err != nil {
+			if errors.Is(err, config.ErrRead) && a.fs.origin("config") != "--config" {
+				// A variable left set in the shell or the unit file is
+				// easy to forget: say where the path came from.
+				return settings{}, fmt.Errorf("%w; the path comes from %s: correct it, or unset it to run without a file", err, a.fs.origin("config"))
+			}
 			return settings{}, err
 		}
 		file = f
 	}
+	s, err := a.resolveWith(env, u, file)
+	if err != nil {
+		// A value the file took from the environment is not quoted in the
+		// error, which is printed and logged: a misplaced reference
+		// (header: "${SECRET}") would show the secret.
+		if msg := file.Scrub(err.Error()); msg != err.Error() {
+			if errors.As(err, new(usageError)) {
+				return settings{}, usageError{msg}
+			}
+			return settings{}, errors.New(msg)
+		}
+		return settings{}, err
+	}
+	return s, nil
+}
+
+// resolveWith is resolve once the file, if any, is loaded.
+func (a *appFlags) resolveWith(env *environment, u uses, file config.File) (settings, error) {
 	s := settings{kafka: a.kafka.config(env, file.Brokers), listen: a.listen, defaulted: file.Defaulted}
+	s.listenFrom = a.fs.origin("listen")
 	if !a.fs.set("listen") && file.Listen != "" {
 		s.listen = file.Listen
+		s.listenFrom = "the listen key of " + a.configPath
 	}
 
 	// Pipelines: from the file, or one from the flags.
 	pipelineFlagNames := []string{"partitions", "replication-factor", "retry-delays", "dedup-window", "handler-url", "handler-timeout", "handler-ca", "handler-header"}
+	pipelinesInFile := len(file.Pipelines) > 0
 	if len(file.Pipelines) == 0 {
 		file.Pipelines = []config.Pipeline{{Base: a.pipeline.base}}
 	} else if len(file.Pipelines) > 1 {
@@ -383,7 +420,21 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		}
 		plan, err := topics.NewPlan(tc)
 		if err != nil {
+			if pipelinesInFile {
+				return settings{}, fmt.Errorf("config %s: pipelines[%d] (%s): %w", a.configPath, i, fp.Base, err)
+			}
 			return settings{}, fmt.Errorf("pipeline %s: %w", tc.Base, err)
+		}
+		inFile := func(key string, given bool) string {
+			if given {
+				return fmt.Sprintf("%s of pipelines[%d] in %s", key, i, a.configPath)
+			}
+			return ""
+		}
+		if err := dedupCoversRetries(tc,
+			cmp.Or(inFile("dedup_window", !a.fs.set("dedup-window") && fp.DedupWindow != 0), flagOrigin(a.fs, "dedup-window")),
+			cmp.Or(inFile("retry_delays", !a.fs.set("retry-delays") && fp.RetryDelays != nil), flagOrigin(a.fs, "retry-delays"))); err != nil {
+			return settings{}, err
 		}
 		ps := pipelineSettings{plan: plan, fileBase: fp.Base, handlerURL: fp.Handler.URL, handlerTimeout: time.Duration(fp.Handler.Timeout),
 			partitionsAsked: a.fs.set("partitions") || fp.Partitions != 0}
@@ -393,7 +444,10 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		if ps.handlerURL != "" && u&usesConsumer != 0 {
 			// Checked before a broker starts or a topic is created.
 			if err := consumer.CheckHandlerURL(ps.handlerURL); err != nil {
-				return settings{}, usagef("pipeline %s: %v", tc.Base, err)
+				if !a.fs.set("handler-url") && fp.Handler.URL != "" {
+					return settings{}, usagef("config %s: pipelines[%d] (%s): handler.url: %v", a.configPath, i, tc.Base, err)
+				}
+				return settings{}, usagef("pipeline %s: %s: %v", tc.Base, a.fs.origin("handler-url"), err)
 			}
 		}
 		if a.fs.set("handler-timeout") || ps.handlerTimeout == 0 {
@@ -405,7 +459,10 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 		}
 		if ps.handlerCA != "" && u&usesConsumer != 0 {
 			if _, err := kafkaconf.CertPool(ps.handlerCA); err != nil {
-				return settings{}, fmt.Errorf("pipeline %s: handler CA file: %w", tc.Base, err)
+				if !a.fs.set("handler-ca") && fp.Handler.CAFile != "" {
+					return settings{}, fmt.Errorf("config %s: pipelines[%d] (%s): handler.ca_file: %w", a.configPath, i, tc.Base, err)
+				}
+				return settings{}, fmt.Errorf("pipeline %s: %s: %w", tc.Base, a.fs.origin("handler-ca"), err)
 			}
 			if ps.handlerURL != "" && !strings.HasPrefix(strings.ToLower(ps.handlerURL), "https://") {
 				s.warnings = append(s.warnings, fmt.Sprintf("pipeline %s: the handler CA file is not used: its handler URL is not https", tc.Base))
@@ -434,16 +491,47 @@ func (a *appFlags) resolve(env *environment, u uses) (settings, error) {
 	return s, a.resolveSources(&s, file)
 }
 
+// flagOrigin names where flag name's value came from: the flag, its
+// variable, or its default.
+func flagOrigin(fs *flagSet, name string) string {
+	if !fs.set(name) {
+		return "the default of --" + name
+	}
+	return fs.origin(name)
+}
+
+// dedupCoversRetries refuses a dedup window shorter than the longest retry
+// delay of the pipeline: a copy of an event that waits in a retry tier while
+// another copy is processed is skipped when its turn comes only if the
+// processed entry is still remembered then. windowFrom and delaysFrom say
+// where the two values came from.
+func dedupCoversRetries(tc topics.Config, windowFrom, delaysFrom string) error {
+	if len(tc.RetryDelays) == 0 {
+		return nil
+	}
+	longest := slices.Max(tc.RetryDelays)
+	if tc.DedupWindow >= longest {
+		return nil
+	}
+	return usagef("pipeline %s: the dedup window %s (%s) is shorter than the longest retry delay %s (%s): a copy of an event that waits in that tier while another copy is processed would reach the handler again once the window has passed; make the dedup window at least %s, or shorten the delays",
+		tc.Base, topics.ShortDuration(tc.DedupWindow), windowFrom, topics.ShortDuration(longest), delaysFrom, topics.ShortDuration(longest))
+}
+
 // distinctTopics refuses pipelines that share a topic: a base that is
 // another pipeline's <base>.dlq would re-handle its dead letters.
 func distinctTopics(ps []pipelineSettings) error {
 	owner := map[string]string{}
+	byKey := map[string]string{} // topics.CollisionKey → topic
 	for _, p := range ps {
 		for _, t := range p.plan.Names.All() {
 			if o, ok := owner[t]; ok {
 				return usagef("pipelines %s and %s both use the topic %s: choose bases that are not another pipeline's topic (<base>.retry-K, <base>.dlq, <base>.dedup)", o, p.plan.Names.Base, t)
 			}
+			if other, ok := byKey[topics.CollisionKey(t)]; ok {
+				return usagef("pipelines %s and %s have the topics %s and %s, which differ only in '.' versus '_': Kafka treats those alike and refuses the second; choose bases that differ in more", owner[other], p.plan.Names.Base, other, t)
+			}
 			owner[t] = p.plan.Names.Base
+			byKey[topics.CollisionKey(t)] = t
 		}
 	}
 	// A base named like another pipeline's tier beyond its configured
@@ -511,18 +599,43 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 			s.warnings = append(s.warnings, a.fs.origin("secret-header")+" is ignored: the file defines the sources; set verify.header of a source in the file")
 		}
 	}
-	for _, fs := range srcs {
+	for i, fs := range srcs {
+		// Where a mistake is: the file's entry, or the quick path's flags.
+		where := fmt.Sprintf("source %q", fs.Name)
+		if len(file.Sources) > 0 {
+			where = fmt.Sprintf("config %s: source %q (sources[%d])", a.configPath, fs.Name, i)
+			if fs.Name == "genesys" && a.fs.set("secret") && fs.Verify.Type == "shared-secret" {
+				where += " with the secret of " + a.fs.origin("secret")
+			}
+		}
 		names, ok := s.pipeline(fs.Pipeline)
 		if !ok {
-			return fmt.Errorf("source %q: pipeline %q is not configured", fs.Name, fs.Pipeline)
+			var bases []string
+			for _, p := range s.pipelines {
+				bases = append(bases, p.plan.Names.Base)
+			}
+			return fmt.Errorf("%s: pipeline %q is not configured: name one of %s, or leave pipeline out for the first", where, fs.Pipeline, strings.Join(bases, ", "))
 		}
 		kind := extract.Kind(fs.Kind)
 		if kind == "" {
 			kind = extract.KindGenesys
 		}
+		if kind != extract.KindGenesys && kind != extract.KindGeneric {
+			return fmt.Errorf("%s: kind %q: use %q (EventBridge, notification or data-action bodies) or %q (JSON pointers in event_id and key)", where, fs.Kind, extract.KindGenesys, extract.KindGeneric)
+		}
+		for _, l := range []struct {
+			key  string
+			ptrs []string
+		}{{"event_id", fs.EventID}, {"key", fs.Key}} {
+			for j, p := range l.ptrs {
+				if err := extract.CheckPointer(p); err != nil {
+					return fmt.Errorf("%s: %s[%d] %q: %w (a JSON pointer such as /id or /channel/to/id)", where, l.key, j, p, err)
+				}
+			}
+		}
 		vc, err := fs.Verify.ReadSecrets()
 		if err != nil {
-			return fmt.Errorf("source %q: %w", fs.Name, err)
+			return fmt.Errorf("%s: verify: %w", where, err)
 		}
 		cfg := verify.Config{
 			Type: vc.Type, Header: vc.Header, Secret: vc.Secret, PreviousSecret: vc.PreviousSecret,
@@ -530,14 +643,14 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 		}
 		ver, err := verify.New(cfg)
 		if err != nil {
-			return fmt.Errorf("source %q: verifier: %w", fs.Name, err)
+			return fmt.Errorf("%s: %w", where, err)
 		}
 		if cfg.Type == "none" {
 			s.insecure = true
 		}
 		rules := extract.Rules{Kind: kind, EventID: fs.EventID, Key: fs.Key}
 		if err := rules.Validate(); err != nil {
-			return fmt.Errorf("source %q: %w", fs.Name, err)
+			return fmt.Errorf("%s: %w", where, err)
 		}
 		s.sources = append(s.sources, producer.Source{Name: fs.Name, Topics: names, Rules: rules, Verifier: ver})
 		s.sourceNotes = append(s.sourceNotes, fmt.Sprintf("POST /webhooks/%s → %s (%s, verify %s)", fs.Name, names.Base, kind, cfg))

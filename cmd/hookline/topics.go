@@ -39,7 +39,7 @@ Exit codes:
 func runTopics(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(env.stdout, "Usage: hookline topics create|check|describe [flags]\n\nExamples:\n%s\n", topicsExamples)
+			fmt.Fprintf(env.stdout, "Usage: hookline topics create|check|describe [flags]\n\nThe three take the same flags: see hookline topics create --help.\n\nExamples:\n%s\n", topicsExamples)
 			return nil
 		}
 		if len(args) > 0 {
@@ -57,23 +57,29 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	kf := addKafkaFlags(fs)
 	pf := addPipelineFlags(fs)
 	configPath := fs.String("config", "", "YAML file of run/serve/consume: act on each of its pipelines, resolved as they resolve them (and use its brokers when --brokers is not set)")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up talking to Kafka after this long")
+	timeout := fs.positiveDuration("timeout", 30*time.Second, "give up talking to Kafka after this long")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	var (
 		kc    kafkaconf.Config
 		plans []topics.Plan
+		// asked[i]: plans[i]'s partition count was asked for, by
+		// --partitions or the file, and check compares it.
+		asked []bool
 	)
 	if *configPath == "" {
 		plan, err := topics.NewPlan(pf.topicsConfig())
 		if err != nil {
 			return usageError{err.Error()}
 		}
-		kc, plans = kf.config(env, nil), []topics.Plan{plan}
+		if err := dedupCoversRetries(pf.topicsConfig(), flagOrigin(fs, "dedup-window"), flagOrigin(fs, "retry-delays")); err != nil {
+			return err
+		}
+		kc, plans, asked = kf.config(env, nil), []topics.Plan{plan}, []bool{fs.set("partitions")}
 	} else {
 		var err error
-		if kc, plans, err = filePlans(env, fs, kf, pf, *configPath); err != nil {
+		if kc, plans, asked, err = filePlans(env, fs, kf, pf, *configPath); err != nil {
 			return err
 		}
 	}
@@ -86,11 +92,9 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	opt := pipelineOutput{
-		explicitPartitions: fs.set("partitions"),
-		createCmd:          createCommand(fs, kc, pf, *configPath),
-	}
+	opt := pipelineOutput{createCmd: createCommand(fs, kc, pf, *configPath)}
 	if len(plans) == 1 {
+		opt.explicitPartitions = asked[0]
 		return topicsPipeline(ctx, env, adm, sub, plans[0], opt)
 	}
 	opt.header = true
@@ -101,6 +105,7 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 		if i > 0 && sub == "describe" {
 			fmt.Fprintln(env.stdout)
 		}
+		opt.explicitPartitions = asked[i]
 		if err := topicsPipeline(ctx, env, adm, sub, plan, opt); err != nil {
 			fmt.Fprintf(env.stderr, "hookline topics: %v\n", err)
 			failed = append(failed, plan.Names.Base)
@@ -114,8 +119,8 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 
 // pipelineOutput says how topicsPipeline reports on a pipeline.
 type pipelineOutput struct {
-	// explicitPartitions says --partitions (or HOOKLINE_PARTITIONS) was
-	// given: check then compares the counts with it.
+	// explicitPartitions says --partitions (or HOOKLINE_PARTITIONS) or the
+	// file's partitions gave the count: check then compares with it.
 	explicitPartitions bool
 	// header prints the pipeline's name before describe's table.
 	header bool

@@ -9,9 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +41,36 @@ type File struct {
 	// LoadFor expanded to "" in a part the command does not use (Load
 	// refuses them).
 	Unset []string `yaml:"-"`
+
+	// refs are the values that came from the environment, with the
+	// references they were written as (see Scrub).
+	refs []quotedRef
+}
+
+// Scrub returns msg with every value that the file took from the
+// environment replaced by the reference it was written as: an error about
+// a misplaced reference (header: "${SECRET}", name: "${TOKEN}") must not
+// print the variable's value, which may be a secret. Quoted values are
+// replaced whatever their length, bare ones from 4 bytes on (shorter ones
+// would match inside unrelated words).
+func (f File) Scrub(msg string) string {
+	return scrubQuoted(msg, f.refs)
+}
+
+func scrubQuoted(msg string, refs []quotedRef) string {
+	// Longest values first, so that a value inside another is not
+	// replaced within it.
+	refs = slices.SortedFunc(slices.Values(refs), func(a, b quotedRef) int { return len(b.value) - len(a.value) })
+	for _, r := range refs {
+		if r.value == r.raw || r.value == "" {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, strconv.Quote(r.value), strconv.Quote(r.raw))
+		if len(r.value) >= 4 {
+			msg = strings.ReplaceAll(msg, r.value, r.raw)
+		}
+	}
+	return msg
 }
 
 // Pipeline describes one pipeline: its topics and the consumer's handler.
@@ -119,10 +152,23 @@ func LoadFor(path string, getenv func(string) string, unused Unused) (File, erro
 	return load(path, getenv, unused)
 }
 
+// ErrRead is wrapped by the errors of Load and LoadFor that come from
+// reading the file (a wrong path, a directory, no permission) rather than
+// from what it says.
+var ErrRead = errors.New("cannot read the config file")
+
 func load(path string, getenv func(string) string, unused Unused) (File, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return File{}, fmt.Errorf("read config: %w", err)
+		switch info, serr := os.Stat(path); {
+		case serr == nil && info.IsDir():
+			return File{}, fmt.Errorf("%w: %s is a directory: give the path of the YAML file", ErrRead, path)
+		case errors.Is(err, fs.ErrNotExist):
+			return File{}, fmt.Errorf("%w: %w: check the path (a relative one is read from the working directory)", ErrRead, err)
+		case errors.Is(err, fs.ErrPermission):
+			return File{}, fmt.Errorf("%w: %w: let the user hookline runs as read it", ErrRead, err)
+		}
+		return File{}, fmt.Errorf("%w: %w", ErrRead, err)
 	}
 	f, err := parse(raw, getenv, unused)
 	if err != nil {
@@ -148,6 +194,11 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return f, nil // empty file: empty config
+		}
+		if n := tabIndented(raw); n > 0 {
+			// yaml's own message ("found character that cannot start any
+			// token") does not say it, and may name the line before.
+			return File{}, fmt.Errorf("parse YAML: %w (line %d is indented with a tab: YAML indents with spaces only; replace the tab with spaces)", err, n)
 		}
 		if bytes.Contains(raw, []byte("${")) {
 			// YAML's rule, easy to trip over: a plain value in { } or [ ]
@@ -178,7 +229,7 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 	}
 	brokersAsList(&doc)
 	if err := doc.Decode(&f); err != nil {
-		if hint := x.typeHint(err); hint != "" {
+		if hint := x.typeHint(err, &doc); hint != "" {
 			return File{}, fmt.Errorf("parse YAML: %w: %s", x.scrub(err), hint)
 		}
 		return File{}, fmt.Errorf("parse YAML: %w", x.scrub(err))
@@ -187,11 +238,27 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 		return File{}, err
 	}
 	if err := f.validate(); err != nil {
+		if msg := scrubQuoted(err.Error(), x.expanded); msg != err.Error() {
+			return File{}, errors.New(msg) // not wrapped: the original text holds the value
+		}
 		return File{}, err
 	}
 	f.Defaulted = x.defaulted
 	f.Unset = x.unset
+	f.refs = x.expanded
 	return f, nil
+}
+
+// tabIndented returns the number of the first line whose indentation holds
+// a tab, or 0.
+func tabIndented(raw []byte) int {
+	for i, line := range bytes.Split(raw, []byte("\n")) {
+		indent := line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // brokersAsList turns a top-level brokers: value written as one string
@@ -338,30 +405,143 @@ type quotedRef struct {
 // yaml.TypeError entry.
 var typeLine = regexp.MustCompile("^line (\\d+): cannot unmarshal !!str `([^`]*)`")
 
-// typeHint explains a decode error caused by a quoted reference in a
-// number field: YAML reads a quoted value as a string whatever the
-// variable holds. It returns "" when err is not such an error.
-func (x *expander) typeHint(err error) string {
+// typeEntry finds the line, the YAML tag and the Go type in a
+// yaml.TypeError entry ("line 3: cannot unmarshal !!str `x` into int32").
+var typeEntry = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+)(?: `.*`)? into (\\S+)$")
+
+// typeHint explains the entries of a decode error: the key the value is
+// at and what it wants there (yaml names only the line and a Go type), and
+// for a quoted reference in a number field, that YAML reads it as a
+// string whatever the variable holds. It returns "" when err is not a
+// yaml.TypeError.
+func (x *expander) typeHint(err error, doc *yaml.Node) string {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return ""
 	}
+	var vals []typedValue
+	typedValues(doc, reflect.TypeFor[File](), "", &vals)
 	var hints []string
 	for _, e := range te.Errors {
-		m := typeLine.FindStringSubmatch(e)
+		if m := typeLine.FindStringSubmatch(e); m != nil && isNumber(e) {
+			quoted := false
+			for _, q := range x.quoted {
+				if fmt.Sprint(q.line) != m[1] || !strings.HasPrefix(q.value, strings.TrimSuffix(m[2], "...")) {
+					continue
+				}
+				key := q.path[strings.LastIndex(q.path, ".")+1:]
+				hints = append(hints, fmt.Sprintf("%s (line %d) is a quoted reference, which YAML reads as a string: for a number write it unquoted on a line of its own, `%s: %s` (in { } or [ ] a reference must be quoted, so move the key out of the braces into block style)",
+					q.path, q.line, key, q.raw))
+				quoted = true
+			}
+			if quoted {
+				continue
+			}
+		}
+		m := typeEntry.FindStringSubmatch(e)
 		if m == nil {
 			continue
 		}
-		for _, q := range x.quoted {
-			if fmt.Sprint(q.line) != m[1] || !strings.HasPrefix(q.value, strings.TrimSuffix(m[2], "...")) {
-				continue
+		for _, v := range vals {
+			if fmt.Sprint(v.line) == m[1] && v.tag == m[2] && v.t.String() == m[3] {
+				hints = append(hints, fmt.Sprintf("%s (line %d) wants %s, not %s", v.path, v.line, wants(v.t), tagName(v.tag)))
+				break
 			}
-			key := q.path[strings.LastIndex(q.path, ".")+1:]
-			hints = append(hints, fmt.Sprintf("%s (line %d) is a quoted reference, which YAML reads as a string: for a number write it unquoted on a line of its own, `%s: %s` (in { } or [ ] a reference must be quoted, so move the key out of the braces into block style)",
-				q.path, q.line, key, q.raw))
 		}
 	}
 	return strings.Join(hints, "; ")
+}
+
+// isNumber reports whether a yaml.TypeError entry is about a number field.
+func isNumber(entry string) bool {
+	m := typeEntry.FindStringSubmatch(entry)
+	return m != nil && strings.HasPrefix(m[3], "int")
+}
+
+// typedValue is a value of the file with the Go type it decodes into.
+type typedValue struct {
+	line int
+	tag  string
+	path string
+	t    reflect.Type
+}
+
+// typedValues lists the values under n, which decodes into t, with their
+// paths and Go types (what a yaml.TypeError entry names).
+func typedValues(n *yaml.Node, t reflect.Type, path string, out *[]typedValue) {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			typedValues(c, t, path, out)
+		}
+		return
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if path != "" {
+		*out = append(*out, typedValue{line: n.Line, tag: n.ShortTag(), path: path, t: t})
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return
+	}
+	switch {
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if f, ok := fieldByTag(t, n.Content[i].Value); ok {
+				typedValues(n.Content[i+1], f.Type, keyPath(path, n.Content[i].Value), out)
+			}
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			typedValues(n.Content[i+1], t.Elem(), keyPath(path, n.Content[i].Value), out)
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for i, c := range n.Content {
+			typedValues(c, t.Elem(), indexPath(path, i), out)
+		}
+	}
+}
+
+// wants says what a value of Go type t is written as in the file.
+func wants(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number (e.g. 12)"
+	case reflect.String:
+		return "a single value (e.g. a name, or a quoted \"${VAR}\")"
+	case reflect.Struct:
+		return "a mapping of keys to values (key: value, indented below it, or in { })"
+	case reflect.Map:
+		return "a mapping of names to values (e.g. {Authorization: \"Bearer ${TOKEN}\"})"
+	case reflect.Slice:
+		switch t.Elem() {
+		case reflect.TypeFor[Duration]():
+			return "a list of durations (e.g. [10s, 1m, 10m])"
+		case reflect.TypeFor[string]():
+			return "a list (e.g. [/id], one item too)"
+		}
+		return "a list of entries, each starting with \"- \""
+	}
+	return "another kind of value"
+}
+
+// tagName says what a YAML tag is in words.
+func tagName(tag string) string {
+	switch tag {
+	case "!!str":
+		return "text"
+	case "!!int", "!!float":
+		return "a number"
+	case "!!bool":
+		return "true or false"
+	case "!!seq":
+		return "a list"
+	case "!!map":
+		return "a mapping"
+	case "!!null":
+		return "nothing"
+	}
+	return tag
 }
 
 // scrub returns err with every value that came from the environment, as an
@@ -506,10 +686,13 @@ func (f File) validate() error {
 // ReadSecrets returns v with SecretFile and PreviousSecretFile read into
 // Secret and PreviousSecret (trailing newlines trimmed).
 func (v Verify) ReadSecrets() (Verify, error) {
-	read := func(path string) (string, error) {
+	read := func(key, path string) (string, error) {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", fmt.Errorf("read secret file: %w", err)
+			if !filepath.IsAbs(path) {
+				err = fmt.Errorf("%w (a relative path is read from the working directory, not the config file's)", err)
+			}
+			return "", fmt.Errorf("%s: %w", key, err)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
@@ -518,12 +701,17 @@ func (v Verify) ReadSecrets() (Verify, error) {
 		if v.Secret != "" {
 			return v, errors.New("set secret or secret_file, not both")
 		}
-		if v.Secret, err = read(v.SecretFile); err != nil {
+		if v.Secret, err = read("secret_file", v.SecretFile); err != nil {
 			return v, err
 		}
 	}
 	if v.PreviousSecretFile != "" {
-		if v.PreviousSecret, err = read(v.PreviousSecretFile); err != nil {
+		if v.PreviousSecret != "" {
+			// As for secret: which one would win is not obvious, and the
+			// other would be ignored without a word.
+			return v, errors.New("set previous_secret or previous_secret_file, not both")
+		}
+		if v.PreviousSecret, err = read("previous_secret_file", v.PreviousSecretFile); err != nil {
 			return v, err
 		}
 	}
