@@ -2,6 +2,8 @@ package dlq
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"slices"
 	"strconv"
@@ -857,5 +859,83 @@ func TestReplayInterruptedBeforeTheFirstWrite(t *testing.T) {
 		OnPlan: func(Plan) { cancel() }})
 	if err == nil || !strings.Contains(err.Error(), "interrupted") || res.Stopped == nil || *res.Stopped != (Position{1, 0}) {
 		t.Fatalf("%+v %v; want interrupted, stopped at 1:0", res, err)
+	}
+}
+
+// TestReplayStopsReadingWhenAWriteFails: a dead-letter partition too large
+// for one fetch, a broker that refuses the replayed writes and stops
+// answering fetches (as when it hangs or dies mid-replay). The replay must
+// stop once the write failed, not wait for the rest of the partition to be
+// read: that wait lasts as long as the broker is gone, with nothing printed.
+func TestReplayStopsReadingWhenAWriteFails(t *testing.T) {
+	e := newEnv(t, 1)
+	var ds []dl
+	for i := range 14 { // ~9.8 MiB: more than the scan's 8 MiB per fetch
+		pad := make([]byte, 525<<10) // random: the producer compresses
+		rand.Read(pad)
+		body := `{"pad":"` + base64.StdEncoding.EncodeToString(pad) + `"}`
+		ds = append(ds, dl{id: "big" + strconv.Itoa(i), conv: "c", class: "exhausted", body: body})
+	}
+	for _, d := range ds { // one request each: the producer's batch limit is 1 MB
+		e.put(d)
+	}
+
+	var holdFetches atomic.Bool
+	release := make(chan struct{})
+	defer close(release)
+	e.cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		if !holdFetches.Load() {
+			return nil, nil, false
+		}
+		for _, t := range req.(*kmsg.FetchRequest).Topics {
+			for _, p := range t.Partitions {
+				if p.FetchOffset > 0 { // the rest of the partition: never answered
+					e.cluster.SleepControl(func() { <-release })
+					return nil, errors.New("held fetch dropped"), true
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		r := req.(*kmsg.ProduceRequest)
+		if !holdFetches.Load() {
+			return nil, nil, false
+		}
+		// Refused only once the scan read what the first fetch brought.
+		e.cluster.SleepControl(func() { time.Sleep(300 * time.Millisecond) })
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client
+				rp.BaseOffset = -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := e.cl.Replay(ctx, ReplayConfig{DLQ: e.names.DLQ, Dedup: e.names.Dedup, To: e.names.Base, DeliveryTimeout: time.Second,
+		OnPlan: func(Plan) { holdFetches.Store(true) }}) // from pass 3 on
+	took := time.Since(start)
+	t.Logf("returned after %s: %+v %v", took.Round(time.Millisecond), res, err)
+	if err == nil || !strings.Contains(err.Error(), "write to "+e.names.Base+" failed") {
+		t.Fatalf("error %v, want the failed write", err)
+	}
+	if res.Stopped == nil || *res.Stopped != (Position{0, 0}) || res.Replayed != 0 {
+		t.Fatalf("stopped at %v with %d replayed, want 0:0 with none", res.Stopped, res.Replayed)
+	}
+	if took > 10*time.Second {
+		t.Fatalf("took %s to notice the failed write", took)
 	}
 }

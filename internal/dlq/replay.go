@@ -509,6 +509,10 @@ type replayer struct {
 	prod      *kgo.Client // nil in a dry run
 	closeOnce sync.Once
 	timedOut  error // set by settle when the broker did not answer in time
+	// stopReading ends the reading of the dead-letter topic (and the wait
+	// of the pacer) once a write failed: the rest of a partition may be
+	// unreadable for as long as the broker is gone.
+	stopReading context.CancelFunc
 
 	mu sync.Mutex // guards the fields below and OnStep calls
 	// queue holds the steps not reported yet, in DLQ order. A step is
@@ -576,6 +580,9 @@ func (r *replayer) noteLocked(s Step) {
 	case Replayed, WouldReplay:
 		r.acked = append(r.acked, s.Pos)
 	case Failed:
+		if r.stopReading != nil {
+			r.stopReading()
+		}
 		if r.failed == nil || s.Pos.Less(*r.failed) {
 			p := s.Pos
 			r.failed = &p
@@ -692,6 +699,12 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 	// Writes in flight keep going when ctx ends (an interrupt stops new
 	// writes only), bounded by the delivery timeout.
 	wctx := context.WithoutCancel(ctx)
+	// Reading (and pacing) ends on an interrupt or a failed write.
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	r.mu.Lock()
+	r.stopReading = stopReading
+	r.mu.Unlock()
 
 	var stopAt *Position // first selected dead letter not issued
 	var interrupted error
@@ -704,7 +717,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 		offsets := cands[i:j]
 		next := 0 // index into offsets of the next selected record
 		sp := map[int32]span{part: {offsets[0].pos.Offset, offsets[len(offsets)-1].pos.Offset + 1}}
-		err := r.c.scan(ctx, r.cfg.DLQ, sp, func(rec *kgo.Record) error {
+		err := r.c.scan(rctx, r.cfg.DLQ, sp, func(rec *kgo.Record) error {
 			for next < len(offsets) && offsets[next].pos.Offset < rec.Offset {
 				r.add(Step{Action: SkippedGone, Pos: offsets[next].pos})
 				next++
@@ -737,7 +750,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 				r.add(Step{Action: WouldReplay, Letter: &l, Pos: l.Pos()})
 				return nil
 			}
-			if err := pace.wait(ctx); err != nil {
+			if err := pace.wait(rctx); err != nil {
 				p := l.Pos()
 				stopAt = &p
 				return err
@@ -776,6 +789,9 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			if ctx.Err() != nil {
 				interrupted = ctx.Err()
 				break
+			}
+			if r.hasFailed() { // reading stopped for the failed write: finish reports it
+				return r.finish(nil, stopAt)
 			}
 			return r.finish(fmt.Errorf("read %s partition %d: %w", r.cfg.DLQ, part, err), stopAt)
 		}
