@@ -241,12 +241,13 @@ func showLetter(env *environment, l *dlq.Letter, n, of int) {
 }
 
 // formatPayload indents JSON, shows other text as is, and binary as a hex
-// dump.
+// dump. JSON that is not UTF-8 counts as binary: encoding/json accepts it,
+// but its indented form would show U+FFFD instead of the bytes received.
 func formatPayload(v []byte) string {
 	if len(v) == 0 {
 		return "(empty)"
 	}
-	if json.Valid(v) {
+	if utf8.Valid(v) && json.Valid(v) {
 		var b bytes.Buffer
 		if json.Indent(&b, v, "", "  ") == nil {
 			// Valid JSON holds such characters only inside strings, where

@@ -147,6 +147,13 @@ func TestFormatPayload(t *testing.T) {
 	if got := formatPayload([]byte("{\"a\":\"x\u009b31m\u202ey\U0001F600\"}")); got != "{\n  \"a\": \"x\\u009b31m\\u202ey\U0001F600\"\n}" {
 		t.Errorf("json with controls: %q", got)
 	}
+	// JSON that is not UTF-8 (a Latin-1 sender): encoding/json takes it,
+	// but indenting it would print U+FFFD escapes for the real bytes. The
+	// receiver dead-lettered it as "invalid UTF-8": show the bytes.
+	latin1 := []byte("{\"name\":\"Jos\xe9\"}")
+	if got := formatPayload(latin1); strings.Contains(got, "fffd") || !strings.Contains(got, " e9 ") {
+		t.Errorf("JSON in Latin-1: %q, want a hex dump with byte e9", got)
+	}
 	for _, text := range []string{"over\rwrite", "bidi \u202e", "del \x7f", "c1 \u009b"} {
 		if got := formatPayload([]byte(text)); got == text || !strings.Contains(got, "|") {
 			t.Errorf("text %q printed as is: %q", text, got)
