@@ -848,6 +848,28 @@ func TestReplayLeavesOutMalformedUnlessNamed(t *testing.T) {
 	}
 }
 
+// A malformed dead letter whose event was replayed with --error-class
+// malformed and failed again has a newer dead letter of another class. A
+// replay of that class writes the event; it must not also count the old
+// malformed letter as left out and suggest --error-class malformed, which
+// would write the same event once more.
+func TestReplayDoesNotReportMalformedOfAReplayedEventAsLeftOut(t *testing.T) {
+	e := newEnv(t, 1)
+	now := time.Now()
+	e.put(
+		dl{id: "mf-1", class: "malformed", body: "not json", at: now.Add(-time.Hour)},
+		dl{id: "mf-2", class: "malformed", body: "not json either", at: now.Add(-time.Hour)},
+		dl{id: "mf-1", class: "exhausted", body: "not json", attempt: 3, replays: 1, at: now},
+	)
+	res, steps, err := e.replay(ReplayConfig{DryRun: true}) // --all
+	if err != nil || res.Matched != 1 || len(steps) != 1 || steps[0].Letter.EventID != "mf-1" {
+		t.Fatalf("all: %+v %d steps, %v", res, len(steps), err)
+	}
+	if res.LeftOutMalformed != 1 {
+		t.Fatalf("%d malformed reported left out, want 1 (mf-2; mf-1 is replayed from its newer dead letter)", res.LeftOutMalformed)
+	}
+}
+
 // Interrupted between the plan and the first write, a replay still says
 // where to resume (not "cannot reach Kafka").
 func TestReplayInterruptedBeforeTheFirstWrite(t *testing.T) {

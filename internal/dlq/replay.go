@@ -157,8 +157,9 @@ type Plan struct {
 	Selected int // after ResumeFrom and Limit: replayed or skipped
 	// LeftOutMalformed counts the dead letters of class malformed (bodies
 	// the receiver could not parse) that matched the other filters but
-	// were left out because Filter.ErrorClasses does not name malformed;
-	// they are not in Matched.
+	// were left out because Filter.ErrorClasses does not name malformed,
+	// except those of an event replayed from a selected dead letter of
+	// another class; they are not in Matched.
 	LeftOutMalformed int
 }
 
@@ -305,8 +306,17 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 		return res, err
 	}
 	if !slices.Contains(f.ErrorClasses, headers.ClassMalformed) {
+		// A malformed letter of an event that has a selected letter of
+		// another class (it was replayed and failed again) is not left
+		// out: the event is replayed, from that newer letter.
+		replayed := map[string]bool{}
+		for _, cd := range cands {
+			if !cd.malformed && cd.id != "" {
+				replayed[cd.id] = true
+			}
+		}
 		cands = slices.DeleteFunc(cands, func(cd candidate) bool {
-			if cd.malformed {
+			if cd.malformed && (cd.id == "" || !replayed[cd.id]) {
 				res.LeftOutMalformed++
 			}
 			return cd.malformed
