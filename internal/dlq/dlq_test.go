@@ -961,3 +961,130 @@ func TestReplayStopsReadingWhenAWriteFails(t *testing.T) {
 		t.Fatalf("took %s to notice the failed write", took)
 	}
 }
+
+// TestReplayBuffersBoundedBytes: while the broker is slow to acknowledge,
+// a replay must not read the dead-letter topic far ahead of its writes.
+// Every record read and not yet acknowledged holds its payload: bounded
+// only by a record count (1000), a DLQ of 1 MiB bodies made a replay hold
+// up to 1 GiB (a probe held 194 of 200 dead letters of ~0.9 MiB).
+func TestReplayBuffersBoundedBytes(t *testing.T) {
+	defer func(b int) { replayBufferBytes = b }(replayBufferBytes)
+	replayBufferBytes = 0 // the floor: two records of the topic's largest size
+
+	e := newEnv(t, 1)
+	const n = 50 // ~35 MiB: more than two fetches ahead of the writes
+	for i := range n {
+		pad := make([]byte, 525<<10) // random: the producer compresses
+		rand.Read(pad)
+		e.put(dl{id: "big" + strconv.Itoa(i), conv: "c", class: "exhausted", body: `{"pad":"` + base64.StdEncoding.EncodeToString(pad) + `"}`})
+	}
+	var writing atomic.Bool // from the plan on, until the writes are let through
+	var readTo atomic.Int64 // highest offset the replay asked the DLQ for meanwhile
+	released := make(chan struct{})
+	e.cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		if writing.Load() {
+			for _, t := range req.(*kmsg.FetchRequest).Topics {
+				for _, p := range t.Partitions {
+					for o := readTo.Load(); p.FetchOffset > o && !readTo.CompareAndSwap(o, p.FetchOffset); o = readTo.Load() {
+					}
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		select {
+		case <-released:
+		default:
+			e.cluster.SleepControl(func() { <-released }) // acknowledged only once released
+		}
+		return nil, nil, false
+	})
+	// From the plan on, give the replay time to read as far as it will
+	// without an acknowledgement, then let the writes through.
+	hold := func() {
+		defer close(released)
+		defer writing.Store(false)
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) && readTo.Load() < n-10 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	res, _, err := e.replay(ReplayConfig{OnPlan: func(Plan) { writing.Store(true); go hold() }})
+	if err != nil || res.Replayed != n {
+		t.Fatalf("%+v %v", res, err)
+	}
+	// The scan reads ahead up to two fetches of 8 MiB (~22 of these
+	// records); the writes may buffer two more.
+	if got := readTo.Load(); got >= 30 {
+		t.Fatalf("read up to offset %d of %d before any write was acknowledged: the replay buffers without a byte bound", got, n)
+	}
+}
+
+// TestReplayReturnsWhenTheBrokerHangsWithItsBufferFull: the broker takes
+// the replayed writes and never answers. Once the replay holds as many
+// unacknowledged writes as it may (1000 records, or the byte bound), it
+// must still give up after the delivery timeout (or on an interrupt) and
+// say where to resume, not wait in the producer for room that never comes.
+func TestReplayReturnsWhenTheBrokerHangsWithItsBufferFull(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		n         int
+		bytes     int // pad per record
+		interrupt bool
+	}{
+		{"records", 1100, 0, false},
+		{"bytes", 8, 525 << 10, false},
+		{"interrupted", 1100, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func(b int) { replayBufferBytes = b }(replayBufferBytes)
+			replayBufferBytes = 0 // two records of the topic's largest size
+
+			e := newEnv(t, 1)
+			var ds []dl
+			for i := range tc.n {
+				d := dl{id: "ev" + strconv.Itoa(i), conv: "c", class: "exhausted"}
+				if tc.bytes > 0 {
+					pad := make([]byte, tc.bytes)
+					rand.Read(pad)
+					d.body = `{"pad":"` + base64.StdEncoding.EncodeToString(pad) + `"}`
+					e.put(d) // one request each: the producer's batch limit is 1 MB
+					continue
+				}
+				ds = append(ds, d)
+			}
+			if len(ds) > 0 {
+				e.put(ds...)
+			}
+			var hold atomic.Bool
+			hold.Store(true)
+			release := make(chan struct{})
+			defer close(release)
+			e.holdProduce(0, &hold, release)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			ictx, interrupt := context.WithCancel(ctx)
+			defer interrupt()
+			cfg := ReplayConfig{DLQ: e.names.DLQ, Dedup: e.names.Dedup, To: e.names.Base, DeliveryTimeout: time.Second}
+			want := "did not acknowledge"
+			if tc.interrupt {
+				cfg.OnPlan = func(Plan) { time.AfterFunc(time.Second, interrupt) }
+				want = "interrupted"
+			}
+			start := time.Now()
+			res, err := e.cl.Replay(ictx, cfg)
+			took := time.Since(start)
+			t.Logf("returned after %s: stopped at %v, %d replayed: %v", took.Round(time.Millisecond), res.Stopped, res.Replayed, err)
+			if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v (context: %v), want %q", err, ctx.Err(), want)
+			}
+			if res.Stopped == nil || *res.Stopped != (Position{0, 0}) || res.Replayed != 0 {
+				t.Fatalf("stopped at %v with %d replayed, want 0:0 with none", res.Stopped, res.Replayed)
+			}
+		})
+	}
+}
