@@ -470,3 +470,37 @@ func TestReplayStopNote(t *testing.T) {
 		t.Fatalf("stderr:\n%s", e)
 	}
 }
+
+// A 1 MiB body (and the 4.5 MB hex dump of a binary one) floods the
+// terminal: dlq show prints the start of a large payload and says how to
+// get all of it.
+func TestDlqShowCutsAHugePayload(t *testing.T) {
+	brokers := replayCluster(t, nil)
+	big := `{"a":"` + strings.Repeat("x", 300<<10) + `","secret":"tail"}`
+	bin := bytes.Repeat([]byte{0xff, 0x00, 0x1b}, 100<<10)
+	for id, v := range map[string][]byte{"ev-json": []byte(big), "ev-bin": bin} {
+		putDLQ(t, brokers, &kgo.Record{Key: []byte("k"), Value: v, Headers: []kgo.RecordHeader{
+			{Key: headers.EventID, Value: []byte(id)},
+			{Key: headers.ErrorClass, Value: []byte(headers.ClassPermanent)},
+		}})
+	}
+	for _, id := range []string{"ev-json", "ev-bin"} {
+		code, out, errOut := call(t, nil, "dlq", "show", id, "--base", "t.events", "--brokers", brokers)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", id, code, errOut)
+		}
+		if len(out) > 80<<10 || strings.Contains(out, "tail") {
+			t.Errorf("%s: printed %d bytes, the whole payload", id, len(out))
+		}
+		if id == "ev-json" && !strings.Contains(out, strings.Repeat("x", 32<<10)) {
+			t.Errorf("%s: the start of the one long line is not shown", id)
+		}
+		if !strings.Contains(out, "payload is not shown") || !strings.Contains(out, "hookline dlq show 0:") || !strings.Contains(out, "--raw --base t.events") {
+			t.Errorf("%s: does not say how to get the rest:\n%s", id, out[max(0, len(out)-400):])
+		}
+		code, raw, _ := call(t, nil, "dlq", "show", id, "--base", "t.events", "--brokers", brokers, "--raw")
+		if code != 0 || (id == "ev-json" && raw != big) || (id == "ev-bin" && raw != string(bin)) {
+			t.Errorf("%s --raw: exit %d, %d bytes", id, code, len(raw))
+		}
+	}
+}
