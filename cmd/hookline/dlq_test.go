@@ -504,3 +504,25 @@ func TestDlqShowCutsAHugePayload(t *testing.T) {
 		}
 	}
 }
+
+// Replaying again what was replayed and processed skips every dead letter:
+// a line each would bury the summary under thousands of them (10,000 in a
+// probe). Without --verbose a replay prints the first skips and a count.
+func TestReplayPrintsABoundedNumberOfSkips(t *testing.T) {
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, fmt.Sprintf("ev-%02d", i))
+	}
+	brokers := replayCluster(t, ids, ids...)
+	code, out, errOut := call(t, nil, "replay", "--base", "t.events", "--all", "--brokers", brokers)
+	if code != 0 || !strings.Contains(out, "matched 50, replayed 0, skipped 50 (50 already processed)") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if n := strings.Count(out, "\nskip "); n > 20 || !strings.Contains(out, "30 more skip(s) not listed; --verbose lists every one") {
+		t.Errorf("%d skip lines:\n%s", n, out)
+	}
+	code, out, _ = call(t, nil, "replay", "--base", "t.events", "--all", "--brokers", brokers, "--verbose")
+	if n := strings.Count(out, "\nskip "); code != 0 || n != 50 || strings.Contains(out, "not listed") {
+		t.Errorf("--verbose: exit %d, %d skip lines:\n%s", code, n, out)
+	}
+}
