@@ -13,6 +13,7 @@ import (
 
 	"github.com/hookline/hookline/internal/dlq"
 	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/topics"
 )
 
 const dlqExamples = `  # every dead letter of the default pipeline, oldest first
@@ -32,7 +33,7 @@ const dlqExamples = `  # every dead letter of the default pipeline, oldest first
 const dlqUsage = `Usage: hookline dlq ls|show [flags]
 
   ls     list dead letters (<base>.dlq) as a table or JSON lines, with filters
-  show   one dead letter: headers, error and payload
+  show   one dead letter: headers, error and payload (the first 64 KiB; --raw: all)
 
 Reading never changes the dead-letter topic and never waits for new records.
 See hookline dlq ls --help and hookline dlq show --help for the flags; to
@@ -237,16 +238,45 @@ func showLetter(env *environment, l *dlq.Letter, n, of int) {
 	}
 
 	fmt.Fprintf(w, "\npayload (%s, %d bytes):\n", field(orDash(l.ContentType)), len(l.Value))
-	fmt.Fprintln(w, formatPayload(l.Value))
+	shown, cut := clipLines(formatPayload(l.Value), payloadShown)
+	fmt.Fprintln(w, shown)
+	if cut {
+		base := ""
+		if b := strings.TrimSuffix(l.Topic, ".dlq"); b != topics.DefaultBase {
+			base = " --base " + b
+		}
+		fmt.Fprintf(w, "… the rest of the %d-byte payload is not shown; all of it, byte for byte: hookline dlq show %s --raw%s\n", len(l.Value), l.Pos(), base)
+	}
+}
+
+// payloadShown bounds the payload text dlq show prints: a 1 MiB body, or
+// the 4.5 MB hex dump of a binary one, would flood the terminal (--raw
+// writes the whole payload).
+const payloadShown = 64 << 10
+
+// clipLines cuts s to at most n bytes, at the end of a line in the second
+// half of them, else (one long line) at a rune boundary, and reports
+// whether it cut.
+func clipLines(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	cut := strings.LastIndexByte(s[:n], '\n')
+	if cut < n/2 {
+		for cut = n; cut > 0 && !utf8.RuneStart(s[cut]); cut-- {
+		}
+	}
+	return s[:cut], true
 }
 
 // formatPayload indents JSON, shows other text as is, and binary as a hex
-// dump.
+// dump. JSON that is not UTF-8 counts as binary: encoding/json accepts it,
+// but its indented form would show U+FFFD instead of the bytes received.
 func formatPayload(v []byte) string {
 	if len(v) == 0 {
 		return "(empty)"
 	}
-	if json.Valid(v) {
+	if utf8.Valid(v) && json.Valid(v) {
 		var b bytes.Buffer
 		if json.Indent(&b, v, "", "  ") == nil {
 			// Valid JSON holds such characters only inside strings, where

@@ -147,6 +147,13 @@ func TestFormatPayload(t *testing.T) {
 	if got := formatPayload([]byte("{\"a\":\"x\u009b31m\u202ey\U0001F600\"}")); got != "{\n  \"a\": \"x\\u009b31m\\u202ey\U0001F600\"\n}" {
 		t.Errorf("json with controls: %q", got)
 	}
+	// JSON that is not UTF-8 (a Latin-1 sender): encoding/json takes it,
+	// but indenting it would print U+FFFD escapes for the real bytes. The
+	// receiver dead-lettered it as "invalid UTF-8": show the bytes.
+	latin1 := []byte("{\"name\":\"Jos\xe9\"}")
+	if got := formatPayload(latin1); strings.Contains(got, "fffd") || !strings.Contains(got, " e9 ") {
+		t.Errorf("JSON in Latin-1: %q, want a hex dump with byte e9", got)
+	}
 	for _, text := range []string{"over\rwrite", "bidi \u202e", "del \x7f", "c1 \u009b"} {
 		if got := formatPayload([]byte(text)); got == text || !strings.Contains(got, "|") {
 			t.Errorf("text %q printed as is: %q", text, got)
@@ -461,5 +468,61 @@ func TestReplayStopNote(t *testing.T) {
 	e := errb.String()
 	if !strings.Contains(e, "hookline replay: stopping: no new writes") || strings.Contains(e, "redelivered") || !strings.Contains(e, "--resume-from") {
 		t.Fatalf("stderr:\n%s", e)
+	}
+}
+
+// A 1 MiB body (and the 4.5 MB hex dump of a binary one) floods the
+// terminal: dlq show prints the start of a large payload and says how to
+// get all of it.
+func TestDlqShowCutsAHugePayload(t *testing.T) {
+	brokers := replayCluster(t, nil)
+	big := `{"a":"` + strings.Repeat("x", 300<<10) + `","secret":"tail"}`
+	bin := bytes.Repeat([]byte{0xff, 0x00, 0x1b}, 100<<10)
+	for id, v := range map[string][]byte{"ev-json": []byte(big), "ev-bin": bin} {
+		putDLQ(t, brokers, &kgo.Record{Key: []byte("k"), Value: v, Headers: []kgo.RecordHeader{
+			{Key: headers.EventID, Value: []byte(id)},
+			{Key: headers.ErrorClass, Value: []byte(headers.ClassPermanent)},
+		}})
+	}
+	for _, id := range []string{"ev-json", "ev-bin"} {
+		code, out, errOut := call(t, nil, "dlq", "show", id, "--base", "t.events", "--brokers", brokers)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", id, code, errOut)
+		}
+		if len(out) > 80<<10 || strings.Contains(out, "tail") {
+			t.Errorf("%s: printed %d bytes, the whole payload", id, len(out))
+		}
+		if id == "ev-json" && !strings.Contains(out, strings.Repeat("x", 32<<10)) {
+			t.Errorf("%s: the start of the one long line is not shown", id)
+		}
+		if !strings.Contains(out, "payload is not shown") || !strings.Contains(out, "hookline dlq show 0:") || !strings.Contains(out, "--raw --base t.events") {
+			t.Errorf("%s: does not say how to get the rest:\n%s", id, out[max(0, len(out)-400):])
+		}
+		code, raw, _ := call(t, nil, "dlq", "show", id, "--base", "t.events", "--brokers", brokers, "--raw")
+		if code != 0 || (id == "ev-json" && raw != big) || (id == "ev-bin" && raw != string(bin)) {
+			t.Errorf("%s --raw: exit %d, %d bytes", id, code, len(raw))
+		}
+	}
+}
+
+// Replaying again what was replayed and processed skips every dead letter:
+// a line each would bury the summary under thousands of them (10,000 in a
+// probe). Without --verbose a replay prints the first skips and a count.
+func TestReplayPrintsABoundedNumberOfSkips(t *testing.T) {
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, fmt.Sprintf("ev-%02d", i))
+	}
+	brokers := replayCluster(t, ids, ids...)
+	code, out, errOut := call(t, nil, "replay", "--base", "t.events", "--all", "--brokers", brokers)
+	if code != 0 || !strings.Contains(out, "matched 50, replayed 0, skipped 50 (50 already processed)") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if n := strings.Count(out, "\nskip "); n > 20 || !strings.Contains(out, "30 more skip(s) not listed; --verbose lists every one") {
+		t.Errorf("%d skip lines:\n%s", n, out)
+	}
+	code, out, _ = call(t, nil, "replay", "--base", "t.events", "--all", "--brokers", brokers, "--verbose")
+	if n := strings.Count(out, "\nskip "); code != 0 || n != 50 || strings.Contains(out, "not listed") {
+		t.Errorf("--verbose: exit %d, %d skip lines:\n%s", code, n, out)
 	}
 }

@@ -46,6 +46,11 @@ const replayExamples = `  # see what would be replayed, write nothing
   # before the consumer handled the first copies can make the handler run twice
   # (when a first copy fails again); after a stop, use --resume-from, not a rerun`
 
+// skipLines is how many skipped dead letters a replay lists without
+// --verbose: a replay run again after its events were processed skips
+// every one, and a line each would bury the summary.
+const skipLines = 20
+
 var retryTarget = regexp.MustCompile(`^retry-([1-9][0-9]?)$`)
 
 // replayTarget resolves --to: main (default), retry-K, or a full topic name
@@ -76,7 +81,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	rate := fs.Float64("rate", 0, "records per second at most (0: unlimited)")
 	force := fs.Bool("force", false, "also replay events the dedup state marks processed; they carry hookline-replay-force so the consumer handles them again (command line only)")
 	resume := fs.String("resume-from", "", "partition:offset printed by a replay that stopped: skip what comes before it")
-	verbose := fs.Bool("verbose", false, "print a line for every replayed dead letter")
+	verbose := fs.Bool("verbose", false, fmt.Sprintf("print a line for every dead letter replayed or skipped (without it: the first %d skips)", skipLines))
 	deliveryTimeout := fs.Duration("delivery-timeout", dlq.DefaultDeliveryTimeout, "stop when the broker has not acknowledged a record within this long")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -184,12 +189,17 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 			}
 		},
 	}
-	skipped := 0
+	skipped, unlisted := 0, 0
 	var notes dryRunNotes
 	cfg.OnStep = func(s dlq.Step) {
 		switch s.Action {
 		case dlq.SkippedProcessed, dlq.SkippedDuplicate, dlq.SkippedGone:
 			skipped++
+			if !*dryRun && !*verbose && skipped > skipLines {
+				unlisted++
+				prog.update(s.Done, skipped)
+				return
+			}
 		}
 		if *dryRun {
 			l := s.Letter
@@ -257,6 +267,9 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		summary += " (" + strings.Join(details, ", ") + ")"
 	}
 	fmt.Fprintln(env.stdout, summary)
+	if unlisted > 0 {
+		fmt.Fprintf(env.stdout, "%d more skip(s) not listed; --verbose lists every one\n", unlisted)
+	}
 	if leftOut != "" {
 		fmt.Fprintln(env.stdout, leftOut)
 	}

@@ -2,6 +2,8 @@ package dlq
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"slices"
 	"strconv"
@@ -846,6 +848,28 @@ func TestReplayLeavesOutMalformedUnlessNamed(t *testing.T) {
 	}
 }
 
+// A malformed dead letter whose event was replayed with --error-class
+// malformed and failed again has a newer dead letter of another class. A
+// replay of that class writes the event; it must not also count the old
+// malformed letter as left out and suggest --error-class malformed, which
+// would write the same event once more.
+func TestReplayDoesNotReportMalformedOfAReplayedEventAsLeftOut(t *testing.T) {
+	e := newEnv(t, 1)
+	now := time.Now()
+	e.put(
+		dl{id: "mf-1", class: "malformed", body: "not json", at: now.Add(-time.Hour)},
+		dl{id: "mf-2", class: "malformed", body: "not json either", at: now.Add(-time.Hour)},
+		dl{id: "mf-1", class: "exhausted", body: "not json", attempt: 3, replays: 1, at: now},
+	)
+	res, steps, err := e.replay(ReplayConfig{DryRun: true}) // --all
+	if err != nil || res.Matched != 1 || len(steps) != 1 || steps[0].Letter.EventID != "mf-1" {
+		t.Fatalf("all: %+v %d steps, %v", res, len(steps), err)
+	}
+	if res.LeftOutMalformed != 1 {
+		t.Fatalf("%d malformed reported left out, want 1 (mf-2; mf-1 is replayed from its newer dead letter)", res.LeftOutMalformed)
+	}
+}
+
 // Interrupted between the plan and the first write, a replay still says
 // where to resume (not "cannot reach Kafka").
 func TestReplayInterruptedBeforeTheFirstWrite(t *testing.T) {
@@ -857,5 +881,210 @@ func TestReplayInterruptedBeforeTheFirstWrite(t *testing.T) {
 		OnPlan: func(Plan) { cancel() }})
 	if err == nil || !strings.Contains(err.Error(), "interrupted") || res.Stopped == nil || *res.Stopped != (Position{1, 0}) {
 		t.Fatalf("%+v %v; want interrupted, stopped at 1:0", res, err)
+	}
+}
+
+// TestReplayStopsReadingWhenAWriteFails: a dead-letter partition too large
+// for one fetch, a broker that refuses the replayed writes and stops
+// answering fetches (as when it hangs or dies mid-replay). The replay must
+// stop once the write failed, not wait for the rest of the partition to be
+// read: that wait lasts as long as the broker is gone, with nothing printed.
+func TestReplayStopsReadingWhenAWriteFails(t *testing.T) {
+	e := newEnv(t, 1)
+	var ds []dl
+	for i := range 14 { // ~9.8 MiB: more than the scan's 8 MiB per fetch
+		pad := make([]byte, 525<<10) // random: the producer compresses
+		rand.Read(pad)
+		body := `{"pad":"` + base64.StdEncoding.EncodeToString(pad) + `"}`
+		ds = append(ds, dl{id: "big" + strconv.Itoa(i), conv: "c", class: "exhausted", body: body})
+	}
+	for _, d := range ds { // one request each: the producer's batch limit is 1 MB
+		e.put(d)
+	}
+
+	var holdFetches atomic.Bool
+	release := make(chan struct{})
+	defer close(release)
+	e.cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		if !holdFetches.Load() {
+			return nil, nil, false
+		}
+		for _, t := range req.(*kmsg.FetchRequest).Topics {
+			for _, p := range t.Partitions {
+				if p.FetchOffset > 0 { // the rest of the partition: never answered
+					e.cluster.SleepControl(func() { <-release })
+					return nil, errors.New("held fetch dropped"), true
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		r := req.(*kmsg.ProduceRequest)
+		if !holdFetches.Load() {
+			return nil, nil, false
+		}
+		// Refused only once the scan read what the first fetch brought.
+		e.cluster.SleepControl(func() { time.Sleep(300 * time.Millisecond) })
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client
+				rp.BaseOffset = -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := e.cl.Replay(ctx, ReplayConfig{DLQ: e.names.DLQ, Dedup: e.names.Dedup, To: e.names.Base, DeliveryTimeout: time.Second,
+		OnPlan: func(Plan) { holdFetches.Store(true) }}) // from pass 3 on
+	took := time.Since(start)
+	t.Logf("returned after %s: %+v %v", took.Round(time.Millisecond), res, err)
+	if err == nil || !strings.Contains(err.Error(), "write to "+e.names.Base+" failed") {
+		t.Fatalf("error %v, want the failed write", err)
+	}
+	if res.Stopped == nil || *res.Stopped != (Position{0, 0}) || res.Replayed != 0 {
+		t.Fatalf("stopped at %v with %d replayed, want 0:0 with none", res.Stopped, res.Replayed)
+	}
+	if took > 10*time.Second {
+		t.Fatalf("took %s to notice the failed write", took)
+	}
+}
+
+// TestReplayBuffersBoundedBytes: while the broker is slow to acknowledge,
+// a replay must not read the dead-letter topic far ahead of its writes.
+// Every record read and not yet acknowledged holds its payload: bounded
+// only by a record count (1000), a DLQ of 1 MiB bodies made a replay hold
+// up to 1 GiB (a probe held 194 of 200 dead letters of ~0.9 MiB).
+func TestReplayBuffersBoundedBytes(t *testing.T) {
+	defer func(b int) { replayBufferBytes = b }(replayBufferBytes)
+	replayBufferBytes = 0 // the floor: two records of the topic's largest size
+
+	e := newEnv(t, 1)
+	const n = 50 // ~35 MiB: more than two fetches ahead of the writes
+	for i := range n {
+		pad := make([]byte, 525<<10) // random: the producer compresses
+		rand.Read(pad)
+		e.put(dl{id: "big" + strconv.Itoa(i), conv: "c", class: "exhausted", body: `{"pad":"` + base64.StdEncoding.EncodeToString(pad) + `"}`})
+	}
+	var writing atomic.Bool // from the plan on, until the writes are let through
+	var readTo atomic.Int64 // highest offset the replay asked the DLQ for meanwhile
+	released := make(chan struct{})
+	e.cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		if writing.Load() {
+			for _, t := range req.(*kmsg.FetchRequest).Topics {
+				for _, p := range t.Partitions {
+					for o := readTo.Load(); p.FetchOffset > o && !readTo.CompareAndSwap(o, p.FetchOffset); o = readTo.Load() {
+					}
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		select {
+		case <-released:
+		default:
+			e.cluster.SleepControl(func() { <-released }) // acknowledged only once released
+		}
+		return nil, nil, false
+	})
+	// From the plan on, give the replay time to read as far as it will
+	// without an acknowledgement, then let the writes through.
+	hold := func() {
+		defer close(released)
+		defer writing.Store(false)
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) && readTo.Load() < n-10 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	res, _, err := e.replay(ReplayConfig{OnPlan: func(Plan) { writing.Store(true); go hold() }})
+	if err != nil || res.Replayed != n {
+		t.Fatalf("%+v %v", res, err)
+	}
+	// The scan reads ahead up to two fetches of 8 MiB (~22 of these
+	// records); the writes may buffer two more.
+	if got := readTo.Load(); got >= 30 {
+		t.Fatalf("read up to offset %d of %d before any write was acknowledged: the replay buffers without a byte bound", got, n)
+	}
+}
+
+// TestReplayReturnsWhenTheBrokerHangsWithItsBufferFull: the broker takes
+// the replayed writes and never answers. Once the replay holds as many
+// unacknowledged writes as it may (1000 records, or the byte bound), it
+// must still give up after the delivery timeout (or on an interrupt) and
+// say where to resume, not wait in the producer for room that never comes.
+func TestReplayReturnsWhenTheBrokerHangsWithItsBufferFull(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		n         int
+		bytes     int // pad per record
+		interrupt bool
+	}{
+		{"records", 1100, 0, false},
+		{"bytes", 8, 525 << 10, false},
+		{"interrupted", 1100, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func(b int) { replayBufferBytes = b }(replayBufferBytes)
+			replayBufferBytes = 0 // two records of the topic's largest size
+
+			e := newEnv(t, 1)
+			var ds []dl
+			for i := range tc.n {
+				d := dl{id: "ev" + strconv.Itoa(i), conv: "c", class: "exhausted"}
+				if tc.bytes > 0 {
+					pad := make([]byte, tc.bytes)
+					rand.Read(pad)
+					d.body = `{"pad":"` + base64.StdEncoding.EncodeToString(pad) + `"}`
+					e.put(d) // one request each: the producer's batch limit is 1 MB
+					continue
+				}
+				ds = append(ds, d)
+			}
+			if len(ds) > 0 {
+				e.put(ds...)
+			}
+			var hold atomic.Bool
+			hold.Store(true)
+			release := make(chan struct{})
+			defer close(release)
+			e.holdProduce(0, &hold, release)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			ictx, interrupt := context.WithCancel(ctx)
+			defer interrupt()
+			cfg := ReplayConfig{DLQ: e.names.DLQ, Dedup: e.names.Dedup, To: e.names.Base, DeliveryTimeout: time.Second}
+			want := "did not acknowledge"
+			if tc.interrupt {
+				cfg.OnPlan = func(Plan) { time.AfterFunc(time.Second, interrupt) }
+				want = "interrupted"
+			}
+			start := time.Now()
+			res, err := e.cl.Replay(ictx, cfg)
+			took := time.Since(start)
+			t.Logf("returned after %s: stopped at %v, %d replayed: %v", took.Round(time.Millisecond), res.Stopped, res.Replayed, err)
+			if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v (context: %v), want %q", err, ctx.Err(), want)
+			}
+			if res.Stopped == nil || *res.Stopped != (Position{0, 0}) || res.Replayed != 0 {
+				t.Fatalf("stopped at %v with %d replayed, want 0:0 with none", res.Stopped, res.Replayed)
+			}
+		})
 	}
 }

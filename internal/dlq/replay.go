@@ -157,8 +157,9 @@ type Plan struct {
 	Selected int // after ResumeFrom and Limit: replayed or skipped
 	// LeftOutMalformed counts the dead letters of class malformed (bodies
 	// the receiver could not parse) that matched the other filters but
-	// were left out because Filter.ErrorClasses does not name malformed;
-	// they are not in Matched.
+	// were left out because Filter.ErrorClasses does not name malformed,
+	// except those of an event replayed from a selected dead letter of
+	// another class; they are not in Matched.
 	LeftOutMalformed int
 }
 
@@ -305,8 +306,17 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 		return res, err
 	}
 	if !slices.Contains(f.ErrorClasses, headers.ClassMalformed) {
+		// A malformed letter of an event that has a selected letter of
+		// another class (it was replayed and failed again) is not left
+		// out: the event is replayed, from that newer letter.
+		replayed := map[string]bool{}
+		for _, cd := range cands {
+			if !cd.malformed && cd.id != "" {
+				replayed[cd.id] = true
+			}
+		}
 		cands = slices.DeleteFunc(cands, func(cd candidate) bool {
-			if cd.malformed {
+			if cd.malformed && (cd.id == "" || !replayed[cd.id]) {
 				res.LeftOutMalformed++
 			}
 			return cd.malformed
@@ -487,6 +497,19 @@ func (c *Client) processed(ctx context.Context, topic string, cands []candidate)
 	return out, nil
 }
 
+// replayBufferBytes bounds the bytes of the records a replay has written
+// and not yet seen acknowledged (at least two of the target's largest), so
+// a broker slower than the reading does not make the replay hold a whole
+// dead-letter partition of large payloads in memory.
+var replayBufferBytes = 32 << 20
+
+// replayBufferRecords bounds the number of those records.
+const replayBufferRecords = 1000
+
+// errNoRoom: the writes in flight fill the buffer and the broker has
+// acknowledged none of them within the delivery timeout and flushSlack.
+var errNoRoom = errors.New("no acknowledgement frees room for the next write")
+
 // flushSlack is how much longer than the delivery timeout a replay waits
 // for the acknowledgements of a partition's writes: the timeout fails a
 // record only between attempts, not while a produce request is in flight.
@@ -509,6 +532,10 @@ type replayer struct {
 	prod      *kgo.Client // nil in a dry run
 	closeOnce sync.Once
 	timedOut  error // set by settle when the broker did not answer in time
+	// stopReading ends the reading of the dead-letter topic (and the wait
+	// of the pacer) once a write failed: the rest of a partition may be
+	// unreadable for as long as the broker is gone.
+	stopReading context.CancelFunc
 
 	mu sync.Mutex // guards the fields below and OnStep calls
 	// queue holds the steps not reported yet, in DLQ order. A step is
@@ -521,17 +548,24 @@ type replayer struct {
 	failErr  error
 	acked    []Position // replayed positions, for ReplayedAfterStop
 	finished bool       // finish ran: nothing is reported any more
-	// unresolved counts the writes whose outcome has not come; resolved,
-	// when set, is closed once it reaches 0 (see settle).
-	unresolved int
-	resolved   chan struct{}
+	// unresolved counts the writes whose outcome has not come, of
+	// unresolvedBytes in all; resolved, when set, is closed once it
+	// reaches 0 (see settle).
+	unresolved      int
+	unresolvedBytes int
+	resolved        chan struct{}
+	// bufferBytes bounds unresolvedBytes (see room); freed is signalled
+	// when an outcome comes.
+	bufferBytes int
+	freed       chan struct{}
 }
 
 // slot is one selected dead letter's step: known, or awaiting the outcome
-// of its write.
+// of its write (of size bytes).
 type slot struct {
 	s     Step
 	known bool
+	size  int
 }
 
 // add queues a step whose outcome is known.
@@ -543,23 +577,61 @@ func (r *replayer) add(s Step) {
 	r.reportLocked()
 }
 
-// await queues the step of a write about to be issued; resolve completes it.
-func (r *replayer) await(l *Letter) *slot {
+// await queues the step of a write of size bytes about to be issued;
+// resolve completes it.
+func (r *replayer) await(l *Letter, size int) *slot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sl := &slot{s: Step{Action: Failed, Letter: l, Pos: l.Pos(), Err: errNoOutcome}}
+	sl := &slot{s: Step{Action: Failed, Letter: l, Pos: l.Pos(), Err: errNoOutcome}, size: size}
 	r.queue = append(r.queue, sl)
 	r.unresolved++
+	r.unresolvedBytes += size
 	return sl
+}
+
+// room waits until a write of size bytes fits beside the writes whose
+// outcome has not come (replayBufferRecords, bufferBytes; a write always
+// fits when none is pending). The producer's own limits would block its
+// Produce call instead, beyond the reach of an interrupt and of the
+// delivery timeout while the broker holds the writes unanswered. room
+// returns ctx's error, or errNoRoom after budget without an outcome.
+func (r *replayer) room(ctx context.Context, size int, budget time.Duration) error {
+	var t *time.Timer
+	for {
+		r.mu.Lock()
+		fits := r.unresolved == 0 ||
+			(r.unresolved < replayBufferRecords && r.unresolvedBytes+size <= r.bufferBytes)
+		r.mu.Unlock()
+		if fits {
+			return nil
+		}
+		if t == nil {
+			t = time.NewTimer(budget)
+			defer t.Stop()
+		}
+		select {
+		case <-r.freed:
+			t.Reset(budget) // progress: the broker answers
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return errNoRoom
+		}
+	}
 }
 
 // resolve records the outcome of a write.
 func (r *replayer) resolve(sl *slot, s Step) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.unresolvedBytes -= sl.size
 	if r.unresolved--; r.unresolved == 0 && r.resolved != nil {
 		close(r.resolved)
 		r.resolved = nil
+	}
+	select {
+	case r.freed <- struct{}{}:
+	default:
 	}
 	if r.finished {
 		return
@@ -576,6 +648,9 @@ func (r *replayer) noteLocked(s Step) {
 	case Replayed, WouldReplay:
 		r.acked = append(r.acked, s.Pos)
 	case Failed:
+		if r.stopReading != nil {
+			r.stopReading()
+		}
 		if r.failed == nil || s.Pos.Less(*r.failed) {
 			p := s.Pos
 			r.failed = &p
@@ -630,13 +705,26 @@ func (r *replayer) settle() error {
 	if r.prod == nil || r.timedOut != nil {
 		return r.timedOut
 	}
-	budget := cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout) + flushSlack
+	budget := r.budget()
 	fctx, cancel := context.WithTimeout(context.Background(), budget)
 	err := r.prod.Flush(fctx)
 	cancel()
 	if err == nil {
 		return nil // every callback has run: franz-go calls them before Flush returns
 	}
+	return r.abandon(budget)
+}
+
+// budget is how long the replay waits for the broker to acknowledge
+// anything: the delivery timeout and flushSlack.
+func (r *replayer) budget() time.Duration {
+	return cmp.Or(r.cfg.DeliveryTimeout, DefaultDeliveryTimeout) + flushSlack
+}
+
+// abandon gives up on the broker after it answered nothing for budget: it
+// closes the producer, which fails the writes still in flight, and waits
+// for those failures to be recorded.
+func (r *replayer) abandon(budget time.Duration) error {
 	r.timedOut = fmt.Errorf("the broker did not acknowledge every write to %s within %s (is Kafka reachable? --delivery-timeout sets the wait)", r.cfg.To, budget)
 	r.closeProducer()
 	r.mu.Lock()
@@ -675,8 +763,13 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes are franz-go's default
 			kgo.RecordDeliveryTimeout(timeout),
-			kgo.MaxBufferedRecords(1000),
+			// room keeps the writes below these limits: Produce does not
+			// block (a blocked Produce heeds neither an interrupt nor
+			// the delivery timeout).
+			kgo.MaxBufferedRecords(2*replayBufferRecords),
 		)
+		r.bufferBytes = max(replayBufferBytes, 2*int(limit))
+		r.freed = make(chan struct{}, 1)
 		if err != nil {
 			if ctx.Err() != nil { // interrupted before the first write
 				return r.finish(fmt.Errorf("interrupted: %w", ctx.Err()), &cands[0].pos)
@@ -692,6 +785,12 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 	// Writes in flight keep going when ctx ends (an interrupt stops new
 	// writes only), bounded by the delivery timeout.
 	wctx := context.WithoutCancel(ctx)
+	// Reading (and pacing) ends on an interrupt or a failed write.
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	r.mu.Lock()
+	r.stopReading = stopReading
+	r.mu.Unlock()
 
 	var stopAt *Position // first selected dead letter not issued
 	var interrupted error
@@ -704,7 +803,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 		offsets := cands[i:j]
 		next := 0 // index into offsets of the next selected record
 		sp := map[int32]span{part: {offsets[0].pos.Offset, offsets[len(offsets)-1].pos.Offset + 1}}
-		err := r.c.scan(ctx, r.cfg.DLQ, sp, func(rec *kgo.Record) error {
+		err := r.c.scan(rctx, r.cfg.DLQ, sp, func(rec *kgo.Record) error {
 			for next < len(offsets) && offsets[next].pos.Offset < rec.Offset {
 				r.add(Step{Action: SkippedGone, Pos: offsets[next].pos})
 				next++
@@ -737,7 +836,7 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 				r.add(Step{Action: WouldReplay, Letter: &l, Pos: l.Pos()})
 				return nil
 			}
-			if err := pace.wait(ctx); err != nil {
+			if err := pace.wait(rctx); err != nil {
 				p := l.Pos()
 				stopAt = &p
 				return err
@@ -750,10 +849,16 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			if r.cfg.Force {
 				out.Headers = append(out.Headers, kgo.RecordHeader{Key: headers.ReplayForce, Value: []byte("true")})
 			}
+			size := recordSize(out)
+			if err := r.room(rctx, size, r.budget()); err != nil {
+				p := l.Pos()
+				stopAt = &p
+				return err
+			}
 			// The callback gets a summary: the payload is not needed after
 			// the write and must not be kept alive by the reporter.
 			sum := summary(l)
-			sl := r.await(&sum)
+			sl := r.await(&sum, size)
 			r.prod.Produce(wctx, out, func(_ *kgo.Record, err error) {
 				if err != nil {
 					r.resolve(sl, Step{Action: Failed, Letter: &sum, Pos: sum.Pos(), Err: err})
@@ -776,6 +881,13 @@ func (r *replayer) run(ctx context.Context, cands []candidate) error {
 			if ctx.Err() != nil {
 				interrupted = ctx.Err()
 				break
+			}
+			if r.hasFailed() { // reading stopped for the failed write: finish reports it
+				return r.finish(nil, stopAt)
+			}
+			if errors.Is(err, errNoRoom) { // the broker answers nothing
+				r.abandon(r.budget())
+				return r.finish(nil, stopAt)
 			}
 			return r.finish(fmt.Errorf("read %s partition %d: %w", r.cfg.DLQ, part, err), stopAt)
 		}
@@ -847,6 +959,15 @@ func (r *replayer) finish(why error, stopAt *Position) error {
 		}
 	}
 	return why
+}
+
+// recordSize approximates the bytes a record holds in the producer.
+func recordSize(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // pacer spaces writes 1/rate apart (a token bucket of depth one); it does
