@@ -315,6 +315,11 @@ type item struct {
 	kNext, iNext   *item  // the next record of its key, of its event id
 	kFirst, iFirst bool   // first of its key, of its event id (always true without an id)
 
+	// iHead, on the last record of an event id's queue (the one
+	// lane.byID points at), is the first of that queue when that is
+	// another record: the one that may have started (see startedElsewhere).
+	iHead *item
+
 	// Set by start (c.mu held) before the record goes to a worker.
 	hctx     context.Context // the attempt's context, shared within a granule
 	deadline time.Time       // hctx's deadline
@@ -863,6 +868,11 @@ func (l *lane) enqueue(it *item) {
 		if last := l.byID[it.ih]; last != nil {
 			last.iNext = it
 			it.iFirst = false
+			it.iHead = last.iHead
+			if it.iHead == nil {
+				it.iHead = last
+			}
+			last.iHead = nil
 		}
 		l.byID[it.ih] = it
 	}
@@ -886,6 +896,11 @@ func (l *lane) dequeue(it *item) {
 	nextID := it.iNext
 	if nextID != nil {
 		nextID.iFirst = true
+		if last := l.byID[it.ih]; last == nextID {
+			last.iHead = nil
+		} else if last != nil {
+			last.iHead = nextID
+		}
 	} else if it.id != "" {
 		delete(l.byID, it.ih)
 	}
@@ -1016,9 +1031,16 @@ func (c *Consumer) startedElsewhere(l *lane, it *item) bool {
 		if o == l || len(o.byID) == 0 {
 			continue
 		}
-		// The last unfinished record of that id on o: when it is not
-		// waiting, it is the only one there and it has started.
-		if x := o.byID[it.ih]; x != nil && x.state != stateWaiting && x.id == it.id {
+		// Of the records of that id on o, only the first may have
+		// started (they run one at a time, in offset order).
+		x := o.byID[it.ih]
+		if x == nil {
+			continue
+		}
+		if x.iHead != nil {
+			x = x.iHead
+		}
+		if x.state != stateWaiting && x.id == it.id {
 			return true
 		}
 	}
