@@ -12,7 +12,9 @@
 //     keys run concurrently (bounded per partition and in total); records of
 //     one key, and records with one event id, run one at a time in offset
 //     order. A later record starts only after the earlier one finished (its
-//     dedup record acknowledged) or was moved to a retry topic.
+//     dedup record acknowledged) or was moved to a retry topic. Copies of
+//     one event id on the topics of one partition number (a main record
+//     redelivered after a crash next to its retry copy) never run at once.
 //   - A handled record's slot is free as soon as its handler returns; its
 //     dedup record is written asynchronously (batched by a 5 ms linger), so
 //     the broker's acknowledgement delays commits and the record's
@@ -215,6 +217,9 @@ type Consumer struct {
 	stopping bool          // no new work starts
 	idle     chan struct{} // closed when stopping and inFlight and acking reach 0
 
+	// groups holds the lanes of each partition number (see laneGroup).
+	groups map[int32]*laneGroup
+
 	// Workers run started records. They live until the base context
 	// ends, so a record costs a queue hand-off rather than new goroutines
 	// and grown stacks, and a worker that frees a slot takes the record
@@ -309,6 +314,11 @@ type item struct {
 	kh, ih         uint64 // hashes of key and event id (see lane.byKey)
 	kNext, iNext   *item  // the next record of its key, of its event id
 	kFirst, iFirst bool   // first of its key, of its event id (always true without an id)
+
+	// iHead, on the last record of an event id's queue (the one
+	// lane.byID points at), is the first of that queue when that is
+	// another record: the one that may have started (see startedElsewhere).
+	iHead *item
 
 	// Set by start (c.mu held) before the record goes to a worker.
 	hctx     context.Context // the attempt's context, shared within a granule
@@ -436,6 +446,22 @@ type lane struct {
 	// leftover: a retry tier beyond the plan's (see adoptExtraTiers),
 	// whose records must name this pipeline's main topic as their origin.
 	leftover bool
+
+	// g is the lanes of this partition number on every topic the
+	// consumer reads; deferred says a due record of l waits because a
+	// copy of its event runs on one of them (see startedElsewhere).
+	g        *laneGroup
+	deferred bool
+}
+
+// laneGroup is the lanes of one partition number: its main topic and
+// retry tiers. Two of them can hold copies of one event: after a crash
+// (or a lost session) the main record of an event that had failed and
+// moved to retry-1 is redelivered, and its retry-1 copy may be due at the
+// same time. They must not run at once (see startedElsewhere).
+type laneGroup struct {
+	lanes    []*lane
+	deferred int // lanes with deferred set
 }
 
 // laneMetrics are the per-event metric children of a lane's topic, looked up
@@ -524,6 +550,7 @@ func New(cfg Config) (*Consumer, error) {
 		rl:          ratelog.New(log, 10*time.Second),
 		m:           m,
 		lanes:       map[tp]*lane{},
+		groups:      map[int32]*laneGroup{},
 	}
 	c.wake = sync.NewCond(&c.mu)
 	c.pollGate = max(2*c.maxAll, pollGateRecords)
@@ -841,6 +868,11 @@ func (l *lane) enqueue(it *item) {
 		if last := l.byID[it.ih]; last != nil {
 			last.iNext = it
 			it.iFirst = false
+			it.iHead = last.iHead
+			if it.iHead == nil {
+				it.iHead = last
+			}
+			last.iHead = nil
 		}
 		l.byID[it.ih] = it
 	}
@@ -864,6 +896,11 @@ func (l *lane) dequeue(it *item) {
 	nextID := it.iNext
 	if nextID != nil {
 		nextID.iFirst = true
+		if last := l.byID[it.ih]; last == nextID {
+			last.iHead = nil
+		} else if last != nil {
+			last.iHead = nextID
+		}
 	} else if it.id != "" {
 		delete(l.byID, it.ih)
 	}
@@ -914,6 +951,7 @@ func (c *Consumer) scheduleAt(l *lane, now time.Time) {
 	}
 	var nextDue time.Time
 	var notDue []*item
+	deferred := false
 	full := false
 	for len(l.ready) > 0 {
 		it := l.ready.peek()
@@ -923,6 +961,14 @@ func (c *Consumer) scheduleAt(l *lane, now time.Time) {
 			if nextDue.IsZero() || it.due.Before(nextDue) {
 				nextDue = it.due
 			}
+			continue
+		}
+		if c.startedElsewhere(l, it) {
+			// Set aside like a record not due; the sibling's finish
+			// schedules l again (wakeDeferred).
+			l.ready.pop()
+			notDue = append(notDue, it)
+			deferred = true
 			continue
 		}
 		if l.inFlight >= c.maxPer {
@@ -941,6 +987,7 @@ func (c *Consumer) scheduleAt(l *lane, now time.Time) {
 	for _, it := range notDue {
 		l.ready.push(it)
 	}
+	l.setDeferred(deferred)
 	if !full || !nextDue.IsZero() {
 		c.armTimer(l, nextDue)
 	}
@@ -966,6 +1013,63 @@ func (c *Consumer) setRunnable(l *lane, n int) {
 		select {
 		case c.pollWake <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// startedElsewhere reports whether a copy of it's event (same event id)
+// is running, or handled and awaiting its dedup record's ack, on another
+// topic of its partition number: a main record redelivered after a crash
+// and its retry copy, or two retry copies. Started there first, it runs
+// there alone; this one starts once it finished, and then usually finds it
+// processed or dead-lettered and is skipped as a duplicate. c.mu is held.
+func (c *Consumer) startedElsewhere(l *lane, it *item) bool {
+	if it.id == "" || l.g == nil {
+		return false
+	}
+	for _, o := range l.g.lanes {
+		if o == l || len(o.byID) == 0 {
+			continue
+		}
+		// Of the records of that id on o, only the first may have
+		// started (they run one at a time, in offset order).
+		x := o.byID[it.ih]
+		if x == nil {
+			continue
+		}
+		if x.iHead != nil {
+			x = x.iHead
+		}
+		if x.state != stateWaiting && x.id == it.id {
+			return true
+		}
+	}
+	return false
+}
+
+// setDeferred notes whether l holds a due record deferred behind a copy on
+// another lane of its group. c.mu is held.
+func (l *lane) setDeferred(d bool) {
+	if l.g == nil || d == l.deferred {
+		return
+	}
+	l.deferred = d
+	if d {
+		l.g.deferred++
+	} else {
+		l.g.deferred--
+	}
+}
+
+// wakeDeferred schedules the lanes of l's group that deferred a record
+// behind one of l's, which may have finished. c.mu is held.
+func (c *Consumer) wakeDeferred(l *lane, now time.Time) {
+	if l.g == nil || l.g.deferred == 0 {
+		return
+	}
+	for _, o := range l.g.lanes {
+		if o != l && o.deferred {
+			c.scheduleAt(o, now)
 		}
 	}
 }
@@ -1255,6 +1359,7 @@ func (c *Consumer) acked(l *lane, it *item, err error, now time.Time) {
 		l.dequeue(it)
 		l.advance()
 		c.scheduleAt(l, now) // the next record of its key and id may start
+		c.wakeDeferred(l, now)
 	}
 }
 
@@ -1287,6 +1392,7 @@ func (c *Consumer) drainedCheck(l *lane) {
 func (c *Consumer) settleAt(l *lane, now time.Time) {
 	c.drainedCheck(l)
 	c.scheduleAt(l, now)
+	c.wakeDeferred(l, now)
 	c.wakeStarved(l, now)
 }
 
@@ -1674,13 +1780,21 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 			}
 			ctx, cancel := context.WithCancel(c.base)
 			_, leftover := c.extra[t]
-			c.lanes[k] = &lane{tp: k, role: role, tier: tier, leftover: leftover, commitAt: -1, epoch: -1, ctx: ctx, cancel: cancel,
+			l := &lane{tp: k, role: role, tier: tier, leftover: leftover, commitAt: -1, epoch: -1, ctx: ctx, cancel: cancel,
 				byKey: map[uint64]*item{}, byID: map[uint64]*item{},
 				m: laneMetrics{
 					processed: c.m.events.WithLabelValues(t, OutcomeProcessed),
 					duplicate: c.m.events.WithLabelValues(t, OutcomeDuplicate),
 					latency:   c.m.latency.WithLabelValues(t),
 				}}
+			c.lanes[k] = l
+			g := c.groups[p]
+			if g == nil {
+				g = &laneGroup{}
+				c.groups[p] = g
+			}
+			g.lanes = append(g.lanes, l)
+			l.g = g
 			parts[p] = true
 		}
 	}
@@ -1920,6 +2034,18 @@ func (c *Consumer) dropLane(l *lane) {
 	l.cancel()
 	if c.lanes[l.tp] == l {
 		delete(c.lanes, l.tp)
+	}
+	if g := l.g; g != nil {
+		l.setDeferred(false)
+		if i := slices.Index(g.lanes, l); i >= 0 {
+			g.lanes = slices.Delete(g.lanes, i, i+1)
+		}
+		if len(g.lanes) == 0 && c.groups[l.part] == g {
+			delete(c.groups, l.part)
+		}
+		// Its abandoned records no longer hold back their copies.
+		c.wakeDeferred(l, time.Time{})
+		l.g = nil
 	}
 }
 

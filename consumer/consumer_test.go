@@ -949,3 +949,140 @@ func TestGroupOfAnotherApplicationIsRefused(t *testing.T) {
 		t.Fatalf("Run in a group of another application: %v, want an error naming the problem and the flag", err)
 	}
 }
+
+// After a crash, the main record of an event that had failed and moved to
+// retry-1 is redelivered (its offset was not committed), and its retry-1
+// copy is due by the time the next owner gets the partition: the two
+// copies must not run at once (two concurrent calls with one
+// Idempotency-Key). The one started first runs alone; the other waits and
+// is then skipped as a duplicate.
+func TestCopiesOfOneEventNeverRunAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, time.Hour)
+	// The state a crash leaves: both copies in partition 0, neither
+	// committed, the retry copy due.
+	main := event("conv-1", "dup-1", 0)
+	main.Topic = e.plan.Names.Base
+	retry := event("conv-1", "dup-1", 0)
+	retry.Topic = e.plan.Names.Retry(1)
+	retry.Headers = append(retry.Headers,
+		kgo.RecordHeader{Key: headers.OriginalTopic, Value: []byte(e.plan.Names.Base)},
+		kgo.RecordHeader{Key: headers.Attempt, Value: []byte("1")},
+		kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(time.Now().Add(-time.Second)))})
+	other := event("conv-2", "other-1", 0) // another event: not held back
+	other.Topic = e.plan.Names.Retry(1)
+	other.Headers = append(other.Headers,
+		kgo.RecordHeader{Key: headers.OriginalTopic, Value: []byte(e.plan.Names.Base)},
+		kgo.RecordHeader{Key: headers.Attempt, Value: []byte("1")},
+		kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(time.Now().Add(-time.Second)))})
+	if err := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(context.Background(), main, retry, other).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	active := map[string]int{}
+	calls := map[string]int{}
+	var overlaps atomic.Int32
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		mu.Lock()
+		active[ev.EventID]++
+		calls[ev.EventID]++
+		if active[ev.EventID] > 1 {
+			overlaps.Add(1)
+		}
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			active[ev.EventID]--
+			mu.Unlock()
+		}()
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	c, _ := e.start(Config{Handler: h})
+	eventually(t, 15*time.Second, "both copies finished and the other event handled", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeProcessed)+c.eventsCount(e.plan.Names.Base, OutcomeDuplicate) == 1 &&
+			c.eventsCount(e.plan.Names.Retry(1), OutcomeProcessed)+c.eventsCount(e.plan.Names.Retry(1), OutcomeDuplicate) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if n := overlaps.Load(); n > 0 {
+		t.Errorf("two copies of one event ran at once (%d overlap(s)); want one at a time", n)
+	}
+	if calls["dup-1"] != 1 || calls["other-1"] != 1 {
+		t.Errorf("handler calls %v; want dup-1 once (its second copy skipped as a duplicate) and other-1 once", calls)
+	}
+}
+
+// A sender that retried a webhook answered 503 leaves several copies of
+// one event on the main topic (common after a broker outage); they run one
+// at a time, and a retry copy that comes due while the first of them runs
+// must wait too, although the last of them has not started.
+func TestRetryCopyWaitsForTheRunningOneOfSeveralMainCopies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, time.Hour)
+	pin := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	a, b := event("conv-1", "dup-1", 0), event("conv-1", "dup-1", 0)
+	a.Topic, b.Topic = e.plan.Names.Base, e.plan.Names.Base
+	if err := pin.ProduceSync(context.Background(), a, b).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	active, calls := 0, 0
+	var overlaps atomic.Int32
+	started := make(chan struct{}, 10)
+	release := make(chan struct{})
+	h := HandlerFunc(func(ctx context.Context, ev Event) error {
+		mu.Lock()
+		active++
+		calls++
+		if active > 1 {
+			overlaps.Add(1)
+		}
+		mu.Unlock()
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		mu.Lock()
+		active--
+		mu.Unlock()
+		return nil
+	})
+	c, _ := e.start(Config{Handler: h})
+	select {
+	case <-started: // the first main copy runs; the second waits behind it
+	case <-time.After(15 * time.Second):
+		t.Fatal("the first main copy did not start")
+	}
+	r := event("conv-1", "dup-1", 0)
+	r.Topic = e.plan.Names.Retry(1)
+	r.Headers = append(r.Headers,
+		kgo.RecordHeader{Key: headers.OriginalTopic, Value: []byte(e.plan.Names.Base)},
+		kgo.RecordHeader{Key: headers.Attempt, Value: []byte("1")},
+		kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(time.Now().Add(-time.Second)))})
+	if err := pin.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the retry copy fetched", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		l := c.lanes[tp{e.plan.Names.Retry(1), 0}]
+		return l != nil && len(l.items) == 1
+	})
+	time.Sleep(300 * time.Millisecond) // time to start it, if it would
+	close(release)
+	eventually(t, 10*time.Second, "all three copies finished", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeProcessed)+c.eventsCount(e.plan.Names.Base, OutcomeDuplicate) == 2 &&
+			c.eventsCount(e.plan.Names.Retry(1), OutcomeProcessed)+c.eventsCount(e.plan.Names.Retry(1), OutcomeDuplicate) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if n := overlaps.Load(); n > 0 || calls != 1 {
+		t.Errorf("%d call(s), %d overlap(s); want one call (the other copies skipped as duplicates) and no overlap", calls, n)
+	}
+}

@@ -14,7 +14,9 @@ import (
 
 // Handler does the work for one event. It is called concurrently for
 // different keys, and never concurrently for two records of one key (or one
-// event id) within a partition.
+// event id) within a partition, nor for two copies of one event id on the
+// main and retry topics of one partition number (after a crash, a main
+// record redelivered next to its retry copy).
 //
 // A nil error means the event is done. Any other error is retryable and sends
 // the event to the next retry tier (or, after the last tier, to the DLQ with

@@ -52,11 +52,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hookline_consumer_retry_waiting",
-			Help: "Records fetched from a retry tier and waiting for their due time or for an earlier record of their key.",
+			Help: "Records of a retry tier not started yet: fetched ones waiting for their due time or for an earlier record of their key, and those behind them not fetched yet.",
 		}, []string{"tier"}),
 		oldestDue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hookline_consumer_retry_oldest_due_timestamp_seconds",
-			Help: "Earliest hookline-due-at (unix seconds) among the waiting records of a retry tier; 0 when none wait.",
+			Help: "Earliest hookline-due-at (unix seconds) among the fetched waiting records of a retry tier; 0 when none wait.",
 		}, []string{"tier"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hookline_consumer_lag",
