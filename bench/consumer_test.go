@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -49,10 +50,12 @@ func BenchmarkConsumer(b *testing.B) {
 		bodyLen = n
 	}
 
-	// Warm-up, not counted: the first read of a freshly filled broker was
-	// the slowest raw run of every run (290k-410k events/s against
-	// 470k-650k for the later ones), which flattered hookline's first round.
+	// Warm-up, not counted. Before every run a collection, so that no run
+	// pays for the garbage of the fill or of the run before it: without
+	// them the first raw run was the slowest of every run (290k-410k
+	// events/s against 470k-650k), which flattered hookline's first round.
 	rawConsume(b, k, plans[len(plans)-1].Names.Base, consumeRecords)
+	runtime.GC()
 	raws := []consumeResult{rawConsume(b, k, plans[0].Names.Base, consumeRecords)}
 	type round struct {
 		hl, raw float64 // hookline; mean of the raw runs around it
@@ -60,11 +63,13 @@ func BenchmarkConsumer(b *testing.B) {
 	}
 	rounds := make([]round, consumeRounds)
 	for i, plan := range plans {
+		runtime.GC()
 		hl := hooklineConsume(b, k, plan, fmt.Sprint(i), consumeRecords)
 		next := i + 1
 		if next == len(plans) {
 			next = 0 // the first pipeline's records, read by a fresh group
 		}
+		runtime.GC()
 		raws = append(raws, rawConsume(b, k, plans[next].Names.Base, consumeRecords))
 		rounds[i] = round{hl.rate(), (raws[i].rate() + raws[i+1].rate()) / 2, hl.startup}
 	}
