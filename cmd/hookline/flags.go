@@ -89,13 +89,26 @@ func newFlagSet(env *environment, name, usage, examples string) *flagSet {
 		fs.VisitAll(func(f *flag.Flag) {
 			def := ""
 			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
-				def = fmt.Sprintf(" (default %s)", f.DefValue)
+				def = fmt.Sprintf(" (default %s)", defaultText(f))
 			}
 			fmt.Fprintf(w, "  %s\n        %s%s [%s]\n", flagSpelling(f.Name), f.Usage, def, fs.envName(f.Name))
 		})
 		fmt.Fprintf(w, "\nExamples:\n%s\n", examples)
 	}
 	return fs
+}
+
+// defaultText is f's default as help shows it: a duration as one writes it
+// (96h, 2m), not as time.Duration prints it (96h0m0s, 2m0s).
+func defaultText(f *flag.Flag) string {
+	if g, ok := f.Value.(flag.Getter); ok {
+		if _, isDur := g.Get().(time.Duration); isDur {
+			if d, err := time.ParseDuration(f.DefValue); err == nil {
+				return topics.ShortDuration(d)
+			}
+		}
+	}
+	return f.DefValue
 }
 
 // flagRef is a flag name as the flag package quotes it in an error.

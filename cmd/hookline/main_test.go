@@ -45,6 +45,10 @@ func TestEverySubcommandHelpShowsAnExample(t *testing.T) {
 			t.Errorf("%s --help has no example:\n%s", name, out)
 		}
 	}
+	// Durations as one writes them: --dedup-window 96h, not 96h0m0s.
+	if _, out, _ := call(t, nil, "run", "--help"); !strings.Contains(out, "(default 96h) [HOOKLINE_DEDUP_WINDOW]") || strings.Contains(out, "0m0s") {
+		t.Errorf("run --help writes durations as time.Duration prints them:\n%s", out)
+	}
 	if code, out, _ := call(t, nil, "--help"); code != 0 || !strings.Contains(out, "Commands:") {
 		t.Fatalf("top-level help: %d\n%s", code, out)
 	}
