@@ -194,8 +194,8 @@ func topicsPipeline(ctx context.Context, env *environment, adm *kadm.Client, sub
 			case !r.Created:
 				fmt.Fprintf(env.stdout, "%-8s %s\n", "exists", r.Topic)
 			case r.Partitions != plan.Partitions:
-				fmt.Fprintf(env.stdout, "%-8s %s with %d partitions, the largest count among the pipeline's existing topics (not %d: a pipeline must be co-partitioned, and partitions can only be added)\n",
-					"created", r.Topic, r.Partitions, plan.Partitions)
+				fmt.Fprintf(env.stdout, "%-8s %s with %s, the largest count among the pipeline's existing topics (not %d: a pipeline must be co-partitioned, and partitions can only be added)\n",
+					"created", r.Topic, partitionsText(r.Partitions), plan.Partitions)
 			default:
 				fmt.Fprintf(env.stdout, "%-8s %s\n", "created", r.Topic)
 			}
@@ -255,8 +255,8 @@ func reportCheck(ctx context.Context, env *environment, adm *kadm.Client, plan t
 		}
 		return exitCode{1, fmt.Sprintf("pipeline %s differs from its plan (serve and consume start on it and log these as warnings): %v", plan.Names.Base, err)}
 	}
-	fmt.Fprintf(env.stdout, "ok: pipeline %s has %d topics with %d partitions each\n",
-		plan.Names.Base, len(rep.Topics), rep.Topics[0].Partitions)
+	fmt.Fprintf(env.stdout, "ok: pipeline %s has %d topics with %s each\n",
+		plan.Names.Base, len(rep.Topics), partitionsText(rep.Topics[0].Partitions))
 	return nil
 }
 
@@ -307,4 +307,12 @@ func printStates(env *environment, rep topics.Report) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t-\tbeyond the configured tiers: %s\n", x.Topic, "retry (extra)", x.Partitions, held)
 	}
 	tw.Flush()
+}
+
+// partitionsText is "1 partition" or "n partitions".
+func partitionsText(n int32) string {
+	if n == 1 {
+		return "1 partition"
+	}
+	return fmt.Sprintf("%d partitions", n)
 }

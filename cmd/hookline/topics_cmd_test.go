@@ -329,3 +329,12 @@ func TestTopicsDescribeOfAMissingPipelineIsADryRun(t *testing.T) {
 	}
 	wantAll(t, "describe --config", out+errOut, "`hookline topics create --config "+cfg+"` creates it", "f.events.retry-1  retry  12")
 }
+
+// One partition is "1 partition", not "1 partitions".
+func TestTopicsSaysOnePartition(t *testing.T) {
+	brokers, _ := topicsCluster(t)
+	code, out, errOut := call(t, map[string]string{"HOOKLINE_BROKERS": brokers}, "topics", "create", "--base", "single.events", "--partitions", "1")
+	if code != 0 || !strings.Contains(out, "ok: pipeline single.events has 6 topics with 1 partition each") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}
