@@ -98,6 +98,63 @@ func newFlagSet(env *environment, name, usage, examples string) *flagSet {
 	return fs
 }
 
+// noteMisspelledEnv says on stderr which HOOKLINE_* variables look like a
+// misspelling of one this command reads (HOOKLINE_PARTITION for
+// HOOKLINE_PARTITIONS): the command ignores them, and without a word the
+// operator would believe the setting applied. Variables of other commands
+// and tools (HOOKLINE_KAFKA_STATE of kafka.sh) are far from every name here
+// and pass without a note.
+func (fs *flagSet) noteMisspelledEnv() {
+	if fs.env.environ == nil {
+		return
+	}
+	known := map[string]string{} // variable → flag
+	fs.VisitAll(func(f *flag.Flag) { known[fs.envName(f.Name)] = f.Name })
+	var names []string
+	for _, kv := range fs.env.environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "HOOKLINE_") && known[name] == "" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	candidates := slices.Sorted(maps.Keys(known))
+	for _, name := range names {
+		// Two edits (a letter left out and one swapped), one for short
+		// names, where two would match unrelated words.
+		limit := 2
+		if len(name)-len("HOOKLINE_") <= 5 {
+			limit = 1
+		}
+		for _, k := range candidates {
+			if editDistance(name, k) <= limit {
+				fmt.Fprintf(fs.env.stderr, "note: hookline %s does not read %s; did you mean %s (%s)?\n", fs.Name(), name, k, flagSpelling(known[k]))
+				break
+			}
+		}
+	}
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 // defaultText is f's default as help shows it: a duration as one writes it
 // (96h, 2m), not as time.Duration prints it (96h0m0s, 2m0s).
 func defaultText(f *flag.Flag) string {
@@ -143,6 +200,7 @@ func (fs *flagSet) parse(args []string) error {
 	if err != nil {
 		return err
 	}
+	fs.noteMisspelledEnv()
 	for _, check := range fs.checks {
 		if err := check(); err != nil {
 			return err

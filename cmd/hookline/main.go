@@ -27,6 +27,10 @@ type environment struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	getenv         func(string) string
+	// environ lists the environment as NAME=value (os.Environ); nil in
+	// tests that do not need it. Only names are read: see
+	// noteMisspelledEnv.
+	environ func() []string
 
 	// stopNote, when set, says on the first signal that the command stops
 	// (the long-running ones log it); else noteStop writes a line to stderr.
@@ -101,7 +105,7 @@ func main() {
 	// the cancel, so it is the first line of the shutdown.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
+	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv, environ: os.Environ}
 	go func() {
 		select {
 		case <-sigs:

@@ -24,7 +24,14 @@ import (
 func call(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	env := &environment{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string { return vars[k] }}
+	env := &environment{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string { return vars[k] },
+		environ: func() []string {
+			var kv []string
+			for k, v := range vars {
+				kv = append(kv, k+"="+v)
+			}
+			return kv
+		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	code = dispatch(ctx, env, args)
@@ -541,6 +548,34 @@ func TestJSONLogFormatIsJSONLines(t *testing.T) {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Errorf("not a JSON line: %q", line)
+		}
+	}
+}
+
+// A misspelled variable is not silently ignored: the command names the one
+// it probably meant. Unrelated HOOKLINE_* variables (kafka.sh's) get no note.
+func TestMisspelledEnvironmentVariableIsNamed(t *testing.T) {
+	vars := map[string]string{"HOOKLINE_PARTITION": "24", "HOOKLINE_KAFKA_STATE": "/tmp/k", "HOOKLINE_LISTN": ":1"}
+	_, _, errOut := call(t, vars, "topics", "create", "--brokers", "127.0.0.1:1", "--timeout", "1ms")
+	if !strings.Contains(errOut, "note: hookline topics create does not read HOOKLINE_PARTITION; did you mean HOOKLINE_PARTITIONS (--partitions)?") {
+		t.Errorf("no note for HOOKLINE_PARTITION:\n%s", errOut)
+	}
+	if strings.Contains(errOut, "HOOKLINE_KAFKA_STATE") || strings.Contains(errOut, "HOOKLINE_LISTN") {
+		t.Errorf("note for a variable topics has no near match for:\n%s", errOut)
+	}
+	_, _, errOut = call(t, vars, "serve") // refused (no secret) after the flags are read
+	if !strings.Contains(errOut, "did you mean HOOKLINE_LISTEN (--listen)?") {
+		t.Errorf("serve: no note for HOOKLINE_LISTN:\n%s", errOut)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"a", "", 1}, {"PARTITION", "PARTITIONS", 1}, {"LISTN", "LISTEN", 1}, {"KAFKA_STATE", "BASE", 8}, {"abc", "acb", 2}} {
+		if got := editDistance(c.a, c.b); got != c.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
 }
