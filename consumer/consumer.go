@@ -14,7 +14,9 @@
 //     order. A later record starts only after the earlier one finished (its
 //     dedup record acknowledged) or was moved to a retry topic. Copies of
 //     one event id on the topics of one partition number (a main record
-//     redelivered after a crash next to its retry copy) never run at once.
+//     redelivered after a crash next to its retry copy) never run at once,
+//     unless a handler ignores its context past its timeout (the overrun
+//     is routed as failed while the call goes on).
 //   - A handled record's slot is free as soon as its handler returns; its
 //     dedup record is written asynchronously (batched by a 5 ms linger), so
 //     the broker's acknowledgement delays commits and the record's
@@ -450,8 +452,9 @@ type lane struct {
 	// g is the lanes of this partition number on every topic the
 	// consumer reads; deferred says a due record of l waits because a
 	// copy of its event runs on one of them (see startedElsewhere).
-	g        *laneGroup
-	deferred bool
+	g           *laneGroup
+	deferred    bool
+	deferredIDs []uint64 // event-id hashes of those records (item.ih)
 }
 
 // laneGroup is the lanes of one partition number: its main topic and
@@ -951,7 +954,7 @@ func (c *Consumer) scheduleAt(l *lane, now time.Time) {
 	}
 	var nextDue time.Time
 	var notDue []*item
-	deferred := false
+	l.deferredIDs = l.deferredIDs[:0]
 	full := false
 	for len(l.ready) > 0 {
 		it := l.ready.peek()
@@ -964,11 +967,11 @@ func (c *Consumer) scheduleAt(l *lane, now time.Time) {
 			continue
 		}
 		if c.startedElsewhere(l, it) {
-			// Set aside like a record not due; the sibling's finish
+			// Set aside like a record not due; the end of the copy
 			// schedules l again (wakeDeferred).
 			l.ready.pop()
 			notDue = append(notDue, it)
-			deferred = true
+			l.deferredIDs = append(l.deferredIDs, it.ih)
 			continue
 		}
 		if l.inFlight >= c.maxPer {
@@ -987,7 +990,7 @@ func (c *Consumer) scheduleAt(l *lane, now time.Time) {
 	for _, it := range notDue {
 		l.ready.push(it)
 	}
-	l.setDeferred(deferred)
+	l.setDeferred(len(l.deferredIDs) > 0)
 	if !full || !nextDue.IsZero() {
 		c.armTimer(l, nextDue)
 	}
@@ -1061,14 +1064,17 @@ func (l *lane) setDeferred(d bool) {
 	}
 }
 
-// wakeDeferred schedules the lanes of l's group that deferred a record
-// behind one of l's, which may have finished. c.mu is held.
-func (c *Consumer) wakeDeferred(l *lane, now time.Time) {
-	if l.g == nil || l.g.deferred == 0 {
+// wakeDeferred schedules the lanes of l's group that deferred a record of
+// it's event id (by hash) behind it, which just left its queues; it nil:
+// every lane that deferred a record (l is dropped). Only those: a wake
+// walks the lane's ready heap, and a retry lane may hold a fetch of records
+// not due. c.mu is held.
+func (c *Consumer) wakeDeferred(l *lane, it *item, now time.Time) {
+	if l.g == nil || l.g.deferred == 0 || (it != nil && it.id == "") {
 		return
 	}
 	for _, o := range l.g.lanes {
-		if o != l && o.deferred {
+		if o != l && o.deferred && (it == nil || slices.Contains(o.deferredIDs, it.ih)) {
 			c.scheduleAt(o, now)
 		}
 	}
@@ -1299,7 +1305,8 @@ func (c *Consumer) release(l *lane) {
 func (c *Consumer) finish(l *lane, it *item, done, onWorker bool) {
 	c.mu.Lock()
 	c.release(l)
-	if done && !l.abandoned {
+	dequeued := done && !l.abandoned
+	if dequeued {
 		it.state = stateDone
 		l.dequeue(it)
 		l.advance()
@@ -1307,6 +1314,9 @@ func (c *Consumer) finish(l *lane, it *item, done, onWorker bool) {
 	c.selfTake = onWorker
 	c.settleAt(l, time.Time{})
 	c.selfTake = false
+	if dequeued {
+		c.wakeDeferred(l, it, time.Time{})
+	}
 	if !onWorker {
 		c.mu.Unlock()
 	}
@@ -1322,21 +1332,26 @@ func (c *Consumer) finish(l *lane, it *item, done, onWorker bool) {
 func (c *Consumer) handled(l *lane, it *item, now time.Time) {
 	c.mu.Lock()
 	c.release(l)
+	dequeued := false
 	switch {
 	case !it.acked:
 		l.acking++
 		c.acking++
-		if !l.abandoned {
-			it.state = stateAcking
-		}
+		// Also on an abandoned lane (abandoned after process checked it):
+		// acked counts acking down only for a record in this state.
+		it.state = stateAcking
 	case it.ackErr == nil && !l.abandoned: // acknowledged already
 		it.state = stateDone
 		l.dequeue(it)
 		l.advance()
+		dequeued = true
 	}
 	c.selfTake = true
 	c.settleAt(l, now)
 	c.selfTake = false
+	if dequeued {
+		c.wakeDeferred(l, it, now)
+	}
 }
 
 // acked records the outcome of a handled record's dedup write: err is nil
@@ -1359,7 +1374,7 @@ func (c *Consumer) acked(l *lane, it *item, err error, now time.Time) {
 		l.dequeue(it)
 		l.advance()
 		c.scheduleAt(l, now) // the next record of its key and id may start
-		c.wakeDeferred(l, now)
+		c.wakeDeferred(l, it, now)
 	}
 }
 
@@ -1392,7 +1407,6 @@ func (c *Consumer) drainedCheck(l *lane) {
 func (c *Consumer) settleAt(l *lane, now time.Time) {
 	c.drainedCheck(l)
 	c.scheduleAt(l, now)
-	c.wakeDeferred(l, now)
 	c.wakeStarved(l, now)
 }
 
@@ -2044,7 +2058,7 @@ func (c *Consumer) dropLane(l *lane) {
 			delete(c.groups, l.part)
 		}
 		// Its abandoned records no longer hold back their copies.
-		c.wakeDeferred(l, time.Time{})
+		c.wakeDeferred(l, nil, time.Time{})
 		l.g = nil
 	}
 }

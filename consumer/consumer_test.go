@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/kafkaconf"
 	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/topics"
 )
@@ -1085,4 +1086,45 @@ func TestRetryCopyWaitsForTheRunningOneOfSeveralMainCopies(t *testing.T) {
 	if n := overlaps.Load(); n > 0 || calls != 1 {
 		t.Errorf("%d call(s), %d overlap(s); want one call (the other copies skipped as duplicates) and no overlap", calls, n)
 	}
+}
+
+// A lane abandoned after a worker checked it but before the record's
+// handled bookkeeping (a revoke past its grace, a lost session) must still
+// count the record's dedup write down when its outcome comes: a leaked
+// count held one MaxUnfinished slot for good and made every shutdown wait
+// its whole grace for work that had ended.
+func TestAbandonedLaneCountsItsDedupWriteDown(t *testing.T) {
+	c, err := New(Config{Kafka: kafkaconf.Config{Brokers: []string{"127.0.0.1:1"}}, Plan: newEnvPlan(t),
+		Handler: HandlerFunc(func(context.Context, Event) error { return nil }), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := &lane{tp: tp{"t.events", 0}, ctx: ctx, cancel: cancel, byKey: map[uint64]*item{}, byID: map[uint64]*item{}}
+	it := &item{rec: &kgo.Record{Topic: "t.events", Key: []byte("k"), Value: []byte("{}")}, id: "ev-1", state: stateRunning}
+	l.items = []*item{it}
+	l.enqueue(it)
+	l.inFlight, c.inFlight = 1, 1
+
+	c.mu.Lock()
+	l.abandoned = true // between process's ctx check and handled
+	c.mu.Unlock()
+	c.handled(l, it, time.Now()) // returns holding c.mu
+	c.acked(l, it, context.Canceled, time.Now())
+	acking, lacking := c.acking, l.acking
+	c.mu.Unlock()
+	if acking != 0 || lacking != 0 {
+		t.Fatalf("after the dedup write's outcome: consumer acking %d, lane acking %d; want 0 and 0", acking, lacking)
+	}
+}
+
+// newEnvPlan is a pipeline plan for tests that need no broker.
+func newEnvPlan(t *testing.T) topics.Plan {
+	t.Helper()
+	plan, err := topics.NewPlan(topics.Config{Base: "t.events", Partitions: 1, DedupWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

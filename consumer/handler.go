@@ -16,7 +16,9 @@ import (
 // different keys, and never concurrently for two records of one key (or one
 // event id) within a partition, nor for two copies of one event id on the
 // main and retry topics of one partition number (after a crash, a main
-// record redelivered next to its retry copy).
+// record redelivered next to its retry copy). The one exception is a
+// handler that ignores its context past HandlerTimeout: the consumer then
+// routes the attempt as failed and moves on while the call still runs.
 //
 // A nil error means the event is done. Any other error is retryable and sends
 // the event to the next retry tier (or, after the last tier, to the DLQ with
