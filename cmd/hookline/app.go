@@ -70,6 +70,45 @@ func checkListen(addr, what, flag string) error {
 	return ln.Close()
 }
 
+// checkPortsApart refuses a receiver address and an embedded broker
+// address that would bind the same port. Each is free on its own, so
+// checkListen passes; without this check the broker would start and create
+// its topics under --data-dir before the receiver failed to bind.
+func checkPortsApart(listenAddr, listenFrom, brokerAddr, brokerFrom string) error {
+	lh, lp, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return nil // listen reports the malformed address
+	}
+	bh, bp, err := net.SplitHostPort(brokerAddr)
+	if err != nil {
+		return nil // embedded.Start reports it
+	}
+	if lp != bp || lp == "0" || !hostsOverlap(lh, bh) {
+		return nil
+	}
+	return fmt.Errorf("the receiver (%s %s) and the embedded broker (%s %s) would share port %s: each needs its own: choose another port for one of them",
+		listenFrom, listenAddr, brokerFrom, brokerAddr, lp)
+}
+
+// hostsOverlap tells whether binding a and b on one port would collide:
+// the same host, or either one every interface.
+func hostsOverlap(a, b string) bool {
+	norm := func(h string) string {
+		if h == "localhost" {
+			return "127.0.0.1"
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			if ip.IsUnspecified() {
+				return ""
+			}
+			return ip.String()
+		}
+		return h
+	}
+	a, b = norm(a), norm(b)
+	return a == "" || b == "" || a == b
+}
+
 // prepareTopics creates missing topics (when asked), refuses pipelines
 // whose topics are missing or not co-partitioned, and warns about the other
 // differences from the plan. It returns one report per pipeline, in

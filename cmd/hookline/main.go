@@ -103,20 +103,33 @@ func main() {
 	// process at once (the signal's default action, restored by Stop): its
 	// unfinished work is redelivered, never lost. The note comes before
 	// the cancel, so it is the first line of the shutdown.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv, environ: os.Environ}
+	stopOnSignal(ctx, env, cancel)
+	os.Exit(dispatch(ctx, env, os.Args[1:]))
+}
+
+// stopSignals start a graceful stop. SIGHUP is one of them: a terminal or
+// SSH session that closes sends it to `hookline run &`, whose default
+// action would kill the process at once, abandoning running handlers and
+// skipping the embedded broker's orderly close.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// stopOnSignal calls cancel on the first of stopSignals, after noting the
+// stop; a second signal then takes its default action.
+func stopOnSignal(ctx context.Context, env *environment, cancel context.CancelFunc) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopSignals...)
 	go func() {
 		select {
 		case <-sigs:
 		case <-ctx.Done():
+			signal.Stop(sigs)
 			return
 		}
 		signal.Stop(sigs)
 		env.noteStop()
 		cancel()
 	}()
-	os.Exit(dispatch(ctx, env, os.Args[1:]))
 }
 
 // dispatch runs the subcommand named by args[0] and returns the exit code.

@@ -42,6 +42,9 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	if len(s.kafka.Brokers) == 0 {
+		if err := checkPortsApart(s.listen, s.listenFrom, *embeddedAddr, fs.origin("embedded-addr")); err != nil {
+			return err
+		}
 		b, err := startEmbedded(env, log, &s, *embeddedAddr, *dataDir)
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -115,6 +116,9 @@ func Start(cfg Config) (*Broker, error) {
 			ln.Close()
 		}
 		lock.Close()
+		if advice := stateAdvice(err.Error(), cfg.DataDir); advice != "" {
+			return nil, fmt.Errorf("start embedded broker (data dir %s): %w: %s", cfg.DataDir, err, advice)
+		}
 		if advice := storageAdvice(err.Error(), cfg.DataDir); advice != "" {
 			return nil, fmt.Errorf("start embedded broker (data dir %s): %w: %s", cfg.DataDir, err, advice)
 		}
@@ -149,6 +153,25 @@ func dirAdvice(err error, what string) string {
 		return "the disk is full: free space, or choose another --data-dir on another disk"
 	}
 	return "choose another --data-dir, or fix what the error names"
+}
+
+// stateAdvice is the next step when the broker cannot load a state file
+// of the data directory (cut short or edited), or "" when msg is not about
+// that. The broker writes each such file whole (temporary file, fsync,
+// rename), so a damaged one means a disk fault or a hand edit.
+func stateAdvice(msg, dataDir string) string {
+	if !strings.Contains(msg, "loading persisted state") {
+		return ""
+	}
+	for _, f := range []string{"seq_windows.json", "acls.json", "quotas.json", "sasl.json", "broker_configs.json"} {
+		if strings.Contains(msg, "parsing "+f) {
+			return fmt.Sprintf("%s is damaged; hookline does not need what it holds: remove it (rm %s) and start again", f, filepath.Join(dataDir, f))
+		}
+	}
+	if strings.Contains(msg, "parsing meta.json") {
+		return fmt.Sprintf(`meta.json is damaged: write it anew (echo '{"version":1,"cluster_id":"kfake"}' > %s) and start again`, filepath.Join(dataDir, "meta.json"))
+	}
+	return fmt.Sprintf("a state file under the data dir %s is damaged (the error names it): restore the directory from a backup; or move it away and start with an empty --data-dir, losing the events it holds", dataDir)
 }
 
 // storageAdvice is the next step for a broker message about the data
