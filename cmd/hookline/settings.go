@@ -434,7 +434,13 @@ func (a *appFlags) resolveWith(env *environment, u uses, file config.File) (sett
 		if err := dedupCoversRetries(tc,
 			cmp.Or(inFile("dedup_window", !a.fs.set("dedup-window") && fp.DedupWindow != 0), flagOrigin(a.fs, "dedup-window")),
 			cmp.Or(inFile("retry_delays", !a.fs.set("retry-delays") && fp.RetryDelays != nil), flagOrigin(a.fs, "retry-delays"))); err != nil {
-			return settings{}, err
+			if u&usesConsumer != 0 {
+				return settings{}, err
+			}
+			// Only a consumer acts on it: serve keeps taking webhooks
+			// (a receiver that shares its environment with the consumers
+			// must not stop on an upgrade), topics keeps working.
+			s.warnings = append(s.warnings, err.Error())
 		}
 		ps := pipelineSettings{plan: plan, fileBase: fp.Base, handlerURL: fp.Handler.URL, handlerTimeout: time.Duration(fp.Handler.Timeout),
 			partitionsAsked: a.fs.set("partitions") || fp.Partitions != 0}
@@ -653,7 +659,9 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		s.sources = append(s.sources, producer.Source{Name: fs.Name, Topics: names, Rules: rules, Verifier: ver})
-		s.sourceNotes = append(s.sourceNotes, fmt.Sprintf("POST /webhooks/%s → %s (%s, verify %s)", fs.Name, names.Base, kind, cfg))
+		// Scrubbed: a reference misplaced where a note quotes it
+		// (header: "${SECRET}" is a valid header name) is not printed.
+		s.sourceNotes = append(s.sourceNotes, file.Scrub(fmt.Sprintf("POST /webhooks/%s → %s (%s, verify %s)", fs.Name, names.Base, kind, cfg)))
 	}
 	return nil
 }

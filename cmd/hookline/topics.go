@@ -74,7 +74,7 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 			return usageError{err.Error()}
 		}
 		if err := dedupCoversRetries(pf.topicsConfig(), flagOrigin(fs, "dedup-window"), flagOrigin(fs, "retry-delays")); err != nil {
-			return err
+			fmt.Fprintln(env.stderr, "note: "+err.Error()) // refused by run and consume, which act on it
 		}
 		kc, plans, asked = kf.config(env, nil), []topics.Plan{plan}, []bool{fs.set("partitions")}
 	} else {

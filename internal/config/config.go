@@ -51,11 +51,15 @@ type File struct {
 // environment replaced by the reference it was written as: an error about
 // a misplaced reference (header: "${SECRET}", name: "${TOKEN}") must not
 // print the variable's value, which may be a secret. Quoted values are
-// replaced whatever their length, bare ones from 4 bytes on (shorter ones
-// would match inside unrelated words).
+// replaced whatever their length, bare ones from 8 bytes on: shorter ones
+// match inside unrelated words (a value "events" would garble every topic
+// name in the message), and a secret is longer.
 func (f File) Scrub(msg string) string {
 	return scrubQuoted(msg, f.refs)
 }
+
+// minBareScrub is the shortest value Scrub replaces where it is not quoted.
+const minBareScrub = 8
 
 func scrubQuoted(msg string, refs []quotedRef) string {
 	// Longest values first, so that a value inside another is not
@@ -66,7 +70,7 @@ func scrubQuoted(msg string, refs []quotedRef) string {
 			continue
 		}
 		msg = strings.ReplaceAll(msg, strconv.Quote(r.value), strconv.Quote(r.raw))
-		if len(r.value) >= 4 {
+		if len(r.value) >= minBareScrub {
 			msg = strings.ReplaceAll(msg, r.value, r.raw)
 		}
 	}
