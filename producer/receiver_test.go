@@ -336,6 +336,9 @@ func TestMalformedBodyNamesItsContentType(t *testing.T) {
 		{"application/x-www-form-urlencoded", form, "Content-Type is application/x-www-form-urlencoded" + formHint},
 		{"multipart/form-data; boundary=x", form, "Content-Type is multipart/form-data" + formHint},
 		{"text/plain", form, ""},
+		// Well-formed JSON refused for its shape: neither header mangled it.
+		{"application/json; charset=ISO-8859-1", []byte(`[{"conversationId":"c-1"}]`), ""},
+		{"application/x-www-form-urlencoded", []byte(`[{"conversationId":"c-1"}]`), ""},
 	} {
 		req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/genesys", bytes.NewReader(tc.body))
 		req.Header.Set("Content-Type", tc.ct)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/segmentio/ksuid"
@@ -127,7 +128,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
 	malformed := xerr != nil
 	if malformed {
-		xerr = explainMalformed(xerr, req.Header)
+		xerr = explainMalformed(xerr, req.Header, body)
 		ids = extract.IDs{EventID: contentHash(body)}
 		rec.Topic = src.Topics.DLQ
 	} else {
@@ -182,10 +183,15 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 // explainMalformed adds to the error of a malformed body what in the
 // request's headers likely caused it, said where the operator looks (the
 // 202 answer, dlq show): a Content-Encoding, a form instead of JSON, or a
-// charset other than UTF-8.
-func explainMalformed(xerr error, h http.Header) error {
+// charset other than UTF-8. The last two only for a body that is not JSON
+// in UTF-8: well-formed JSON refused for its shape (a top-level array) was
+// not mangled by either.
+func explainMalformed(xerr error, h http.Header, body []byte) error {
 	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		xerr = fmt.Errorf("%w (the request had Content-Encoding: %s; hookline stores bodies as sent and does not decode them: have the sender send it uncompressed)", xerr, headers.Printable(headers.Cut(ce, maxContentTypeLen)))
+	}
+	if json.Valid(body) && utf8.Valid(body) {
+		return xerr
 	}
 	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if err != nil {
