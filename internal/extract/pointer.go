@@ -5,13 +5,13 @@ import (
 	"strings"
 )
 
-// checkPointer reports whether p is a usable RFC 6901 pointer. The empty
-// pointer (the whole document) is refused: the document is an object, never
-// an id, so configuring it is a mistake.
 // CheckPointer reports why p is not a usable RFC 6901 JSON pointer (as
 // Rules.Validate does for each of its pointers), or nil.
 func CheckPointer(p string) error { return checkPointer(p) }
 
+// checkPointer reports whether p is a usable RFC 6901 pointer. The empty
+// pointer (the whole document) is refused: the document is an object, never
+// an id, so configuring it is a mistake.
 func checkPointer(p string) error {
 	if p == "" {
 		return errors.New("empty JSON pointer (want e.g. \"/id\")")
