@@ -785,28 +785,9 @@ func (c *Consumer) poll(ctx context.Context) error {
 		}
 		var fatal error
 		fs.EachError(func(t string, p int32, err error) {
-			if errors.Is(err, context.Canceled) {
-				return
+			if f := c.fetchError(t, p, err); f != nil && fatal == nil {
+				fatal = f
 			}
-			if errors.Is(err, kerr.FencedInstanceID) {
-				// Rejoining would fight the other process for the slot.
-				fatal = fmt.Errorf("consumer: another process joined group %s with the same instance id %q and took over its partitions: give every process its own (Config.InstanceID, --instance-id in the CLI; e.g. the pod name); this one stops", c.group, c.cfg.InstanceID)
-				return
-			}
-			if errors.Is(err, kerr.InconsistentGroupProtocol) {
-				// Retrying cannot help while the other members stay.
-				fatal = fmt.Errorf("consumer: group %s is in use by another application (its members assign partitions with another protocol than hookline's %q), so this consumer cannot join it: give the pipeline a group of its own (Config.Group, --group in the CLI; default hookline-<base>); never share a group with other consumers: %w", c.group, CoPartitionProtocol, err)
-				return
-			}
-			if isFatal(err) {
-				fatal = fmt.Errorf("consumer: fetch %s[%d]: %w", t, p, err)
-				return
-			}
-			if t == "" { // the client's own error (e.g. no broker reachable), not one partition's
-				c.rl.Log(context.Background(), slog.LevelWarn, "fetch:", "fetch failed; the client retries (is Kafka reachable?)", "err", err)
-				return
-			}
-			c.rl.Log(context.Background(), slog.LevelWarn, "fetch:"+t, "fetch failed; the client retries", "topic", t, "partition", p, "err", err)
 		})
 		c.mu.Lock()
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
@@ -819,6 +800,39 @@ func (c *Consumer) poll(ctx context.Context) error {
 			return fatal
 		}
 	}
+}
+
+// fetchError logs a fetch error of topic t, partition p (t "" for the
+// client's own), or returns it as the error that stops the consumer.
+func (c *Consumer) fetchError(t string, p int32, err error) (fatal error) {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	if errors.Is(err, kerr.FencedInstanceID) {
+		// Rejoining would fight the other process for the slot.
+		return fmt.Errorf("consumer: another process joined group %s with the same instance id %q and took over its partitions: give every process its own (Config.InstanceID, --instance-id in the CLI; e.g. the pod name); this one stops", c.group, c.cfg.InstanceID)
+	}
+	if errors.Is(err, kerr.InconsistentGroupProtocol) {
+		// Retrying cannot help while the other members stay.
+		return fmt.Errorf("consumer: group %s is in use by another application (its members assign partitions with another protocol than hookline's %q), so this consumer cannot join it: give the pipeline a group of its own (Config.Group, --group in the CLI; default hookline-<base>); never share a group with other consumers: %w", c.group, CoPartitionProtocol, err)
+	}
+	if isFatal(err) {
+		return fmt.Errorf("consumer: fetch %s[%d]: %w", t, p, err)
+	}
+	if dl := (*kgo.ErrDataLoss)(nil); errors.As(err, &dl) {
+		// franz-go goes on from where the log now ends; "the client
+		// retries" would hide that acknowledged events are gone.
+		c.rl.Log(context.Background(), slog.LevelError, "dataloss:"+t, "Kafka lost records of a partition this consumer had read up to: the log now ends before that offset (a damaged embedded --data-dir, or an unclean leader election); events in the lost range are gone from Kafka and will not be handled",
+			"topic", t, "partition", p, "consumed_to", dl.ConsumedTo, "resumed_at", dl.ResetTo,
+			"next", "find the cause in the broker's log; have the senders re-deliver the events of that time (dedup skips those already processed), or restore the data from a backup")
+		return nil
+	}
+	if t == "" { // the client's own error (e.g. no broker reachable), not one partition's
+		c.rl.Log(context.Background(), slog.LevelWarn, "fetch:", "fetch failed; the client retries (is Kafka reachable?)", "err", err)
+		return nil
+	}
+	c.rl.Log(context.Background(), slog.LevelWarn, "fetch:"+t, "fetch failed; the client retries", "topic", t, "partition", p, "err", err)
+	return nil
 }
 
 func isFatal(err error) bool {

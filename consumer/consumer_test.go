@@ -1128,3 +1128,27 @@ func newEnvPlan(t *testing.T) topics.Plan {
 	}
 	return plan
 }
+
+// Records lost by the broker below what the consumer read are an error
+// that says so and what to do, not a fetch "the client retries".
+func TestDataLossIsLoggedAsLoss(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	c, err := New(Config{Kafka: kafkaconf.Config{Brokers: []string{"127.0.0.1:1"}}, Plan: newEnvPlan(t),
+		Handler: HandlerFunc(func(context.Context, Event) error { return nil }), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := &kgo.ErrDataLoss{Topic: "t.events", Partition: 1, ConsumedTo: 1518, ResetTo: 1517}
+	if fatal := c.fetchError("t.events", 1, loss); fatal != nil {
+		t.Fatalf("data loss stops the consumer: %v", fatal)
+	}
+	out := logs.String()
+	for _, w := range []string{"level=ERROR", "Kafka lost records", "consumed_to=1518", "resumed_at=1517", "re-deliver"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("log %q; want %q", out, w)
+		}
+	}
+	if strings.Contains(out, "the client retries") {
+		t.Errorf("data loss logged as a retried fetch: %s", out)
+	}
+}
