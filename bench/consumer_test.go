@@ -76,6 +76,7 @@ func BenchmarkConsumer(b *testing.B) {
 	// After hookline: its records in <base>.dedup would make hookline skip
 	// every event as a duplicate.
 	last := plans[len(plans)-1]
+	runtime.GC()
 	rawD := rawDedupConsume(b, k, last, consumeRecords)
 
 	byRatio := slices.Clone(rounds)
