@@ -964,18 +964,8 @@ func TestCopiesOfOneEventNeverRunAtOnce(t *testing.T) {
 	// committed, the retry copy due.
 	main := event("conv-1", "dup-1", 0)
 	main.Topic = e.plan.Names.Base
-	retry := event("conv-1", "dup-1", 0)
-	retry.Topic = e.plan.Names.Retry(1)
-	retry.Headers = append(retry.Headers,
-		kgo.RecordHeader{Key: headers.OriginalTopic, Value: []byte(e.plan.Names.Base)},
-		kgo.RecordHeader{Key: headers.Attempt, Value: []byte("1")},
-		kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(time.Now().Add(-time.Second)))})
-	other := event("conv-2", "other-1", 0) // another event: not held back
-	other.Topic = e.plan.Names.Retry(1)
-	other.Headers = append(other.Headers,
-		kgo.RecordHeader{Key: headers.OriginalTopic, Value: []byte(e.plan.Names.Base)},
-		kgo.RecordHeader{Key: headers.Attempt, Value: []byte("1")},
-		kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(time.Now().Add(-time.Second)))})
+	retry := e.dueRetryCopy("conv-1", "dup-1")
+	other := e.dueRetryCopy("conv-2", "other-1") // another event: not held back
 	if err := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(context.Background(), main, retry, other).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -1060,12 +1050,7 @@ func TestRetryCopyWaitsForTheRunningOneOfSeveralMainCopies(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the first main copy did not start")
 	}
-	r := event("conv-1", "dup-1", 0)
-	r.Topic = e.plan.Names.Retry(1)
-	r.Headers = append(r.Headers,
-		kgo.RecordHeader{Key: headers.OriginalTopic, Value: []byte(e.plan.Names.Base)},
-		kgo.RecordHeader{Key: headers.Attempt, Value: []byte("1")},
-		kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(time.Now().Add(-time.Second)))})
+	r := e.dueRetryCopy("conv-1", "dup-1")
 	if err := pin.ProduceSync(context.Background(), r).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -1151,4 +1136,16 @@ func TestDataLossIsLoggedAsLoss(t *testing.T) {
 	if strings.Contains(out, "the client retries") {
 		t.Errorf("data loss logged as a retried fetch: %s", out)
 	}
+}
+
+// dueRetryCopy is the retry-1 record of event id in partition 0, due a
+// second ago, as the consumer writes it after a first failed attempt.
+func (e *env) dueRetryCopy(conv, id string) *kgo.Record {
+	r := event(conv, id, 0)
+	r.Topic = e.plan.Names.Retry(1)
+	r.Headers = append(r.Headers,
+		kgo.RecordHeader{Key: headers.OriginalTopic, Value: []byte(e.plan.Names.Base)},
+		kgo.RecordHeader{Key: headers.Attempt, Value: []byte("1")},
+		kgo.RecordHeader{Key: headers.DueAt, Value: []byte(headers.FormatTime(time.Now().Add(-time.Second)))})
+	return r
 }

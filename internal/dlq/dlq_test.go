@@ -524,20 +524,7 @@ func TestReplayPartialFailureAndResume(t *testing.T) {
 		if !failing.Load() || !hit {
 			return nil, nil, false
 		}
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = t.Topic, t.TopicID
-			for _, p := range t.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client
-				rp.BaseOffset = -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
+		return refusal(r), nil, true
 	})
 	res, _, err := e.replay(ReplayConfig{})
 	if err == nil || res.Stopped == nil {
@@ -928,20 +915,7 @@ func TestReplayStopsReadingWhenAWriteFails(t *testing.T) {
 		}
 		// Refused only once the scan read what the first fetch brought.
 		e.cluster.SleepControl(func() { time.Sleep(300 * time.Millisecond) })
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = t.Topic, t.TopicID
-			for _, p := range t.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = kerr.InvalidRecord.Code // not retried by the client
-				rp.BaseOffset = -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
+		return refusal(r), nil, true
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -1087,4 +1061,23 @@ func TestReplayReturnsWhenTheBrokerHangsWithItsBufferFull(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refusal answers every partition of r with INVALID_RECORD, which the
+// client does not retry: the write fails at once.
+func refusal(r *kmsg.ProduceRequest) *kmsg.ProduceResponse {
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	for _, t := range r.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic, rt.TopicID = t.Topic, t.TopicID
+		for _, p := range t.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = kerr.InvalidRecord.Code
+			rp.BaseOffset = -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
 }
