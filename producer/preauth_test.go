@@ -114,16 +114,7 @@ func TestRefusalsBeforeTheBodyDoNotWaitForIt(t *testing.T) {
 
 	t.Run("429 over the in-flight bound", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.MaxInFlight = 1; c.AckTimeout = 5 * time.Second })
-		release := holdProduces(h.cluster)
-		first := make(chan int, 1)
-		go func() {
-			resp, _ := h.post("genesys", body, testSecret)
-			first <- resp.StatusCode
-		}()
-		deadline := time.Now().Add(5 * time.Second)
-		for len(h.rcv.sem) == 0 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		release, first := h.holdTheOnlySlot(body)
 		// One byte of a 100-byte body, then nothing.
 		got := sendHead(t, h, "POST /webhooks/genesys HTTP/1.1\r\nHost: x\r\nX-Hookline-Secret: "+testSecret+"\r\nContent-Length: 100\r\n", "{", 3*time.Second)
 		close(release)

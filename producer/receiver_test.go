@@ -434,18 +434,8 @@ func TestBrokerDownAnswers503WithinBudgetThenRecovers(t *testing.T) {
 
 func TestInFlightBoundAnswers429(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxInFlight = 1; c.AckTimeout = 3 * time.Second })
-	release := holdProduces(h.cluster)
 	body := extract.Samples()["user.end"]
-	first := make(chan int, 1)
-	go func() {
-		resp, _ := h.post("genesys", body, testSecret)
-		first <- resp.StatusCode
-	}()
-	// Wait until the first request holds the only slot.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(h.rcv.sem) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	release, first := h.holdTheOnlySlot(body)
 	resp, _ := h.post("genesys", body, testSecret)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("over the bound: status %d retry-after %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
@@ -696,4 +686,21 @@ func TestLastBurstIsSummarisedOnStop(t *testing.T) {
 	if got := strings.Count(buf.String(), "verification failed"); got != 2 || !strings.Contains(buf.String(), "suppressed=2") {
 		t.Fatalf("want the first rejection's line and, on stop, the last one's with suppressed=2; got %d:\n%s", got, buf.String())
 	}
+}
+
+// holdTheOnlySlot posts body with its produce held, and returns once that
+// request holds the receiver's only in-flight slot (MaxInFlight 1). Closing
+// release lets the produce through; first gets that request's status.
+func (h *harness) holdTheOnlySlot(body []byte) (release chan struct{}, first chan int) {
+	release = holdProduces(h.cluster)
+	first = make(chan int, 1)
+	go func() {
+		resp, _ := h.post("genesys", body, testSecret)
+		first <- resp.StatusCode
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.rcv.sem) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return release, first
 }
