@@ -820,11 +820,7 @@ func (c *Consumer) fetchError(t string, p int32, err error) (fatal error) {
 		return fmt.Errorf("consumer: fetch %s[%d]: %w", t, p, err)
 	}
 	if dl := (*kgo.ErrDataLoss)(nil); errors.As(err, &dl) {
-		// franz-go goes on from where the log now ends; "the client
-		// retries" would hide that acknowledged events are gone.
-		c.rl.Log(context.Background(), slog.LevelError, "dataloss:"+t, "Kafka lost records of a partition this consumer had read up to: the log now ends before that offset (a damaged embedded --data-dir, or an unclean leader election); events in the lost range are gone from Kafka and will not be handled",
-			"topic", t, "partition", p, "consumed_to", dl.ConsumedTo, "resumed_at", dl.ResetTo,
-			"next", "find the cause in the broker's log; have the senders re-deliver the events of that time (dedup skips those already processed), or restore the data from a backup")
+		c.dataLoss(dl)
 		return nil
 	}
 	if t == "" { // the client's own error (e.g. no broker reachable), not one partition's
@@ -833,6 +829,28 @@ func (c *Consumer) fetchError(t string, p int32, err error) (fatal error) {
 	}
 	c.rl.Log(context.Background(), slog.LevelWarn, "fetch:"+t, "fetch failed; the client retries", "topic", t, "partition", p, "err", err)
 	return nil
+}
+
+// dataLoss handles the broker's log of a partition ending before the
+// offset this consumer had read to (a damaged embedded --data-dir, an
+// unclean leader election). franz-go reads on from dl.ResetTo, where the
+// records written from now on reuse the lost offsets: the lane takes them
+// (it skipped offsets below what it had read) and its commit point goes
+// back with them, so that a crash does not skip them either.
+func (c *Consumer) dataLoss(dl *kgo.ErrDataLoss) {
+	c.mu.Lock()
+	if l := c.lanes[tp{dl.Topic, dl.Partition}]; l != nil && dl.ResetTo >= 0 && dl.ResetTo < l.next {
+		l.next = dl.ResetTo
+		if l.commitAt > dl.ResetTo {
+			l.commitAt, l.epoch, l.dirty = dl.ResetTo, dl.ResetToEpoch, true
+		}
+	}
+	c.mu.Unlock()
+	// Not "the client retries": acknowledged events may be gone.
+	c.rl.Log(context.Background(), slog.LevelError, fmt.Sprintf("dataloss:%s/%d", dl.Topic, dl.Partition),
+		"Kafka's log of a partition now ends before the offset this consumer had read to: records the broker had acknowledged may be gone (a damaged embedded --data-dir, or an unclean leader election); the consumer reads on from resumed_at, where new records reuse the lost offsets",
+		"topic", dl.Topic, "partition", dl.Partition, "consumed_to", dl.ConsumedTo, "resumed_at", dl.ResetTo,
+		"next", "find the cause in the broker's log; have the senders re-deliver the events of that time (dedup skips those already processed), or restore the data from a backup")
 }
 
 func isFatal(err error) bool {
@@ -1392,13 +1410,19 @@ func (c *Consumer) acked(l *lane, it *item, err error, now time.Time) {
 	}
 }
 
-// advance moves l's commit point past its finished prefix. c.mu is held.
+// advance moves l's commit point past its finished prefix, never past an
+// unfinished record (after a data loss, records read again reuse the
+// offsets of ones read before: see dataLoss). c.mu is held.
 func (l *lane) advance() {
 	for len(l.items) > 0 && l.items[0].state == stateDone {
 		r := l.items[0].rec
 		l.commitAt, l.epoch, l.dirty = r.Offset+1, r.LeaderEpoch, true
 		l.items[0] = nil
 		l.items = l.items[1:]
+	}
+	if len(l.items) > 0 && l.items[0].rec.Offset < l.commitAt {
+		r := l.items[0].rec
+		l.commitAt, l.epoch, l.dirty = r.Offset, r.LeaderEpoch, true
 	}
 }
 

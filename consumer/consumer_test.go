@@ -1115,26 +1115,54 @@ func newEnvPlan(t *testing.T) topics.Plan {
 }
 
 // Records lost by the broker below what the consumer read are an error
-// that says so and what to do, not a fetch "the client retries".
-func TestDataLossIsLoggedAsLoss(t *testing.T) {
+// that says so and what to do, not a fetch "the client retries"; and the
+// records written after the loss, which reuse the lost offsets, are
+// handled, with the commit point back at them until they are.
+func TestDataLossIsLoggedAndReusedOffsetsAreRead(t *testing.T) {
 	logs := &syncbuf.Buffer{}
 	c, err := New(Config{Kafka: kafkaconf.Config{Brokers: []string{"127.0.0.1:1"}}, Plan: newEnvPlan(t),
 		Handler: HandlerFunc(func(context.Context, Event) error { return nil }), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	loss := &kgo.ErrDataLoss{Topic: "t.events", Partition: 1, ConsumedTo: 1518, ResetTo: 1517}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Read and finished up to 1517; committed at 1518.
+	l := &lane{tp: tp{"t.events", 1}, ctx: ctx, cancel: cancel, byKey: map[uint64]*item{}, byID: map[uint64]*item{},
+		next: 1518, commitAt: 1518, epoch: 3}
+	c.lanes[l.tp] = l
+
+	loss := &kgo.ErrDataLoss{Topic: "t.events", Partition: 1, ConsumedTo: 1518, ConsumedToEpoch: 3, ResetTo: 1517, ResetToEpoch: 4}
 	if fatal := c.fetchError("t.events", 1, loss); fatal != nil {
 		t.Fatalf("data loss stops the consumer: %v", fatal)
 	}
 	out := logs.String()
-	for _, w := range []string{"level=ERROR", "Kafka lost records", "consumed_to=1518", "resumed_at=1517", "re-deliver"} {
+	for _, w := range []string{"level=ERROR", "Kafka's log of a partition now ends before", "consumed_to=1518", "resumed_at=1517", "re-deliver"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("log %q; want %q", out, w)
 		}
 	}
 	if strings.Contains(out, "the client retries") {
 		t.Errorf("data loss logged as a retried fetch: %s", out)
+	}
+
+	// The records written since: offsets 1517 and 1518 of the new log.
+	rec := func(off int64, id string) *kgo.Record {
+		return &kgo.Record{Topic: "t.events", Partition: 1, Offset: off, LeaderEpoch: 4, Key: []byte("k-" + id), Value: []byte("{}"),
+			Headers: []kgo.RecordHeader{{Key: headers.EventID, Value: []byte(id)}}}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l.commitAt != 1517 || !l.dirty {
+		t.Errorf("commit point %d (dirty %v) after the loss; want 1517, to be committed", l.commitAt, l.dirty)
+	}
+	c.add(kgo.FetchTopicPartition{Topic: "t.events", FetchPartition: kgo.FetchPartition{Partition: 1, Records: []*kgo.Record{rec(1517, "new-1"), rec(1518, "new-2")}}})
+	if len(l.items) != 2 || l.items[0].rec.Offset != 1517 {
+		t.Fatalf("lane holds %d records after the loss; want the 2 written since, from offset 1517", len(l.items))
+	}
+	l.advance()
+	if l.commitAt != 1517 {
+		t.Errorf("commit point %d with offset 1517 unfinished; want 1517", l.commitAt)
 	}
 }
 
