@@ -295,18 +295,27 @@ func TestPipelinesWhoseTopicsCollideAreRefused(t *testing.T) {
 // source's verifier either. A short value is not replaced where it is not
 // quoted: it would garble unrelated words of a message (a pipeline list).
 func TestNotesDoNotQuoteValuesFromTheEnvironment(t *testing.T) {
-	const secret = "9f86d081884c7d659a2feaa0c55ad015"
-	path := writeFile(t, t.TempDir(), "n.yaml", "sources:\n  - name: s\n    verify: {type: shared-secret, header: \"${GH_SECRET}\", secret: x}\n")
-	s, err := resolveAs(t, map[string]string{"GH_SECRET": secret}, "serve", usesReceiver, "--config", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if notes := strings.Join(s.sourceNotes, "\n"); strings.Contains(notes, secret) || !strings.Contains(notes, "${GH_SECRET}") {
-		t.Errorf("source notes %q; want ${GH_SECRET}, not its value", notes)
+	// Long, short (the docs' example secret), and changed by the header's
+	// canonical case on the way; in the header and in the hmac prefix.
+	for _, secret := range []string{"9f86d081884c7d659a2feaa0c55ad015", "s3cret", "supersecretvalue1"} {
+		for _, verify := range []string{
+			`{type: shared-secret, header: "${GH_SECRET}", secret: x}`,
+			`{type: hmac-sha256, prefix: "${GH_SECRET}", secret: x}`,
+			`{type: basic, username: "${GH_SECRET}", secret: x}`,
+		} {
+			path := writeFile(t, t.TempDir(), "n.yaml", "sources:\n  - name: s\n    verify: "+verify+"\n")
+			s, err := resolveAs(t, map[string]string{"GH_SECRET": secret}, "serve", usesReceiver, "--config", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if notes := strings.Join(s.sourceNotes, "\n"); strings.Contains(strings.ToLower(notes), strings.ToLower(secret)) || !strings.Contains(notes, "${GH_SECRET}") {
+				t.Errorf("%s with %q: source notes %q; want ${GH_SECRET}, not its value", verify, secret, notes)
+			}
+		}
 	}
 
-	path = writeFile(t, t.TempDir(), "p.yaml", "pipelines:\n  - base: hookline.events\nsources:\n  - name: s\n    pipeline: other.events\n    verify: {type: shared-secret, secret: \"${S}\"}\n")
-	_, err = resolveAs(t, map[string]string{"S": "events"}, "serve", usesReceiver, "--config", path)
+	path := writeFile(t, t.TempDir(), "p.yaml", "pipelines:\n  - base: hookline.events\nsources:\n  - name: s\n    pipeline: other.events\n    verify: {type: shared-secret, secret: \"${S}\"}\n")
+	_, err := resolveAs(t, map[string]string{"S": "events"}, "serve", usesReceiver, "--config", path)
 	if err == nil || !strings.Contains(err.Error(), `pipeline "other.events"`) {
 		t.Errorf("unknown pipeline with a 6-byte secret: %v; want the pipeline named as written", err)
 	}

@@ -659,9 +659,15 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		s.sources = append(s.sources, producer.Source{Name: fs.Name, Topics: names, Rules: rules, Verifier: ver})
-		// Scrubbed: a reference misplaced where a note quotes it
-		// (header: "${SECRET}" is a valid header name) is not printed.
-		s.sourceNotes = append(s.sourceNotes, file.Scrub(fmt.Sprintf("POST /webhooks/%s → %s (%s, verify %s)", fs.Name, names.Base, kind, cfg)))
+		// A reference misplaced where the note quotes a field (header:
+		// "${SECRET}" is a valid header name) is named, not printed.
+		note := cfg
+		for _, f := range []*string{&note.Header, &note.Prefix, &note.Username} {
+			if raw, ok := file.Ref(*f); ok {
+				*f = raw
+			}
+		}
+		s.sourceNotes = append(s.sourceNotes, file.Scrub(fmt.Sprintf("POST /webhooks/%s → %s (%s, verify %s)", fs.Name, names.Base, kind, note)))
 	}
 	return nil
 }

@@ -58,6 +58,19 @@ func (f File) Scrub(msg string) string {
 	return scrubQuoted(msg, f.refs)
 }
 
+// Ref returns the text a value of the file was written as when it came
+// from the environment (a ${VAR} reference), so that a message can name
+// the reference instead of the value: a header name or a prefix is printed
+// as is, and changed (canonical case) on the way, where Scrub cannot find it.
+func (f File) Ref(value string) (string, bool) {
+	for _, r := range f.refs {
+		if r.value == value && r.raw != value {
+			return r.raw, true
+		}
+	}
+	return "", false
+}
+
 // minBareScrub is the shortest value Scrub replaces where it is not quoted.
 const minBareScrub = 8
 
