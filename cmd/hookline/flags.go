@@ -31,6 +31,11 @@ type flagSet struct {
 	// the flags not in shared.
 	ownPrefix string
 	shared    map[string]bool
+	// logsNotes says the command logs the notes of noteMisspelledEnv
+	// (envNotes) as warnings through its logger, which may write JSON
+	// lines only; else parse prints them on stderr.
+	logsNotes bool
+	envNotes  []string
 }
 
 // envName is the environment variable that sets flag name of the commands
@@ -127,7 +132,7 @@ func (fs *flagSet) noteMisspelledEnv() {
 		}
 		for _, k := range candidates {
 			if editDistance(name, k) <= limit {
-				fmt.Fprintf(fs.env.stderr, "note: hookline %s does not read %s; did you mean %s (%s)?\n", fs.Name(), name, k, flagSpelling(known[k]))
+				fs.envNotes = append(fs.envNotes, fmt.Sprintf("hookline %s does not read %s; did you mean %s (%s)?", fs.Name(), name, k, flagSpelling(known[k])))
 				break
 			}
 		}
@@ -201,6 +206,11 @@ func (fs *flagSet) parse(args []string) error {
 		return err
 	}
 	fs.noteMisspelledEnv()
+	if !fs.logsNotes {
+		for _, n := range fs.envNotes {
+			fmt.Fprintln(fs.env.stderr, "note: "+n)
+		}
+	}
 	for _, check := range fs.checks {
 		if err := check(); err != nil {
 			return err

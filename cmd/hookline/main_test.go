@@ -516,7 +516,9 @@ func TestSecretOverridesAreSaid(t *testing.T) {
 // read as on the command line.
 func TestJSONLogFormatIsJSONLines(t *testing.T) {
 	var out, errb syncbuf.Buffer
-	env := &environment{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	// A misspelled variable's note is a JSON line too.
+	env := &environment{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" },
+		environ: func() []string { return []string{"HOOKLINE_PARTITION=24"} }}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	code := make(chan int, 1)
@@ -540,6 +542,9 @@ func TestJSONLogFormatIsJSONLines(t *testing.T) {
 	all := out.String() + errb.String()
 	if !strings.Contains(all, "receiver listening on") || !strings.Contains(all, `"delay":"2s"`) {
 		t.Errorf("missing the listening line or a duration as text:\n%s", all)
+	}
+	if !strings.Contains(all, "does not read HOOKLINE_PARTITION") {
+		t.Errorf("no note on the misspelled variable:\n%s", all)
 	}
 	if !strings.Contains(all, "probe held back 1") || !strings.Contains(all, "probe held back 2") {
 		t.Errorf("the held-back library line was not written when the command returned:\n%s", all)

@@ -66,6 +66,7 @@ type appFlags struct {
 
 func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 	a := &appFlags{fs: fs, kafka: addKafkaFlags(fs), pipeline: addPipelineFlags(fs)}
+	fs.logsNotes = true // setup logs them with the other warnings
 	a.handlerHeaders.check = consumer.CheckHandlerHeader
 	fs.StringVar(&a.configPath, "config", "", "YAML file with sources and pipelines (see hookline.example.yaml)")
 	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -149,18 +150,30 @@ func (s settings) say(w io.Writer, log *slog.Logger, line string) {
 // setup parses args and returns the logger and the resolved settings: the
 // common start of run, serve and consume.
 func (a *appFlags) setup(env *environment, args []string, u uses) (*slog.Logger, settings, error) {
-	if err := a.fs.parse(args); err != nil {
+	// Notes on misspelled variables go out with the warnings once there
+	// is a logger (JSON lines with --log-format json); before it, beside
+	// the error they may explain (HOOKLINE_SECRT: "no secret").
+	failed := func(err error) (*slog.Logger, settings, error) {
+		for _, n := range a.fs.envNotes {
+			fmt.Fprintln(env.stderr, "note: "+n)
+		}
 		return nil, settings{}, err
+	}
+	if err := a.fs.parse(args); err != nil {
+		return failed(err)
 	}
 	if err := a.validate(); err != nil {
-		return nil, settings{}, err
+		return failed(err)
 	}
 	if conc := cmp.Or(a.concurrency, consumer.DefaultMaxInFlight); a.maxUnfinished != 0 && a.maxUnfinished < conc {
-		return nil, settings{}, usagef("--max-unfinished %d is below --concurrency %d: it counts running events too; raise it or leave it 0 (8 x --concurrency)", a.maxUnfinished, conc)
+		return failed(usagef("--max-unfinished %d is below --concurrency %d: it counts running events too; raise it or leave it 0 (8 x --concurrency)", a.maxUnfinished, conc))
 	}
 	log, err := a.logger(env)
 	if err != nil {
-		return nil, settings{}, err
+		return failed(err)
+	}
+	for _, n := range a.fs.envNotes {
+		log.Warn(n)
 	}
 	env.atExit = append(env.atExit, routeStdLog(log).Flush)
 	note := func() {
