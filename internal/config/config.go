@@ -55,7 +55,7 @@ type File struct {
 // match inside unrelated words (a value "events" would garble every topic
 // name in the message), and a secret is longer.
 func (f File) Scrub(msg string) string {
-	return scrubQuoted(msg, f.refs)
+	return scrubRefs(msg, f.refs)
 }
 
 // Ref returns the text a value of the file was written as when it came
@@ -74,7 +74,11 @@ func (f File) Ref(value string) (string, bool) {
 // minBareScrub is the shortest value Scrub replaces where it is not quoted.
 const minBareScrub = 8
 
-func scrubQuoted(msg string, refs []quotedRef) string {
+// scrubRefs replaces in msg every form a message quotes a value of refs in
+// by the reference it was written as: YAML's backticks (whole, or its first
+// 7 bytes and "..." for a longer value), Go's quotes, and bare from
+// minBareScrub bytes on.
+func scrubRefs(msg string, refs []quotedRef) string {
 	// Longest values first, so that a value inside another is not
 	// replaced within it.
 	refs = slices.SortedFunc(slices.Values(refs), func(a, b quotedRef) int { return len(b.value) - len(a.value) })
@@ -82,6 +86,11 @@ func scrubQuoted(msg string, refs []quotedRef) string {
 		if r.value == r.raw || r.value == "" {
 			continue
 		}
+		shown := "`" + r.value + "`"
+		if len(r.value) > 10 {
+			shown = "`" + r.value[:7] + "...`"
+		}
+		msg = strings.ReplaceAll(msg, shown, "`"+r.raw+"`")
 		msg = strings.ReplaceAll(msg, strconv.Quote(r.value), strconv.Quote(r.raw))
 		if len(r.value) >= minBareScrub {
 			msg = strings.ReplaceAll(msg, r.value, r.raw)
@@ -255,7 +264,7 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 		return File{}, err
 	}
 	if err := f.validate(); err != nil {
-		if msg := scrubQuoted(err.Error(), x.expanded); msg != err.Error() {
+		if msg := scrubRefs(err.Error(), x.expanded); msg != err.Error() {
 			return File{}, errors.New(msg) // not wrapped: the original text holds the value
 		}
 		return File{}, err
@@ -568,18 +577,7 @@ func tagName(tag string) string {
 // "${SECRET}" (verify: "${OM_SECRET}", dedup_window: ${TOKEN}) would put the
 // secret, or its start, in an error that is printed and logged.
 func (x *expander) scrub(err error) error {
-	msg := err.Error()
-	for _, r := range x.expanded {
-		if r.value == r.raw || r.value == "" {
-			continue
-		}
-		shown := "`" + r.value + "`"
-		if len(r.value) > 10 {
-			shown = "`" + r.value[:7] + "...`"
-		}
-		msg = strings.ReplaceAll(msg, shown, "`"+r.raw+"`")
-		msg = strings.ReplaceAll(msg, strconv.Quote(r.value), strconv.Quote(r.raw))
-	}
+	msg := scrubRefs(err.Error(), x.expanded)
 	if msg == err.Error() {
 		return err
 	}
