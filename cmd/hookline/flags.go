@@ -366,9 +366,8 @@ func (p *pipelineFlags) validate(fs *flagSet) error {
 			return fs.badValue("retry-delays", fmt.Sprintf("every delay must be at most %.0fh (30 days); for a longer wait let the event go to the DLQ and replay it", topics.MaxRetryDelay.Hours()))
 		}
 	}
-	if i := decreasingDelay(p.retryDelays); i > 0 {
-		return fs.badValue("retry-delays", fmt.Sprintf("delay %d (%s) is shorter than delay %d (%s): %s, e.g. 10s,1m,10m",
-			i+1, topics.ShortDuration(p.retryDelays[i]), i, topics.ShortDuration(p.retryDelays[i-1]), delaysOrderAdvice))
+	if problem := decreasingDelay(p.retryDelays); problem != "" {
+		return fs.badValue("retry-delays", problem+", e.g. 10s,1m,10m")
 	}
 	if p.dedupWindow <= 0 {
 		return fs.badValue("dedup-window", "must be positive, e.g. 96h (the default)")
@@ -376,21 +375,20 @@ func (p *pipelineFlags) validate(fs *flagSet) error {
 	return nil
 }
 
-// delaysOrderAdvice says why retry delays are listed shortest first: a
-// Retry-After longer than the next tier's delay moves the event to the
-// first later tier whose delay covers it, else to the last tier, which only
-// holds the longest wait when the delays do not decrease.
-const delaysOrderAdvice = "list the delays shortest first, each tier waiting at least as long as the one before (a Retry-After that a tier does not cover moves the event on to a later, longer tier)"
-
-// decreasingDelay returns the index of the first delay shorter than the
-// one before it, or 0 when the delays never decrease.
-func decreasingDelay(ds []time.Duration) int {
+// decreasingDelay names the first delay shorter than the one before it and
+// says what to do, or returns "" when the delays never decrease. They are
+// listed shortest first: a Retry-After longer than the next tier's delay
+// moves the event to the first later tier whose delay covers it, else to
+// the last tier, which only holds the longest wait when the delays do not
+// decrease.
+func decreasingDelay(ds []time.Duration) string {
 	for i := 1; i < len(ds); i++ {
 		if ds[i] < ds[i-1] {
-			return i
+			return fmt.Sprintf("delay %d (%s) is shorter than delay %d (%s): list the delays shortest first, each tier waiting at least as long as the one before (a Retry-After that a tier does not cover moves the event on to a later, longer tier)",
+				i+1, topics.ShortDuration(ds[i]), i, topics.ShortDuration(ds[i-1]))
 		}
 	}
-	return 0
+	return ""
 }
 
 func (p *pipelineFlags) topicsConfig() topics.Config {
