@@ -50,13 +50,14 @@ var ErrNotCoPartitioned = errors.New("the pipeline's topics are not co-partition
 // wrapping ErrNotCoPartitioned that names the topics to raise and the
 // kafka-topics command.
 func Create(ctx context.Context, adm *kadm.Client, p Plan) ([]CreateResult, error) {
-	before, _, err := pipelinePartitions(ctx, adm, p)
+	md, err := listTopics(ctx, adm)
 	if err != nil {
 		return nil, err
 	}
-	if err := collisions(ctx, adm, p); err != nil {
+	if err := collisions(md, p); err != nil {
 		return nil, err
 	}
+	before := partitionsOf(md, p)
 	parts := newTopicPartitions(slices.Collect(maps.Values(before)), p)
 	var out []CreateResult
 	created := false
@@ -121,11 +122,8 @@ func (r Report) NewTopicPartitions(p Plan) int32 {
 // whose name Kafka would refuse as colliding with an existing topic (see
 // CollisionKey): the broker's answer, INVALID_TOPIC_EXCEPTION, does not
 // say why, and topics created before it would be left half a pipeline.
-func collisions(ctx context.Context, adm *kadm.Client, p Plan) error {
-	md, err := adm.Metadata(fresh(ctx))
-	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
-	}
+// md lists every topic of the cluster.
+func collisions(md kadm.Metadata, p Plan) error {
 	byKey := map[string]string{}
 	for name := range md.Topics {
 		byKey[CollisionKey(name)] = name
@@ -144,20 +142,34 @@ func collisions(ctx context.Context, adm *kadm.Client, p Plan) error {
 // pipelinePartitions returns the partition count of each existing topic of
 // the pipeline, and the brokers as a --bootstrap-server value.
 func pipelinePartitions(ctx context.Context, adm *kadm.Client, p Plan) (map[string]int32, string, error) {
-	// All topics: asking for missing ones by name makes the client retry
-	// the metadata request for seconds. Fresh, not the client's cache: the
-	// counts after creating must include what others just created.
+	md, err := listTopics(ctx, adm)
+	if err != nil {
+		return nil, "", err
+	}
+	return partitionsOf(md, p), bootstrapServers(md.Brokers), nil
+}
+
+// listTopics returns the metadata of every topic: asking for missing ones
+// by name makes the client retry the metadata request for seconds. Fresh,
+// not the client's cache: the counts after creating must include what
+// others just created.
+func listTopics(ctx context.Context, adm *kadm.Client) (kadm.Metadata, error) {
 	md, err := adm.Metadata(fresh(ctx))
 	if err != nil {
-		return nil, "", fmt.Errorf("list topics: %w", err)
+		return kadm.Metadata{}, fmt.Errorf("list topics: %w", err)
 	}
+	return md, nil
+}
+
+// partitionsOf returns the partition count of each topic of p in md.
+func partitionsOf(md kadm.Metadata, p Plan) map[string]int32 {
 	counts := map[string]int32{}
 	for _, n := range p.Names.All() {
 		if d, ok := md.Topics[n]; ok && d.Err == nil && len(d.Partitions) > 0 {
 			counts[n] = int32(len(d.Partitions))
 		}
 	}
-	return counts, bootstrapServers(md.Brokers), nil
+	return counts
 }
 
 // fresh makes kadm's metadata calls ask the broker instead of answering
