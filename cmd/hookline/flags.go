@@ -139,6 +139,13 @@ func (fs *flagSet) noteMisspelledEnv() {
 	}
 }
 
+// printEnvNotes writes the notes of noteMisspelledEnv on stderr.
+func (fs *flagSet) printEnvNotes() {
+	for _, n := range fs.envNotes {
+		fmt.Fprintln(fs.env.stderr, "note: "+n)
+	}
+}
+
 // editDistance is the Levenshtein distance between a and b (bytes).
 func editDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
@@ -207,9 +214,7 @@ func (fs *flagSet) parse(args []string) error {
 	}
 	fs.noteMisspelledEnv()
 	if !fs.logsNotes {
-		for _, n := range fs.envNotes {
-			fmt.Fprintln(fs.env.stderr, "note: "+n)
-		}
+		fs.printEnvNotes()
 	}
 	for _, check := range fs.checks {
 		if err := check(); err != nil {

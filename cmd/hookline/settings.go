@@ -154,9 +154,7 @@ func (a *appFlags) setup(env *environment, args []string, u uses) (*slog.Logger,
 	// is a logger (JSON lines with --log-format json); before it, beside
 	// the error they may explain (HOOKLINE_SECRT: "no secret").
 	failed := func(err error) (*slog.Logger, settings, error) {
-		for _, n := range a.fs.envNotes {
-			fmt.Fprintln(env.stderr, "note: "+n)
-		}
+		a.fs.printEnvNotes()
 		return nil, settings{}, err
 	}
 	if err := a.fs.parse(args); err != nil {
