@@ -307,7 +307,15 @@ func TestDedupWindowExpiresWithTombstone(t *testing.T) {
 	if gap := calls[1].Start.Sub(firstAt); gap < window {
 		t.Errorf("handled again %s after the first time, inside the %s window", gap, window)
 	}
-	ds := dedupRecords(t, plan.Names.Dedup, id)
+	// Up to the second entry's own expiry: once its window has passed too
+	// (a slow catch-up on a loaded machine), its tombstone follows, which
+	// is right and not what this checks.
+	var ds []*kgo.Record
+	for _, r := range dedupRecords(t, plan.Names.Dedup, id) {
+		if r.Timestamp.Before(calls[1].Start.Add(window)) {
+			ds = append(ds, r)
+		}
+	}
 	if len(ds) != 3 || !strings.Contains(string(ds[0].Value), `"processed"`) || ds[1].Value != nil || !strings.Contains(string(ds[2].Value), `"processed"`) {
 		t.Fatalf("dedup records for %s: %s\nwant processed, tombstone (nil value), processed", shortID(id), describeRecords(ds))
 	}
