@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -368,5 +370,57 @@ func TestRestartTombstonesEachExpiredEntryOnce(t *testing.T) {
 		if n := tombstones(); n != want {
 			t.Errorf("restart %d: %d tombstones for the key, want %d", i+1, n, want)
 		}
+	}
+}
+
+// TestDigestOf: an id of 64 lowercase hex digits (the receiver's SHA-256
+// ids) is its own digest, any other id is hashed, and the two kinds never
+// share a digest, also when an id spells the hash of another in hex.
+func TestDigestOf(t *testing.T) {
+	sum := sha256.Sum256([]byte("orders-42"))
+	hexID := hex.EncodeToString(sum[:])
+	d := digestOf([]byte(hexID))
+	want := digest(sum[:16])
+	want[0] |= 0x80
+	if d != want {
+		t.Errorf("digestOf(64 hex digits) = %x, want the first 16 bytes with the top bit set, %x", d, want)
+	}
+	if got := digestOfString(hexID); got != d {
+		t.Errorf("digestOfString = %x, digestOf = %x", got, d)
+	}
+
+	hashed := digestOf([]byte("orders-42"))
+	if hashed[0]&0x80 != 0 {
+		t.Errorf("digest of a hashed id has the top bit set: %x", hashed)
+	}
+	// hex(sha256(id)) is what digestOf hashes "orders-42" to: the hex
+	// spelling must not take that digest.
+	if [15]byte(d[1:]) != [15]byte(hashed[1:]) || d == hashed {
+		t.Errorf("hex id %x and hashed id %x should differ in the top bit only", d, hashed)
+	}
+
+	// Not 64 lowercase hex digits: hashed.
+	for _, id := range []string{
+		strings.ToUpper(hexID),        // uppercase
+		hexID[:63],                    // short
+		hexID + "0",                   // long
+		hexID[:40] + "g" + hexID[41:], // a non-digit in the second half
+		hexID[:3] + "x" + hexID[4:],   // a non-digit in the first half
+		"",
+	} {
+		h := sha256.Sum256([]byte(id))
+		w := digest(h[:16])
+		w[0] &^= 0x80
+		if got := digestOf([]byte(id)); got != w {
+			t.Errorf("digestOf(%q) = %x, want the hashed %x", id, got, w)
+		}
+	}
+}
+
+// TestItemOfDrec: the dedup write's promise finds its item from the record.
+func TestItemOfDrec(t *testing.T) {
+	it := &item{id: "x"}
+	if got := itemOfDrec(&it.drec); got != it {
+		t.Fatalf("itemOfDrec = %p, want %p", got, it)
 	}
 }

@@ -185,7 +185,7 @@ func TestUnfinishedBoundsHandlersAheadOfDedupAcks(t *testing.T) {
 	}
 }
 
-// TestNewDefaultsAndChecksMaxUnfinished: 0 means 8 × MaxInFlight, and a
+// TestNewDefaultsAndChecksMaxUnfinished: 0 means 32 × MaxInFlight, and a
 // bound below MaxInFlight is refused with what to do.
 func TestNewDefaultsAndChecksMaxUnfinished(t *testing.T) {
 	plan, err := topics.NewPlan(topics.Config{Base: "t.events"})
@@ -198,8 +198,8 @@ func TestNewDefaultsAndChecksMaxUnfinished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.maxUnf != 8*DefaultMaxInFlight {
-		t.Errorf("default MaxUnfinished = %d, want %d", c.maxUnf, 8*DefaultMaxInFlight)
+	if c.maxUnf != 32*DefaultMaxInFlight {
+		t.Errorf("default MaxUnfinished = %d, want %d", c.maxUnf, 32*DefaultMaxInFlight)
 	}
 	cfg.MaxInFlight, cfg.MaxUnfinished = 10, 9
 	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "at least MaxInFlight") {

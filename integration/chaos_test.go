@@ -295,7 +295,7 @@ func TestChaos(t *testing.T) {
 	// Duplicates: successes beyond the first per event id, each put down to
 	// the last crash before it. A crash may leave at most the consumer's
 	// --max-unfinished records handled but not yet recorded in the dedup
-	// topic (with the default of 8 x --concurrency it would be 512); a
+	// topic (with the default of 32 x --concurrency it would be 2,048); a
 	// duplicate before any crash has no such excuse. The broker restart
 	// counts as a crash: while the broker is down, franz-go runs out of
 	// heartbeat retries after a few seconds and reports every partition lost

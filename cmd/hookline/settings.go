@@ -90,7 +90,7 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 		fs.StringVar(&a.group, "group", "", "consumer group id (default hookline-<base>)")
 		fs.IntVar(&a.concurrency, "concurrency", 0, fmt.Sprintf("events handled at once per process, for each pipeline it consumes (0: the consumer default, %d)", consumer.DefaultMaxInFlight))
 		fs.IntVar(&a.perPartition, "partition-concurrency", 0, fmt.Sprintf("events handled at once per partition (0: the consumer default, %d)", consumer.DefaultMaxInFlightPerPartition))
-		fs.IntVar(&a.maxUnfinished, "max-unfinished", 0, "events started and not finished (running, or dedup write unacknowledged), for each pipeline: the most a crash re-runs; at least --concurrency (0: 8 x --concurrency)")
+		fs.IntVar(&a.maxUnfinished, "max-unfinished", 0, fmt.Sprintf("events started and not finished (running, or dedup write unacknowledged), for each pipeline: the most a crash re-runs; at least --concurrency (0: %d x --concurrency)", consumer.DefaultUnfinishedPerInFlight))
 		fs.DurationVar(&a.sessionTimeout, "session-timeout", consumer.DefaultSessionTimeout, "how long a crashed consumer keeps its partitions before the group moves them")
 		fs.StringVar(&a.instanceID, "instance-id", "", "static group membership id, unique and stable per process (e.g. the StatefulSet pod name): restarts keep their partitions without a rebalance")
 	}
@@ -164,7 +164,7 @@ func (a *appFlags) setup(env *environment, args []string, u uses) (*slog.Logger,
 		return failed(err)
 	}
 	if conc := cmp.Or(a.concurrency, consumer.DefaultMaxInFlight); a.maxUnfinished != 0 && a.maxUnfinished < conc {
-		return failed(usagef("--max-unfinished %d is below --concurrency %d: it counts running events too; raise it or leave it 0 (8 x --concurrency)", a.maxUnfinished, conc))
+		return failed(usagef("--max-unfinished %d is below --concurrency %d: it counts running events too; raise it or leave it 0 (%d x --concurrency)", a.maxUnfinished, conc, consumer.DefaultUnfinishedPerInFlight))
 	}
 	log, err := a.logger(env)
 	if err != nil {
@@ -220,7 +220,7 @@ func (a *appFlags) validate() error {
 			return fs.badValue("partition-concurrency", fmt.Sprintf("must be 0 (the consumer default, %d) or positive", consumer.DefaultMaxInFlightPerPartition))
 		}
 		if a.maxUnfinished < 0 {
-			return fs.badValue("max-unfinished", "must be 0 (8 x --concurrency) or at least --concurrency")
+			return fs.badValue("max-unfinished", fmt.Sprintf("must be 0 (%d x --concurrency) or at least --concurrency", consumer.DefaultUnfinishedPerInFlight))
 		}
 		if a.sessionTimeout <= 0 {
 			return fs.badValue("session-timeout", fmt.Sprintf("must be positive, e.g. %s (the default)", consumer.DefaultSessionTimeout))
