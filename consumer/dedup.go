@@ -40,15 +40,23 @@ type digest [16]byte
 // CPU (make bench row 2 profile). Any other id is hashed. The top bit sets
 // the two kinds apart, so that no id spelled in hex can take the digest of
 // a hashed one.
-func digestOf(id []byte) (d digest) {
-	if len(id) == 64 && decodeHexPrefix(&d, id) {
-		d[0] |= 0x80
+func digestOf(id []byte) digest {
+	if d, ok := hexDigest(id); ok {
 		return d
 	}
 	sum := sha256.Sum256(id)
-	d = digest(sum[:16])
+	d := digest(sum[:16])
 	d[0] &^= 0x80
 	return d
+}
+
+// hexDigest returns digestOf(id) when id is 64 lowercase hex digits.
+func hexDigest(id []byte) (d digest, ok bool) {
+	if len(id) != 64 || !decodeHexPrefix(&d, id) {
+		return digest{}, false
+	}
+	d[0] |= 0x80
+	return d, true
 }
 
 // decodeHexPrefix decodes the first 32 digits of s into d when all 64 are

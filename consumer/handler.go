@@ -161,13 +161,6 @@ func eventOf(r *kgo.Record, mainTopic bool) Event {
 	return ev
 }
 
-// headerView is headers.Value without a copy: the string aliases the
-// header's bytes (see eventOf for why that is safe).
-func headerView(hs []kgo.RecordHeader, key string) string {
-	v, _ := headers.Bytes(hs, key)
-	return bytesView(v)
-}
-
 // bytesView returns b as a string without a copy; b must never be written
 // afterwards.
 func bytesView(b []byte) string {
