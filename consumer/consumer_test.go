@@ -1156,7 +1156,8 @@ func TestDataLossIsLoggedAndReusedOffsetsAreRead(t *testing.T) {
 	if l.commitAt != 1517 || !l.dirty {
 		t.Errorf("commit point %d (dirty %v) after the loss; want 1517, to be committed", l.commitAt, l.dirty)
 	}
-	c.add(kgo.FetchTopicPartition{Topic: "t.events", FetchPartition: kgo.FetchPartition{Partition: 1, Records: []*kgo.Record{rec(1517, "new-1"), rec(1518, "new-2")}}})
+	fp := kgo.FetchTopicPartition{Topic: "t.events", FetchPartition: kgo.FetchPartition{Partition: 1, Records: []*kgo.Record{rec(1517, "new-1"), rec(1518, "new-2")}}}
+	c.add(fp, c.prepare(fp))
 	if len(l.items) != 2 || l.items[0].rec.Offset != 1517 {
 		t.Fatalf("lane holds %d records after the loss; want the 2 written since, from offset 1517", len(l.items))
 	}

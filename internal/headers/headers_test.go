@@ -1,6 +1,10 @@
 package headers
 
-import "testing"
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
 
 func TestPrintable(t *testing.T) {
 	for in, want := range map[string]string{
@@ -28,4 +32,65 @@ func TestHTTPSyntax(t *testing.T) {
 			t.Errorf("HasHTTPControl(%q) = %v", s, got)
 		}
 	}
+}
+
+// sameParse checks ParseTime(s) against time.Parse, the reference: the
+// same instant in the same location, or both an error.
+func sameParse(t *testing.T, s string) {
+	t.Helper()
+	got, gerr := ParseTime(s)
+	want, werr := time.Parse(time.RFC3339Nano, s)
+	if (gerr != nil) != (werr != nil) {
+		t.Fatalf("ParseTime(%q) error %v, time.Parse error %v", s, gerr, werr)
+	}
+	if gerr != nil {
+		return
+	}
+	gn, goff := got.Zone()
+	wn, woff := want.Zone()
+	if !got.Equal(want) || gn != wn || goff != woff {
+		t.Fatalf("ParseTime(%q) = %v, time.Parse = %v", s, got, want)
+	}
+	if _, fast := parseUTCMillis(s); fast && got != want {
+		t.Fatalf("ParseTime(%q) = %#v, time.Parse = %#v: not the same value", s, got, want)
+	}
+}
+
+// TestParseTimeMatchesTimeParse: FormatTime's form, read directly, gives
+// what time.Parse gives, over random instants (leap days, year ends, the
+// years 0-9999) and edge and malformed strings.
+func TestParseTimeMatchesTimeParse(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	lo := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	hi := time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC).UnixMilli()
+	for range 200_000 {
+		ts := time.UnixMilli(lo + r.Int64N(hi-lo+1))
+		s := FormatTime(ts)
+		if _, ok := parseUTCMillis(s); !ok {
+			t.Fatalf("parseUTCMillis does not read FormatTime's %q", s)
+		}
+		sameParse(t, s)
+		if got, _ := ParseTime(s); !got.Equal(ts) {
+			t.Fatalf("ParseTime(FormatTime(%v)) = %v", ts, got)
+		}
+	}
+	for _, s := range []string{
+		"2024-02-29T23:59:59.999Z", "2023-02-29T00:00:00.000Z", "2100-02-29T00:00:00.000Z", "2000-02-29T00:00:00.000Z",
+		"1970-01-01T00:00:00.000Z", "1969-12-31T23:59:59.999Z", "0000-01-01T00:00:00.000Z", "0000-03-01T00:00:00.000Z",
+		"2024-04-31T00:00:00.000Z", "2024-13-01T00:00:00.000Z", "2024-00-01T00:00:00.000Z", "2024-01-00T00:00:00.000Z",
+		"2024-01-01T24:00:00.000Z", "2024-01-01T23:60:00.000Z", "2024-01-01T23:59:60.000Z", "2024-01-01T23:59:59.99Z",
+		"2024-01-01T23:59:59.999+00:00", "2024-01-01T23:59:59.999+02:00", "2024-01-01T23:59:59Z", "2024-01-01t23:59:59.999Z",
+		"2024-01-01T23:59:59.999z", "2024-01-01T2a:59:59.999Z", "+024-01-01T23:59:59.999Z", "2024-1-01T23:59:59.9999Z", "",
+	} {
+		sameParse(t, s)
+	}
+}
+
+// FuzzParseTime: whatever the header holds, ParseTime agrees with
+// time.Parse.
+func FuzzParseTime(f *testing.F) {
+	f.Add("2024-02-29T23:59:59.999Z")
+	f.Add("2024-01-01T23:59:59.999+02:00")
+	f.Add("0000-02-01T00:00:00.000Z")
+	f.Fuzz(func(t *testing.T, s string) { sameParse(t, s) })
 }
