@@ -811,11 +811,11 @@ func (c *Consumer) poll(ctx context.Context) error {
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 			batch = append(batch, fetched{fp, c.prepare(fp)})
 		})
-		c.mu.Lock()
 		for _, f := range batch {
+			c.mu.Lock() // per partition: workers wait for c.mu meanwhile
 			c.add(f.fp, f.items)
+			c.mu.Unlock()
 		}
-		c.mu.Unlock()
 		clear(batch)
 		batch = batch[:0]
 		c.cl.AllowRebalance()
@@ -1866,16 +1866,24 @@ func (c *Consumer) applyAcks() {
 		c.acks.mu.Lock()
 		batch, c.acks.q = c.acks.q, batch[:0]
 		c.acks.mu.Unlock()
-		c.mu.Lock()
 		now := time.Now() // one clock read per batch
-		for i, ev := range batch {
-			c.acked(ev.l, ev.it, ev.err, now)
-			batch[i] = ackEv{}
+		// In chunks: a batch can hold thousands of acks, and the workers
+		// wait for c.mu meanwhile.
+		for lo := 0; lo < len(batch); lo += ackChunk {
+			c.mu.Lock()
+			for i := lo; i < min(lo+ackChunk, len(batch)); i++ {
+				ev := batch[i]
+				c.acked(ev.l, ev.it, ev.err, now)
+				batch[i] = ackEv{}
+			}
+			c.wakeStarved(nil, now) // once per chunk: acks free MaxUnfinished room
+			c.mu.Unlock()
 		}
-		c.wakeStarved(nil, now) // once per batch: acks free MaxUnfinished room
-		c.mu.Unlock()
 	}
 }
+
+// ackChunk is how many acks applyAcks applies under one c.mu lock.
+const ackChunk = 256
 
 // onAssigned creates lanes for new partitions and starts restoring their
 // dedup state.
