@@ -660,6 +660,10 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		// snappy cost 2 % of the no-op consumer's CPU (make bench row 2
 		// profile) and the broker's to check each batch.
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		// Every record it buffers belongs to an unfinished event, so
+		// MaxUnfinished bounds them: at franz-go's default of 10,000 a
+		// worker's Produce would block below that bound.
+		kgo.MaxBufferedRecords(c.maxUnf+c.maxAll),
 	)
 	if err != nil {
 		if stopped(ctx) {
@@ -979,9 +983,9 @@ func (l *lane) enqueue(it *item) {
 }
 
 // dequeue removes a finished record (the first of its key and of its id)
-// from its queues and makes the records now first of both ready. c.mu is
-// held.
-func (l *lane) dequeue(it *item) {
+// from its queues and makes the records now first of both ready; it reports
+// whether it made any. c.mu is held.
+func (l *lane) dequeue(it *item) (readied bool) {
 	// Without a next record, it is the last of its queue: the map points
 	// at it.
 	next := it.kNext
@@ -1005,8 +1009,10 @@ func (l *lane) dequeue(it *item) {
 	for _, n := range [2]*item{next, nextID} {
 		if n != nil && n.kFirst && n.iFirst && !n.ready && n.state == stateWaiting {
 			l.ready.push(n)
+			readied = true
 		}
 	}
+	return readied
 }
 
 // recordBytes is what flow control counts of r.
@@ -1464,9 +1470,15 @@ func (c *Consumer) acked(l *lane, it *item, err error, now time.Time) {
 	c.drainedCheck(l)
 	if err == nil && !l.abandoned {
 		it.state = stateDone
-		l.dequeue(it)
+		readied := l.dequeue(it)
 		l.advance()
-		c.scheduleAt(l, now) // the next record of its key and id may start
+		// The next record of its key and id may start, and fewer
+		// records held may resume fetching. Its slot was freed by
+		// handled, and slots freed by acks are handed out by
+		// applyAcks's wakeStarved: nothing else changed for l.
+		if readied || (l.paused && !l.overHeld()) {
+			c.scheduleAt(l, now)
+		}
 		c.wakeDeferred(l, it, now)
 	}
 }
