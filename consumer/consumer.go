@@ -887,7 +887,6 @@ func isFatal(err error) bool {
 		errors.Is(err, kerr.SaslAuthenticationFailed)
 }
 
-// add appends fetched records to their lane and schedules it. c.mu is held.
 // fetched is a fetched partition and its records made into items.
 type fetched struct {
 	fp    kgo.FetchTopicPartition
@@ -930,8 +929,8 @@ func (c *Consumer) prepare(fp kgo.FetchTopicPartition) []item {
 	return items
 }
 
-// add queues fp's records, made into items by prepare, on their lane.
-// c.mu is held.
+// add appends fp's records, made into items by prepare, to their lane and
+// schedules it. c.mu is held.
 func (c *Consumer) add(fp kgo.FetchTopicPartition, items []item) {
 	l := c.lanes[tp{fp.Topic, fp.Partition}]
 	if l == nil || l.revoked || l.abandoned {
@@ -1807,7 +1806,7 @@ func (c *Consumer) processedAcked(rec *kgo.Record, err error) {
 	c.processedDone(it, err)
 }
 
-// processedDone passes the outcome of it's dedup write to applyAcks.
+// processedDone hands the outcome of the dedup write of it to applyAcks.
 func (c *Consumer) processedDone(it *item, err error) {
 	if err == nil {
 		// Before the ack is applied, which lets the next record of this
