@@ -1808,12 +1808,31 @@ func (c *Consumer) processedAcked(rec *kgo.Record, err error) {
 
 // processedDone hands the outcome of the dedup write of it to applyAcks.
 func (c *Consumer) processedDone(it *item, err error) {
-	if err == nil {
-		// Before the ack is applied, which lets the next record of this
-		// id start.
-		c.dedup.remember(it.dp, it.dig, false, time.UnixMilli(it.handedMs))
-	}
 	c.acks.push(ackEv{it.lane, it, err})
+}
+
+// rememberProcessed remembers the ids of the acknowledged dedup writes in
+// evs, one lock per run of one partition's (acks come in produce-response
+// order, by partition): a lock per ack on the producer's goroutine
+// contended with the workers' dedup lookups.
+func (c *Consumer) rememberProcessed(evs []ackEv) {
+	var st *dedupPart
+	for _, ev := range evs {
+		if ev.err != nil || ev.it.dp == nil {
+			continue
+		}
+		if ev.it.dp != st {
+			if st != nil {
+				st.mu.Unlock()
+			}
+			st = ev.it.dp
+			st.mu.Lock()
+		}
+		st.put(ev.it.dig, c.dedup.expiryMs(ev.it.handedMs), false)
+	}
+	if st != nil {
+		st.mu.Unlock()
+	}
 }
 
 // itemOfDrec returns the item whose drec field rec is.
@@ -1881,8 +1900,12 @@ func (c *Consumer) applyAcks() {
 		// In chunks: a batch can hold thousands of acks, and the workers
 		// wait for c.mu meanwhile.
 		for lo := 0; lo < len(batch); lo += ackChunk {
+			hi := min(lo+ackChunk, len(batch))
+			// Before the acks are applied, which lets the next record
+			// of each id start.
+			c.rememberProcessed(batch[lo:hi])
 			c.mu.Lock()
-			for i := lo; i < min(lo+ackChunk, len(batch)); i++ {
+			for i := lo; i < hi; i++ {
 				ev := batch[i]
 				c.acked(ev.l, ev.it, ev.err, now)
 				batch[i] = ackEv{}

@@ -340,13 +340,20 @@ func (d *dedupState) remember(st *dedupPart, k digest, deadLettered bool, now ti
 	if st == nil {
 		return
 	}
-	exp := now.Truncate(time.Millisecond).Add(d.window).UnixMilli()
 	st.mu.Lock()
+	st.put(k, d.expiryMs(now.UnixMilli()), deadLettered)
+	st.mu.Unlock()
+}
+
+// expiryMs is when an entry remembered at unix ms nowMs expires.
+func (d *dedupState) expiryMs(nowMs int64) int64 { return nowMs + d.window.Milliseconds() }
+
+// put sets the entry of digest k. st.mu is held.
+func (st *dedupPart) put(k digest, exp int64, deadLettered bool) {
 	st.m[k] = makeEntry(exp, deadLettered)
 	if st.nextSweepMs != 0 && exp < st.nextSweepMs { // 0 means a sweep is due anyway
 		st.nextSweepMs = exp
 	}
-	st.mu.Unlock()
 }
 
 // apply applies one record of <base>.dedup read from the log. st.mu is held.
