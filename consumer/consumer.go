@@ -34,7 +34,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -328,7 +327,7 @@ type item struct {
 	due            time.Time // retry records: hookline-due-at; zero on main
 	state          itemState
 	ready          bool   // in its lane's ready heap
-	kh, ih         uint64 // hashes of key and event id (see lane.byKey and add)
+	kh, ih         uint64 // hashes of key and event id (see lane.byKey)
 	kNext, iNext   *item  // the next record of its key, of its event id
 	kFirst, iFirst bool   // first of its key, of its event id (always true without an id)
 
@@ -345,8 +344,7 @@ type item struct {
 
 	drec     kgo.Record // its "processed" dedup record, once handled
 	lane     *lane      // set with drec, for drec's promise
-	dig      digest     // digest of id (see digOK), remembered when drec is acknowledged
-	digOK    bool       // dig is set: by add for a hex id, else by process
+	dig      digest     // digest of id, remembered when drec is acknowledged
 	handedMs int64      // when the handler returned (unix ms): drec's "at"
 	acked    bool       // the outcome of drec's write came before handled ran (c.mu)
 	ackErr   error
@@ -551,13 +549,21 @@ func New(cfg Config) (*Consumer, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(cfg.Registerer)
+	var c *Consumer
+	// Read at scrape time: a gauge moved by every start and release cost
+	// two atomic updates of one shared cache line per event.
+	inFlight := func() float64 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return float64(c.inFlight)
+	}
+	m, err := newMetrics(cfg.Registerer, inFlight)
 	if err != nil {
 		return nil, err
 	}
 	m.init(cfg.Plan.Names)
 	log := cfg.Logger.With("component", "consumer", "group", cfg.Group)
-	c := &Consumer{
+	c = &Consumer{
 		cfg:         cfg,
 		names:       cfg.Plan.Names,
 		group:       cfg.Group,
@@ -660,10 +666,6 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		// snappy cost 2 % of the no-op consumer's CPU (make bench row 2
 		// profile) and the broker's to check each batch.
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		// Every record it buffers belongs to an unfinished event, so
-		// MaxUnfinished bounds them: at franz-go's default of 10,000 a
-		// worker's Produce would block below that bound.
-		kgo.MaxBufferedRecords(c.maxUnf+c.maxAll),
 	)
 	if err != nil {
 		if stopped(ctx) {
@@ -895,11 +897,10 @@ type fetched struct {
 
 // prepare makes the items of fp's records, without c.mu: workers and acks
 // go on meanwhile (under c.mu, a 10k-record fetch held them up for ~10 ms).
-// The Event and the digest are made here, where the headers are read for
-// the id anyway, rather than on a worker: there, reading them again cost
-// ~0.5 µs of cache misses per event (make bench row 2 profile). An id that
-// is not hex is hashed on the worker, off this serial loop. The items of
-// one fetched partition share one allocation.
+// The Event and the id's digest are made here, where the headers are read
+// for the id's hash anyway, rather than on a worker: there, reading them
+// again cost ~0.5 µs of cache misses per event (make bench row 2 profile).
+// The items of one fetched partition share one allocation.
 func (c *Consumer) prepare(fp kgo.FetchTopicPartition) []item {
 	role, _, ok := c.roleOf(fp.Topic)
 	if !ok || len(fp.Records) == 0 {
@@ -913,14 +914,8 @@ func (c *Consumer) prepare(fp kgo.FetchTopicPartition) []item {
 		it.id = it.ev.EventID
 		it.kh = maphash.Bytes(c.seed, r.Key)
 		if it.id != "" {
-			it.dig, it.digOK = hexDigest(stringBytes(it.id))
-			if it.digOK {
-				// Bits of a SHA-256 already (or chosen by the sender:
-				// colliding ids only share a queue, see lane.byKey).
-				it.ih = binary.LittleEndian.Uint64(it.dig[8:])
-			} else {
-				it.ih = maphash.String(c.seed, it.id)
-			}
+			it.ih = maphash.String(c.seed, it.id)
+			it.dig = digestOfString(it.id)
 		}
 		if role == topics.RoleRetry {
 			it.due = c.dueOf(r)
@@ -1277,7 +1272,6 @@ func (c *Consumer) start(l *lane, it *item, now time.Time) {
 		// them waiting until its records finish.
 		c.starved = true
 	}
-	c.m.inFlight.Inc()
 	c.runq = append(c.runq, task{l, it})
 	c.dispatch()
 }
@@ -1393,7 +1387,6 @@ func (c *Consumer) work() {
 func (c *Consumer) release(l *lane) {
 	l.inFlight--
 	c.inFlight--
-	c.m.inFlight.Dec()
 }
 
 // finish records the end of it; done says it is finished for good (skipped
@@ -1565,9 +1558,6 @@ func (c *Consumer) process(l *lane, it *item) {
 		return
 	}
 	ev := it.ev
-	if it.id != "" && !it.digOK {
-		it.dig = digestOfString(it.id)
-	}
 	start := time.Now()
 	if it.id != "" && c.dedup.seen(it.dp, it.dig, ev, start) {
 		l.m.duplicate.Inc()

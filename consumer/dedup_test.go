@@ -373,46 +373,79 @@ func TestRestartTombstonesEachExpiredEntryOnce(t *testing.T) {
 	}
 }
 
-// TestDigestOf: an id of 64 lowercase hex digits (the receiver's SHA-256
-// ids) is its own digest, any other id is hashed, and the two kinds never
-// share a digest, also when an id spells the hash of another in hex.
+// TestDigestOf: an id of 64 lowercase hex digits is hashed from its
+// decoded bytes, any other id as it is, and the two kinds never share a
+// digest. Ids that share digits, or differ only in a digit's top bit, keep
+// distinct digests.
 func TestDigestOf(t *testing.T) {
 	sum := sha256.Sum256([]byte("orders-42"))
 	hexID := hex.EncodeToString(sum[:])
-	d := digestOf([]byte(hexID))
-	want := digest(sum[:16])
+	want := sha256.Sum256(sum[:])
 	want[0] |= 0x80
-	if d != want {
-		t.Errorf("digestOf(64 hex digits) = %x, want the first 16 bytes with the top bit set, %x", d, want)
+	if d := digestOf([]byte(hexID)); d != digest(want[:16]) {
+		t.Errorf("digestOf(64 hex digits) = %x, want SHA-256 of the decoded bytes with the top bit set, %x", d, want[:16])
 	}
-	if got := digestOfString(hexID); got != d {
+	if got, d := digestOfString(hexID), digestOf([]byte(hexID)); got != d {
 		t.Errorf("digestOfString = %x, digestOf = %x", got, d)
 	}
-
-	hashed := digestOf([]byte("orders-42"))
-	if hashed[0]&0x80 != 0 {
-		t.Errorf("digest of a hashed id has the top bit set: %x", hashed)
-	}
-	// hex(sha256(id)) is what digestOf hashes "orders-42" to: the hex
-	// spelling must not take that digest.
-	if [15]byte(d[1:]) != [15]byte(hashed[1:]) || d == hashed {
-		t.Errorf("hex id %x and hashed id %x should differ in the top bit only", d, hashed)
+	// The decoded bytes as an id of their own: hashed to the same
+	// SHA-256, told apart by the top bit.
+	if a, b := digestOf(sum[:]), digestOf([]byte(hexID)); a == b || a[0]&0x80 != 0 {
+		t.Errorf("raw-bytes id %x and its hex spelling %x must differ in the top bit", a, b)
 	}
 
-	// Not 64 lowercase hex digits: hashed.
+	// Not 64 lowercase hex digits: hashed as they are.
 	for _, id := range []string{
-		strings.ToUpper(hexID),        // uppercase
-		hexID[:63],                    // short
-		hexID + "0",                   // long
-		hexID[:40] + "g" + hexID[41:], // a non-digit in the second half
-		hexID[:3] + "x" + hexID[4:],   // a non-digit in the first half
+		strings.ToUpper(hexID),
+		hexID[:63],
+		hexID + "0",
+		hexID[:40] + "g" + hexID[41:],
+		hexID[:3] + "x" + hexID[4:],
 		"",
 	} {
 		h := sha256.Sum256([]byte(id))
-		w := digest(h[:16])
-		w[0] &^= 0x80
-		if got := digestOf([]byte(id)); got != w {
-			t.Errorf("digestOf(%q) = %x, want the hashed %x", id, got, w)
+		h[0] &^= 0x80
+		if got := digestOf([]byte(id)); got != digest(h[:16]) {
+			t.Errorf("digestOf(%q) = %x, want the hashed %x", id, got, h[:16])
+		}
+	}
+
+	// Sender-chosen hex ids (two UUIDs without dashes, say) that share
+	// their first 32 or 63 digits, or differ only in the top bit of one.
+	prefix := strings.Repeat("0123456789abcdef", 2)
+	seen := map[digest]string{}
+	for _, id := range []string{
+		prefix + strings.Repeat("1", 32), prefix + strings.Repeat("2", 32),
+		hexID[:63] + "0", hexID[:63] + "1",
+		"0" + hexID[1:], "8" + hexID[1:], "7" + hexID[1:], "f" + hexID[1:],
+	} {
+		d := digestOf([]byte(id))
+		if other, dup := seen[d]; dup {
+			t.Errorf("%s and %s share the digest %x", other, id, d)
+		}
+		seen[d] = id
+	}
+}
+
+// TestDedupTellsApartHexIdsThatSharePrefixes: events whose ids are 64 hex
+// digits sharing their first half (as ids built from two UUIDs do) are
+// different events, each handled once.
+func TestDedupTellsApartHexIdsThatSharePrefixes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, time.Second)
+	h := newCountingHandler()
+	org := strings.Repeat("5a0c", 8)
+	ids := []string{org + strings.Repeat("1", 32), org + strings.Repeat("2", 32), org + strings.Repeat("3", 32)}
+	for i, id := range ids {
+		e.produce(event("conv-h", id, i+1))
+	}
+	c, _ := e.start(Config{Handler: h})
+	eventually(t, 10*time.Second, "every event finished", func() bool {
+		return c.eventsCount(e.plan.Names.Base, OutcomeProcessed)+c.eventsCount(e.plan.Names.Base, OutcomeDuplicate) == float64(len(ids))
+	})
+	for _, id := range ids {
+		if n := h.count(id); n != 1 {
+			t.Errorf("event %s handled %d times, want 1", id, n)
 		}
 	}
 }
@@ -422,5 +455,38 @@ func TestItemOfDrec(t *testing.T) {
 	it := &item{id: "x"}
 	if got := itemOfDrec(&it.drec); got != it {
 		t.Fatalf("itemOfDrec = %p, want %p", got, it)
+	}
+}
+
+// TestRestoreTombstonesManyExpiredEntries: more expired entries than one
+// chunk of tombstones in flight each get exactly one tombstone.
+func TestRestoreTombstonesManyExpiredEntries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, time.Second)
+	e.plan.DedupWindow = 2 * time.Second
+	const n = 2*tombChunk + 500
+	old := dedupValue(outcomeProcessed, time.Now().Add(-time.Hour))
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: e.plan.Names.Dedup, Partition: 0, Key: fmt.Appendf(nil, "old-%d", i), Value: old})
+	}
+	if err := e.client().ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.start(Config{Handler: newCountingHandler()})
+	per := map[string]int{}
+	eventually(t, 20*time.Second, "a tombstone for every expired entry", func() bool {
+		clear(per)
+		for _, r := range e.readAll(e.plan.Names.Dedup) {
+			if r.Value == nil {
+				per[string(r.Key)]++
+			}
+		}
+		return len(per) == n
+	})
+	for k, c := range per {
+		if c != 1 {
+			t.Errorf("%s: %d tombstones, want 1", k, c)
+		}
 	}
 }

@@ -20,7 +20,7 @@ type metrics struct {
 	events        *prometheus.CounterVec   // topic, outcome
 	duplicates    prometheus.Counter       //
 	latency       *prometheus.HistogramVec // topic
-	inFlight      prometheus.Gauge
+	inFlight      prometheus.GaugeFunc
 	waiting       *prometheus.GaugeVec // tier
 	oldestDue     *prometheus.GaugeVec // tier
 	lag           *prometheus.GaugeVec // topic
@@ -31,7 +31,9 @@ type metrics struct {
 	held          prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the consumer's metrics on reg; inFlight reports the
+// records in flight when scraped.
+func newMetrics(reg prometheus.Registerer, inFlight func() float64) (*metrics, error) {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookline_consumer_events_total",
@@ -46,10 +48,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time spent in the handler per attempt, by topic read.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 60},
 		}, []string{"topic"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+		inFlight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "hookline_consumer_in_flight",
 			Help: "Records being handled or forwarded right now.",
-		}),
+		}, inFlight),
 		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hookline_consumer_retry_waiting",
 			Help: "Records of a retry tier not started yet: fetched ones waiting for their due time or for an earlier record of their key, and those behind them not fetched yet.",

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,13 +12,19 @@ import (
 // readyGauge returns hookline_consumer_ready as gathered from reg, and the
 // labels it carries; -1 when it is missing.
 func readyGauge(t *testing.T, reg *prometheus.Registry) (float64, map[string]string) {
+	return gaugeOf(t, reg, "hookline_consumer_ready")
+}
+
+// gaugeOf returns the single-series gauge name as gathered from reg, and
+// the labels it carries; -1 when it is missing.
+func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) (float64, map[string]string) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "hookline_consumer_ready" || len(mf.GetMetric()) != 1 {
+		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
 			continue
 		}
 		m := mf.GetMetric()[0]
@@ -56,5 +63,35 @@ func TestReadyGaugeFollowsReady(t *testing.T) {
 	}
 	if v, _ := readyGauge(t, reg2); v != 0 {
 		t.Errorf("hookline_consumer_ready before Run: %v, want 0", v)
+	}
+}
+
+// hookline_consumer_in_flight counts the records inside the handler when
+// scraped, and drops to 0 once they return.
+func TestInFlightGaugeCountsRunningRecords(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2)
+	reg := prometheus.NewRegistry()
+	release := make(chan struct{})
+	h := HandlerFunc(func(ctx context.Context, _ Event) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	const n = 5
+	for i := range n {
+		e.produce(event(fmt.Sprintf("conv-%d", i), fmt.Sprintf("ev-%d", i), 1))
+	}
+	c, _ := e.start(Config{Handler: h, Registerer: reg})
+	eventually(t, 10*time.Second, "every record in the handler", func() bool {
+		v, _ := gaugeOf(t, reg, "hookline_consumer_in_flight")
+		return v == n
+	})
+	close(release)
+	eventually(t, 10*time.Second, "processed", func() bool { return c.eventsCount(e.plan.Names.Base, OutcomeProcessed) == n })
+	if v, _ := gaugeOf(t, reg, "hookline_consumer_in_flight"); v != 0 {
+		t.Errorf("hookline_consumer_in_flight after the handlers returned: %v, want 0", v)
 	}
 }
