@@ -327,6 +327,7 @@ type item struct {
 	due            time.Time // retry records: hookline-due-at; zero on main
 	state          itemState
 	ready          bool   // in its lane's ready heap
+	size           int32  // recordBytes(rec), kept so start does not read rec
 	kh, ih         uint64 // hashes of key and event id (see lane.byKey)
 	kNext, iNext   *item  // the next record of its key, of its event id
 	kFirst, iFirst bool   // first of its key, of its event id (always true without an id)
@@ -910,6 +911,7 @@ func (c *Consumer) prepare(fp kgo.FetchTopicPartition) []item {
 	for i, r := range fp.Records {
 		it := &items[i]
 		it.rec = r
+		it.size = int32(recordBytes(r))
 		it.ev = eventOf(r, role == topics.RoleMain)
 		it.id = it.ev.EventID
 		it.kh = maphash.Bytes(c.seed, r.Key)
@@ -943,7 +945,7 @@ func (c *Consumer) add(fp kgo.FetchTopicPartition, items []item) {
 		l.next = r.Offset + 1
 		l.items = append(l.items, it)
 		l.waiting++
-		l.waitingBytes += recordBytes(r)
+		l.waitingBytes += int(it.size)
 		l.enqueue(it)
 	}
 	c.schedule(l)
@@ -1261,7 +1263,7 @@ func (c *Consumer) start(l *lane, it *item, now time.Time) {
 	it.hctx, it.deadline = c.attemptCtx(l, now)
 	it.dp = l.dp
 	l.waiting--
-	l.waitingBytes -= recordBytes(it.rec)
+	l.waitingBytes -= int(it.size)
 	l.inFlight++
 	c.inFlight++
 	if c.full() {
