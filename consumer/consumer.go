@@ -550,10 +550,15 @@ func New(cfg Config) (*Consumer, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	var c *Consumer
 	// Read at scrape time: a gauge moved by every start and release cost
-	// two atomic updates of one shared cache line per event.
+	// two atomic updates of one shared cache line per event. A scrape
+	// may come before New has made the consumer.
+	var made atomic.Pointer[Consumer]
 	inFlight := func() float64 {
+		c := made.Load()
+		if c == nil {
+			return 0
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return float64(c.inFlight)
@@ -564,7 +569,7 @@ func New(cfg Config) (*Consumer, error) {
 	}
 	m.init(cfg.Plan.Names)
 	log := cfg.Logger.With("component", "consumer", "group", cfg.Group)
-	c = &Consumer{
+	c := &Consumer{
 		cfg:         cfg,
 		names:       cfg.Plan.Names,
 		group:       cfg.Group,
@@ -591,6 +596,7 @@ func New(cfg Config) (*Consumer, error) {
 	if err := registerReady(cfg.Registerer, c.Ready); err != nil {
 		return nil, err
 	}
+	made.Store(c)
 	return c, nil
 }
 
