@@ -322,8 +322,7 @@ const (
 // item is one fetched record that is not finished yet.
 type item struct {
 	rec            *kgo.Record
-	ev             Event     // what the handler gets, made from rec
-	id             string    // ev.EventID
+	ev             Event     // what the handler gets, made from rec; ev.EventID is its event id
 	due            time.Time // retry records: hookline-due-at; zero on main
 	state          itemState
 	ready          bool   // in its lane's ready heap
@@ -919,11 +918,10 @@ func (c *Consumer) prepare(fp kgo.FetchTopicPartition) []item {
 		it.rec = r
 		it.size = int32(recordBytes(r))
 		it.ev = eventOf(r, role == topics.RoleMain)
-		it.id = it.ev.EventID
 		it.kh = maphash.Bytes(c.seed, r.Key)
-		if it.id != "" {
-			it.ih = maphash.String(c.seed, it.id)
-			it.dig = digestOfString(it.id)
+		if it.ev.EventID != "" {
+			it.ih = maphash.String(c.seed, it.ev.EventID)
+			it.dig = digestOfString(it.ev.EventID)
 		}
 		if role == topics.RoleRetry {
 			it.due = c.dueOf(r)
@@ -967,7 +965,7 @@ func (l *lane) enqueue(it *item) {
 	}
 	l.byKey[it.kh] = it
 	it.iFirst = true
-	if it.id != "" {
+	if it.ev.EventID != "" {
 		if last := l.byID[it.ih]; last != nil {
 			last.iNext = it
 			it.iFirst = false
@@ -1004,7 +1002,7 @@ func (l *lane) dequeue(it *item) (readied bool) {
 		} else if last != nil {
 			last.iHead = nextID
 		}
-	} else if it.id != "" {
+	} else if it.ev.EventID != "" {
 		delete(l.byID, it.ih)
 	}
 	it.kNext, it.iNext = nil, nil
@@ -1129,7 +1127,7 @@ func (c *Consumer) setRunnable(l *lane, n int) {
 // there alone; this one starts once it finished, and then usually finds it
 // processed or dead-lettered and is skipped as a duplicate. c.mu is held.
 func (c *Consumer) startedElsewhere(l *lane, it *item) bool {
-	if it.id == "" || l.g == nil {
+	if it.ev.EventID == "" || l.g == nil {
 		return false
 	}
 	for _, o := range l.g.lanes {
@@ -1145,7 +1143,7 @@ func (c *Consumer) startedElsewhere(l *lane, it *item) bool {
 		if x.iHead != nil {
 			x = x.iHead
 		}
-		if x.state != stateWaiting && x.id == it.id {
+		if x.state != stateWaiting && x.ev.EventID == it.ev.EventID {
 			return true
 		}
 	}
@@ -1172,7 +1170,7 @@ func (l *lane) setDeferred(d bool) {
 // walks the lane's ready heap, and a retry lane may hold a fetch of records
 // not due. c.mu is held.
 func (c *Consumer) wakeDeferred(l *lane, it *item, now time.Time) {
-	if l.g == nil || l.g.deferred == 0 || (it != nil && it.id == "") {
+	if l.g == nil || l.g.deferred == 0 || (it != nil && it.ev.EventID == "") {
 		return
 	}
 	for _, o := range l.g.lanes {
@@ -1567,7 +1565,7 @@ func (c *Consumer) process(l *lane, it *item) {
 	}
 	ev := it.ev
 	start := time.Now()
-	if it.id != "" && c.dedup.seen(it.dp, it.dig, ev, start) {
+	if it.ev.EventID != "" && c.dedup.seen(it.dp, it.dig, ev, start) {
 		l.m.duplicate.Inc()
 		c.m.duplicates.Inc()
 		c.finish(l, it, true, onWorker)
@@ -1588,7 +1586,7 @@ func (c *Consumer) process(l *lane, it *item) {
 		c.failed(l, it, ev, herr, true)
 		return
 	}
-	if it.id == "" {
+	if it.ev.EventID == "" {
 		l.m.processed.Inc() // nothing to remember
 		c.finish(l, it, true, onWorker)
 		return
@@ -1782,7 +1780,7 @@ func retryBackoff(ctx context.Context, fn func() error, failed func(error)) erro
 func (c *Consumer) writeProcessed(l *lane, it *item, now time.Time) {
 	// The record lives in the item (one allocation less per event); its
 	// key is the event-id header's own bytes, which nothing writes.
-	c.dedup.processedRecord(&it.drec, it.rec.Partition, stringBytes(it.id), now)
+	c.dedup.processedRecord(&it.drec, it.rec.Partition, stringBytes(it.ev.EventID), now)
 	it.handedMs = now.UnixMilli()
 	it.lane = l
 	c.prod.Produce(l.ctx, &it.drec, c.onProcessed)

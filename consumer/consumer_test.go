@@ -1087,7 +1087,7 @@ func TestAbandonedLaneCountsItsDedupWriteDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	l := &lane{tp: tp{"t.events", 0}, ctx: ctx, cancel: cancel, byKey: map[uint64]*item{}, byID: map[uint64]*item{}}
-	it := &item{rec: &kgo.Record{Topic: "t.events", Key: []byte("k"), Value: []byte("{}")}, id: "ev-1", state: stateRunning}
+	it := &item{rec: &kgo.Record{Topic: "t.events", Key: []byte("k"), Value: []byte("{}")}, ev: Event{EventID: "ev-1"}, state: stateRunning}
 	l.items = []*item{it}
 	l.enqueue(it)
 	l.inFlight, c.inFlight = 1, 1

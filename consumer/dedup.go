@@ -54,6 +54,8 @@ func digestOf(id []byte) digest {
 }
 
 // decodeHex decodes the 64 digits of s into raw when all are lowercase hex.
+// Not encoding/hex, which takes upper case too: "AB…" and "ab…" are two ids
+// and must not share a digest.
 func decodeHex(raw *[32]byte, s []byte) bool {
 	for i := range raw {
 		hi, lo := hexVal[s[2*i]], hexVal[s[2*i+1]]
@@ -661,10 +663,10 @@ type tomb struct {
 // tombChunk is how many tombstones writeTombstones has in flight at once.
 const tombChunk = 1000
 
-// writeTombstones writes tombs, tombChunk at a time in flight (one at a
-// time, each would wait out the producer's linger), retrying failed ones
-// with backoff (retryBackoff) until ctx ends. A tombstone written twice does
-// no harm.
+// writeTombstones writes tombs with up to tombChunk of them in flight (not
+// one at a time: each would wait out the producer's linger), retrying failed
+// ones with backoff (retryBackoff) until ctx ends. A tombstone written twice
+// does no harm.
 func (d *dedupState) writeTombstones(ctx context.Context, tombs []tomb) error {
 	return retryBackoff(ctx, func() error {
 		var (

@@ -452,7 +452,7 @@ func TestDedupTellsApartHexIdsThatSharePrefixes(t *testing.T) {
 
 // TestItemOfDrec: the dedup write's promise finds its item from the record.
 func TestItemOfDrec(t *testing.T) {
-	it := &item{id: "x"}
+	it := &item{ev: Event{EventID: "x"}}
 	if got := itemOfDrec(&it.drec); got != it {
 		t.Fatalf("itemOfDrec = %p, want %p", got, it)
 	}
