@@ -514,7 +514,7 @@ func (d *dedupState) read(ctx context.Context, from, until map[int32]int64,
 	}
 	var cl *kgo.Client
 	err := d.retry(ctx, "connect", func() (err error) {
-		cl, err = kafkaconf.NewClient(ctx, d.c.cfg.Kafka,
+		cl, err = kafkaconf.NewReader(ctx, d.c.cfg.Kafka,
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{d.topic: offs}),
 			kgo.FetchMaxPartitionBytes(8<<20),
 			kgo.FetchMaxBytes(64<<20),

@@ -118,7 +118,7 @@ func (c *Client) scan(ctx context.Context, topic string, spans map[int32]span, f
 	if len(offs) == 0 {
 		return nil
 	}
-	cl, err := kafkaconf.NewClient(ctx, c.kc,
+	cl, err := kafkaconf.NewReader(ctx, c.kc,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}),
 		// Records deleted by retention since the offsets were listed: go on
 		// from the new log start.

@@ -180,6 +180,17 @@ func NewClient(ctx context.Context, c Config, extra ...kgo.Opt) (*kgo.Client, er
 	return cl, nil
 }
 
+// NewReader is NewClient for a short-lived reader of given partitions (a
+// dedup restore, a DLQ scan), which closes its client as soon as it has
+// read enough, while franz-go may be building its next fetch: without
+// fetch sessions. franz-go v1.22.3 ends a fetch session on Close by writing
+// the session state that a fetch loop still running reads (a data race the
+// race detector reported in CI, in a DLQ replay that stopped early); a
+// reader that ends soon gains nothing from a session anyway.
+func NewReader(ctx context.Context, c Config, extra ...kgo.Opt) (*kgo.Client, error) {
+	return NewClient(ctx, c, append(extra, kgo.DisableFetchSessions())...)
+}
+
 // explain wraps a connection error with the likely fix.
 func (c Config) explain(err error) error {
 	switch {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // writeCA makes a CA and a server certificate for 127.0.0.1; it returns the
@@ -189,5 +190,34 @@ func TestStopWhileConnectingIsNotUnreachable(t *testing.T) {
 	_, err = NewClient(ctx, Config{Brokers: []string{ln.Addr().String()}})
 	if err == nil || strings.Contains(err.Error(), "cannot reach") || !strings.Contains(err.Error(), "connecting to Kafka at") {
 		t.Fatalf("stopped while connecting: %v", err)
+	}
+}
+
+// NewReader's clients use no fetch sessions (see NewReader for the race
+// that closing a client with one can cause).
+func TestNewReaderDisablesFetchSessions(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := Config{Brokers: c.ListenAddrs()}
+	r, err := NewReader(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if v, _ := r.OptValue(kgo.DisableFetchSessions).(bool); !v {
+		t.Errorf("NewReader client: DisableFetchSessions = %v, want true", r.OptValue(kgo.DisableFetchSessions))
+	}
+	cl, err := NewClient(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if v, _ := cl.OptValue(kgo.DisableFetchSessions).(bool); v {
+		t.Error("NewClient client: fetch sessions disabled; only readers should")
 	}
 }
