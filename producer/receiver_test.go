@@ -214,6 +214,9 @@ func TestEventBridgeCustomerStartIsStoredWithEveryHeader(t *testing.T) {
 	if err != nil || time.Since(at) > time.Minute {
 		t.Errorf("received-at %q: %v", headers.Value(r.Headers, headers.ReceivedAt), err)
 	}
+	if len(r.Headers) != len(want)+1 {
+		t.Errorf("%d headers, want %d: %v", len(r.Headers), len(want)+1, r.Headers)
+	}
 	if n := h.endOffsetSum(h.names.DLQ); n != 0 {
 		t.Errorf("%d records in the DLQ", n)
 	}
@@ -285,6 +288,22 @@ func TestBadInput(t *testing.T) {
 	var rcpt receiptBody
 	if err := json.Unmarshal(rb, &rcpt); err != nil || !rcpt.DeadLettered || rcpt.Error != headers.Value(dlq[0].Headers, headers.Error) {
 		t.Fatalf("the 202 answer must say why, as the DLQ record does: %s", rb)
+	}
+	// Keyed and named by the content hash; the failure headers of a first
+	// attempt, failed when it was received.
+	d := dlq[0]
+	if id := headers.Value(d.Headers, headers.EventID); id != contentHash(bad) || string(d.Key) != id || rcpt.EventID != id {
+		t.Errorf("event id %q, key %q, answer %q: want the content hash %q for all three", id, d.Key, rcpt.EventID, contentHash(bad))
+	}
+	rcv := headers.Value(d.Headers, headers.ReceivedAt)
+	if at, err := headers.ParseTime(rcv); err != nil || time.Since(at) > time.Minute {
+		t.Errorf("received-at %q: %v", rcv, err)
+	}
+	for k, v := range map[string]string{headers.Attempt: "0", headers.FirstFailedAt: rcv, headers.FailedAt: rcv,
+		headers.Source: "genesys", headers.ReceiptID: rcpt.Receipt} {
+		if g := headers.Value(d.Headers, k); g != v {
+			t.Errorf("DLQ header %s = %q, want %q", k, g, v)
+		}
 	}
 	if n := h.endOffsetSum(h.names.Base); n != 0 {
 		t.Fatal("malformed body reached the main topic")

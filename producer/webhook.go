@@ -124,8 +124,6 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	contentType := storedContentType(req.Header.Get("Content-Type"))
 	ids, xerr := extract.Extract(body, src.Rules)
 	rec := &kgo.Record{Value: body}
-	var hs []kgo.RecordHeader
-	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
 	malformed := xerr != nil
 	if malformed {
 		xerr = explainMalformed(xerr, req.Header, body)
@@ -134,20 +132,42 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	} else {
 		rec.Topic = src.Topics.Base
 	}
-	rec.Key = []byte(ids.Key())
+	// The key and the header values share one buffer, and the headers one
+	// slice: two allocations per webhook instead of ~12.
+	key := ids.Key()
+	vals := make([]byte, 0, len(key)+len(ids.EventID)+len(receipt)+len(src.Name)+headers.TimeLen+len(contentType)+len(ids.ConversationID))
+	vals = append(vals, key...)
+	rec.Key = vals[:len(key):len(key)]
+	nh := 6
+	if malformed {
+		nh += 5 // the buffer grows for these: rare, and correct either way
+	}
+	hs := make([]kgo.RecordHeader, 0, nh)
+	push := func(k string, from int) {
+		hs = append(hs, kgo.RecordHeader{Key: k, Value: vals[from:len(vals):len(vals)]})
+	}
+	add := func(k, v string) {
+		i := len(vals)
+		vals = append(vals, v...)
+		push(k, i)
+	}
+	addTime := func(k string) {
+		i := len(vals)
+		vals = headers.AppendTime(vals, now)
+		push(k, i)
+	}
 	add(headers.EventID, ids.EventID)
 	add(headers.ReceiptID, receipt)
 	add(headers.Source, src.Name)
-	add(headers.ReceivedAt, headers.FormatTime(now))
+	addTime(headers.ReceivedAt)
 	add(headers.ContentType, contentType)
 	if ids.ConversationID != "" {
 		add(headers.ConversationID, ids.ConversationID)
 	}
 	if malformed {
-		ts := headers.FormatTime(now)
 		add(headers.Attempt, "0")
-		add(headers.FirstFailedAt, ts)
-		add(headers.FailedAt, ts)
+		addTime(headers.FirstFailedAt)
+		addTime(headers.FailedAt)
 		add(headers.Error, headers.Cut(xerr.Error(), headers.MaxErrorLen))
 		add(headers.ErrorClass, headers.ClassMalformed)
 	}

@@ -64,8 +64,45 @@ const MaxErrorLen = 1024
 // TimeLayout is RFC 3339 with milliseconds, in UTC.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
+// TimeLen is the length of FormatTime's result for years 0 to 9999.
+const TimeLen = len("2006-01-02T15:04:05.000Z")
+
 // FormatTime formats t as TimeLayout in UTC.
-func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+func FormatTime(t time.Time) string {
+	var b [24]byte
+	return string(AppendTime(b[:0], t))
+}
+
+// AppendTime appends FormatTime(t) to b. Years 0 to 9999 are written
+// directly (time.Format was ~1.5 µs of the receiver's ~25 µs per webhook in
+// make bench row 1's profile); others go through time.Format.
+func AppendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(b, TimeLayout)
+	}
+	h, mi, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6 // truncated, as Format does
+	digits := func(b []byte, v, n int) []byte {
+		for i := n - 1; i >= 0; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+		return b[n:]
+	}
+	n := len(b)
+	b = append(b, "0000-00-00T00:00:00.000Z"...)
+	w := b[n:]
+	w = digits(w, y, 4)[1:]
+	w = digits(w, int(mo), 2)[1:]
+	w = digits(w, d, 2)[1:]
+	w = digits(w, h, 2)[1:]
+	w = digits(w, mi, 2)[1:]
+	w = digits(w, sec, 2)[1:]
+	digits(w, ms, 3)
+	return b
+}
 
 // ParseTime parses a time written by FormatTime (any RFC 3339 time works).
 // FormatTime's own form is read directly: time.Parse took ~5 % of the no-op

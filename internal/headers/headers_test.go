@@ -94,3 +94,40 @@ func FuzzParseTime(f *testing.F) {
 	f.Add("0000-02-01T00:00:00.000Z")
 	f.Fuzz(func(t *testing.T, s string) { sameParse(t, s) })
 }
+
+// FormatTime and AppendTime write what time.Format writes, for any instant
+// and location, sub-millisecond parts and years outside 0-9999 included.
+func TestFormatTimeMatchesTimeFormat(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	lo := time.Date(-200, 1, 1, 0, 0, 0, 0, time.UTC).Unix() * 1e6
+	hi := time.Date(10200, 1, 1, 0, 0, 0, 0, time.UTC).Unix() * 1e6
+	zones := []*time.Location{time.UTC, time.FixedZone("x", -9*3600-30*60), time.FixedZone("y", 14*3600)}
+	check := func(ts time.Time) {
+		t.Helper()
+		want := ts.UTC().Format(TimeLayout)
+		if got := FormatTime(ts); got != want {
+			t.Fatalf("FormatTime(%v) = %q, want %q", ts, got, want)
+		}
+		if got := string(AppendTime([]byte("x"), ts)); got != "x"+want {
+			t.Fatalf("AppendTime(x, %v) = %q, want %q", ts, got, "x"+want)
+		}
+	}
+	for range 200_000 {
+		// Microseconds from years -200 to 10200, plus random
+		// nanoseconds (UnixNano would overflow there).
+		us := lo + r.Int64N(hi-lo)
+		sec, frac := us/1e6, us%1e6
+		if frac < 0 {
+			sec, frac = sec-1, frac+1e6
+		}
+		check(time.Unix(sec, frac*1e3+r.Int64N(1000)).In(zones[r.IntN(len(zones))]))
+	}
+	for _, ts := range []time.Time{
+		{}, time.Unix(0, 0), time.Unix(-1, 999_999_999),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 999_500_000, time.FixedZone("z", 3600)),
+	} {
+		check(ts)
+	}
+}
