@@ -69,7 +69,7 @@ const TimeLen = len("2006-01-02T15:04:05.000Z")
 
 // FormatTime formats t as TimeLayout in UTC.
 func FormatTime(t time.Time) string {
-	var b [24]byte
+	var b [TimeLen]byte
 	return string(AppendTime(b[:0], t))
 }
 
@@ -91,6 +91,7 @@ func AppendTime(b []byte, t time.Time) []byte {
 		}
 		return b[n:]
 	}
+	// Over a template: each field's digits, then past its separator.
 	n := len(b)
 	b = append(b, "0000-00-00T00:00:00.000Z"...)
 	w := b[n:]

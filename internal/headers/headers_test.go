@@ -108,6 +108,9 @@ func TestFormatTimeMatchesTimeFormat(t *testing.T) {
 		if got := FormatTime(ts); got != want {
 			t.Fatalf("FormatTime(%v) = %q, want %q", ts, got, want)
 		}
+		if y := ts.UTC().Year(); y >= 0 && y <= 9999 && len(want) != TimeLen {
+			t.Fatalf("len(FormatTime(%v)) = %d, TimeLen %d", ts, len(want), TimeLen)
+		}
 		if got := string(AppendTime([]byte("x"), ts)); got != "x"+want {
 			t.Fatalf("AppendTime(x, %v) = %q, want %q", ts, got, "x"+want)
 		}
