@@ -120,7 +120,7 @@ func ParseTime(s string) (time.Time, error) {
 // range; anything else is left to time.Parse, which gives the same result
 // or the error.
 func parseUTCMillis(s string) (time.Time, bool) {
-	if len(s) != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' || s[23] != 'Z' {
+	if len(s) != TimeLen || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' || s[23] != 'Z' {
 		return time.Time{}, false
 	}
 	num := func(i, n int) int {
