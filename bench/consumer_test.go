@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/consumer"
@@ -261,7 +260,7 @@ func hooklineConsume(b testing.TB, k *broker, plan topics.Plan, round string, n 
 	group := "bench-hookline-" + runID + "-" + round
 	k.deleteGroup(b, group)
 	var first atomic.Int64
-	reg := prometheus.NewRegistry()
+	reg := newEventsRegistry()
 	c, err := consumer.New(consumer.Config{
 		Kafka: k.kafka, Plan: plan, Group: group, Logger: quietLogger(), Registerer: reg,
 		Handler: consumer.HandlerFunc(func(context.Context, consumer.Event) error {
@@ -278,9 +277,8 @@ func hooklineConsume(b testing.TB, k *broker, plan topics.Plan, round string, n 
 	errc := make(chan error, 1)
 	start := time.Now()
 	go func() { errc <- c.Run(ctx) }()
-	processed := map[string]string{"topic": plan.Names.Base, "outcome": consumer.OutcomeProcessed}
-	end := waitFor(b, 120*time.Second, 5*time.Millisecond, "the consumer to process every record", func() bool {
-		return metricSum(reg, "hookline_consumer_events_total", processed) >= float64(n)
+	end := waitFor(b, 120*time.Second, time.Millisecond, "the consumer to process every record", func() bool {
+		return reg.count(plan.Names.Base, consumer.OutcomeProcessed) >= float64(n)
 	})
 	cancel()
 	if err := <-errc; err != nil {
@@ -310,7 +308,7 @@ func BenchmarkSlowHandler(b *testing.B) {
 	k.deleteGroup(b, group)
 	var first atomic.Int64
 	var inFlight, peak atomic.Int64
-	reg := prometheus.NewRegistry()
+	reg := newEventsRegistry()
 	c, err := consumer.New(consumer.Config{
 		Kafka: k.kafka, Plan: plan, Group: group, Logger: quietLogger(), Registerer: reg,
 		Handler: consumer.HandlerFunc(func(ctx context.Context, _ consumer.Event) error {
@@ -341,14 +339,13 @@ func BenchmarkSlowHandler(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx) }()
-	processed := map[string]string{"topic": plan.Names.Base, "outcome": consumer.OutcomeProcessed}
 	type sample struct {
 		t time.Time
 		n float64
 	}
 	var samples []sample
 	end := waitFor(b, 120*time.Second, 10*time.Millisecond, "the slow handler to finish every event", func() bool {
-		n := metricSum(reg, "hookline_consumer_events_total", processed)
+		n := reg.count(plan.Names.Base, consumer.OutcomeProcessed)
 		samples = append(samples, sample{time.Now(), n})
 		return n >= slowRecords
 	})
