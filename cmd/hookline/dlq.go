@@ -106,9 +106,6 @@ func runDlqLs(ctx context.Context, env *environment, args []string) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q: dlq ls takes only flags (see --help)", fs.Arg(0))
-	}
 	noteConfigNotRead(env, fs, "dlq ls")
 	if *limit < 0 {
 		return usagef("--limit %d: must be 0 (all) or positive", *limit)

@@ -94,6 +94,7 @@ func pipelineNames(base string) (topics.Names, error) {
 // positionals.
 func parseInterspersed(fs *flagSet, args []string) ([]string, error) {
 	var pos []string
+	fs.positionals = true
 	for {
 		if err := fs.parse(args); err != nil {
 			return nil, err

@@ -36,6 +36,9 @@ type flagSet struct {
 	// lines only; else parse prints them on stderr.
 	logsNotes bool
 	envNotes  []string
+	// positionals says the command takes arguments besides flags (dlq
+	// show); else parse refuses any, see strayArgument.
+	positionals bool
 }
 
 // envName is the environment variable that sets flag name of the commands
@@ -195,6 +198,9 @@ func (fs *flagSet) parse(args []string) error {
 		msg = flagRef.ReplaceAllString(msg, "$1--$2") // the flag package writes -name
 		return usagef("%s; run hookline %s --help for the flags", msg, fs.Name())
 	}
+	if fs.NArg() > 0 && !fs.positionals {
+		return fs.strayArgument(args)
+	}
 	fs.Visit(func(f *flag.Flag) { fs.explicit[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -222,6 +228,28 @@ func (fs *flagSet) parse(args []string) error {
 		}
 	}
 	return nil
+}
+
+// strayArgument is the error for a word that is not a flag, where the
+// command takes flags only. The flag package stops at such a word, so every
+// flag after it would otherwise be dropped without a word: in `run
+// --insecure-no-auth false --secret x`, the secret.
+func (fs *flagSet) strayArgument(args []string) error {
+	word := fs.Arg(0)
+	hint := ""
+	if i := len(args) - fs.NArg(); i > 0 && (word == "true" || word == "false") {
+		if f := fs.Lookup(strings.TrimLeft(args[i-1], "-")); f != nil && isBoolFlag(f) {
+			hint = fmt.Sprintf("; a true/false flag takes its value after =, as in %s=%s", flagSpelling(f.Name), word)
+		}
+	}
+	return usagef("unexpected argument %q: %s takes flags only, and nothing after it was read%s; run hookline %s --help for the flags",
+		word, fs.Name(), hint, fs.Name())
+}
+
+// isBoolFlag reports whether f is set without a value (--flag, not --flag x).
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // positiveDuration defines a duration flag that must be positive, e.g. a

@@ -41,6 +41,43 @@ func TestFlagErrorIsOneLineOnStderr(t *testing.T) {
 	}
 }
 
+// A word that is not a flag stops the flag package, which would drop every
+// flag after it: each subcommand that takes flags only refuses it (exit 2)
+// instead of starting without them, e.g. without the secret in
+// `run --insecure-no-auth false --secret x`.
+func TestStrayArgumentIsRefused(t *testing.T) {
+	var paths [][]string
+	for name := range commands() {
+		if subs, ok := subcommands[name]; ok {
+			for _, s := range subs {
+				if name+" "+s != "dlq show" { // takes an event id
+					paths = append(paths, []string{name, s})
+				}
+			}
+			continue
+		}
+		paths = append(paths, []string{name})
+	}
+	sort.Slice(paths, func(i, j int) bool { return strings.Join(paths[i], " ") < strings.Join(paths[j], " ") })
+	for _, path := range paths {
+		cmd := strings.Join(path, " ")
+		code, out, errOut := call(t, nil, append(path, "stray", "--brokers", "127.0.0.1:1")...)
+		if code != 2 || out != "" || !strings.Contains(errOut, `unexpected argument "stray"`) || strings.Count(errOut, "\n") != 1 ||
+			!strings.Contains(errOut, "run hookline "+cmd+" --help") {
+			t.Errorf("%s stray --brokers …: exit %d\nstdout %q\nstderr %q\nwant exit 2 and one line naming the argument", cmd, code, out, errOut)
+		}
+	}
+	code, _, errOut := call(t, nil, "run", "--insecure-no-auth", "false", "--secret", "x")
+	if code != 2 || !strings.Contains(errOut, "--insecure-no-auth=false") {
+		t.Errorf("run --insecure-no-auth false: exit %d %q; want 2 and the --flag=false spelling", code, errOut)
+	}
+	// dlq show still takes its event id before or after flags.
+	code, _, errOut = call(t, nil, "dlq", "show", "3:17", "--brokers", "127.0.0.1:1", "extra")
+	if code != 2 || !strings.Contains(errOut, "give one event id") {
+		t.Errorf("dlq show with two ids: exit %d %q", code, errOut)
+	}
+}
+
 // A deployment's HOOKLINE_LISTEN must not move the development sink, nor
 // its HOOKLINE_TIMEOUT change send's; their own variables and the shared
 // secrets still work.

@@ -97,9 +97,6 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
 	cfg := loadtest.Config{
 		URL: *url, Secret: *secret, SecretHeader: *secretHeader,
 		Count: *count, Duration: *duration, Rate: *rate,

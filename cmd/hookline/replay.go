@@ -86,9 +86,6 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q: replay takes only flags (see --help)", fs.Arg(0))
-	}
 	// A leftover HOOKLINE_ALL or HOOKLINE_FORCE must not widen a replay.
 	for _, name := range []string{"all", "force"} {
 		if fs.set(name) && !fromCommandLine(fs, name) {

@@ -45,9 +45,6 @@ func runSink(ctx context.Context, env *environment, args []string) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
 	cfg := recsink.Config{
 		LatencyMin: lat.min, LatencyMax: lat.max,
 		TransientRate: *transient, PermanentRate: *permanent,
