@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
@@ -99,37 +100,61 @@ func usage(w io.Writer) {
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The first signal starts a graceful shutdown; a second one stops the
-	// process at once (the signal's default action, restored by Stop): its
-	// unfinished work is redelivered, never lost. The note comes before
-	// the cancel, so it is the first line of the shutdown.
 	env := &environment{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv, environ: os.Environ}
-	stopOnSignal(ctx, env, cancel)
+	stopOnSignal(ctx, env, cancel, os.Exit)
 	os.Exit(dispatch(ctx, env, os.Args[1:]))
 }
 
-// stopSignals start a graceful stop. SIGHUP is one of them: a terminal or
-// SSH session that closes sends it to `hookline run &`, whose default
-// action would kill the process at once, abandoning running handlers and
-// skipping the embedded broker's orderly close.
-var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+// stopSignals are the signals that start a graceful stop: SIGINT, SIGTERM
+// and SIGHUP. SIGHUP because a terminal or SSH session that closes sends
+// it to `hookline run &`, whose default action would kill the process at
+// once, abandoning running handlers and skipping the embedded broker's
+// orderly close; but not when the process started with SIGHUP ignored, as
+// `nohup hookline run` does: that is the operator saying a closing session
+// must not stop it.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
+}
 
 // stopOnSignal calls cancel on the first of stopSignals, after noting the
-// stop; a second signal then takes its default action.
-func stopOnSignal(ctx context.Context, env *environment, cancel context.CancelFunc) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, stopSignals...)
+// stop (the note comes first, so it is the first line of the shutdown). A
+// second signal calls exit at once with 128 + its number, as a shell
+// reports a process killed by it: unfinished work is redelivered, never
+// lost. It exits itself rather than restoring the signal's default action,
+// which is to do nothing for a SIGINT the process started with ignored
+// (`hookline run &` from a script). The returned func stops listening.
+func stopOnSignal(ctx context.Context, env *environment, cancel context.CancelFunc, exit func(code int)) (stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, stopSignals()...)
+	quit := make(chan struct{})
 	go func() {
+		defer signal.Stop(sigs)
 		select {
 		case <-sigs:
 		case <-ctx.Done():
-			signal.Stop(sigs)
+			return
+		case <-quit:
 			return
 		}
-		signal.Stop(sigs)
 		env.noteStop()
 		cancel()
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(env.stderr, "hookline: %v again: stopping at once; unfinished events are redelivered to the next consumer\n", sig)
+			code := 1
+			if n, ok := sig.(syscall.Signal); ok {
+				code = 128 + int(n)
+			}
+			exit(code)
+		case <-quit:
+		}
 	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(quit) }) }
 }
 
 // dispatch runs the subcommand named by args[0] and returns the exit code.
