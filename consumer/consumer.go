@@ -204,6 +204,9 @@ type Consumer struct {
 	log    *slog.Logger
 	rl     *ratelog.Limiter
 	m      *metrics
+	// dlqNext is what a dead-letter log line tells the operator to run:
+	// the CLI commands for this pipeline and these brokers.
+	dlqNext string
 
 	cl   *kgo.Client // group consumer
 	prod *kgo.Client // retry, DLQ and dedup producer (ManualPartitioner)
@@ -583,6 +586,11 @@ func New(cfg Config) (*Consumer, error) {
 		lanes:       map[tp]*lane{},
 		groups:      map[int32]*laneGroup{},
 	}
+	where := "--base " + c.names.Base
+	if len(cfg.Kafka.Brokers) > 0 {
+		where += " --brokers " + strings.Join(cfg.Kafka.Brokers, ",")
+	}
+	c.dlqNext = "fix what err names, then `hookline dlq ls " + where + "` and `hookline replay " + where + " --event-id <id>` (or --since, --all)"
 	c.wake = sync.NewCond(&c.mu)
 	c.pollGate = max(2*c.maxAll, pollGateRecords)
 	c.maxTakers = max(runtime.GOMAXPROCS(0), 2)
@@ -1618,7 +1626,7 @@ func (c *Consumer) failed(l *lane, it *item, ev Event, herr error, onWorker bool
 		c.rl.Log(context.Background(), slog.LevelWarn, "dlq:"+headers.Value(fwd.Headers, headers.ErrorClass), "event dead-lettered",
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
 			"class", headers.Value(fwd.Headers, headers.ErrorClass), "err", LogText(herr),
-			"next", "fix what err names, then `hookline dlq ls --base "+c.names.Base+"` and `hookline replay --base "+c.names.Base+" --event-id <id>` (or --since, --all)")
+			"next", c.dlqNext)
 	} else {
 		// Rate-limited per tier: a failing downstream shows up in the log
 		// within one interval, not once per event.

@@ -239,6 +239,11 @@ func TestAlwaysFailingIsExhausted(t *testing.T) {
 	if !strings.Contains(logs.String(), "event dead-lettered") || strings.Contains(logs.String(), strings.Repeat("x", headers.MaxErrorLen+1)) {
 		t.Errorf("log lacks the dead letter, or carries the handler's error uncut")
 	}
+	// What to run next names this pipeline and these brokers, so that it
+	// works as it is, also against `hookline run`'s embedded broker.
+	if want := "`hookline dlq ls --base " + e.plan.Names.Base + " --brokers " + strings.Join(e.kafka.Brokers, ",") + "`"; !strings.Contains(logs.String(), want) {
+		t.Errorf("dead-letter line lacks %s:\n%.1500s", want, logs.String())
+	}
 	time.Sleep(200 * time.Millisecond)
 	if n := calls.Load(); n != 8*4 {
 		t.Errorf("handler called %d times, want %d (main + 3 tiers per event)", n, 8*4)

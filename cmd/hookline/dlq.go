@@ -120,7 +120,11 @@ func runDlqLs(ctx context.Context, env *environment, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	cl, err := dlq.Dial(ctx, kf.config(env, nil))
+	kc := kf.config(env, nil)
+	if err := needBrokers(kc); err != nil {
+		return err
+	}
+	cl, err := dlq.Dial(ctx, kc)
 	if err != nil {
 		return err
 	}
@@ -174,7 +178,11 @@ func runDlqShow(ctx context.Context, env *environment, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	cl, err := dlq.Dial(ctx, kf.config(env, nil))
+	kc := kf.config(env, nil)
+	if err := needBrokers(kc); err != nil {
+		return err
+	}
+	cl, err := dlq.Dial(ctx, kc)
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,11 @@ func TestReplayRefusesBeforeConnecting(t *testing.T) {
 		{nil, []string{"dlq", "rm"}, "unknown dlq command"},
 		{nil, []string{"dlq", "show"}, "give one event id"},
 		{nil, []string{"dlq", "ls", "extra"}, "unexpected argument"},
+		// No brokers: where the embedded broker's address is, no Go API.
+		{nil, []string{"dlq", "ls"}, "`bootstrap:` line it printed (127.0.0.1:9092"},
+		{nil, []string{"dlq", "show", "3:17"}, "`bootstrap:` line"},
+		{nil, []string{"replay", "--all"}, "`bootstrap:` line"},
+		{nil, []string{"topics", "check"}, "`bootstrap:` line"},
 	}
 	for _, c := range cases {
 		code, _, errOut := call(t, c.vars, c.args...)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookline/hookline/internal/embedded"
 	"github.com/hookline/hookline/internal/kafkaconf"
 	"github.com/hookline/hookline/topics"
 )
@@ -357,6 +358,15 @@ func (k *kafkaFlags) config(env *environment, fileBrokers []string) kafkaconf.Co
 		c.SASLPassword = env.getenv(kafkaconf.EnvSASLPassword)
 	}
 	return c
+}
+
+// needBrokers refuses a command that reads or writes a pipeline's topics
+// when no brokers are set, saying where to find the embedded broker's.
+func needBrokers(kc kafkaconf.Config) error {
+	if len(kc.Brokers) > 0 {
+		return nil
+	}
+	return usagef("no Kafka brokers: set --brokers or HOOKLINE_BROKERS (host:port,host:port); for a `hookline run` on its embedded broker, that is the address on the `bootstrap:` line it printed (%s unless --embedded-addr)", embedded.DefaultAddr)
 }
 
 // pipelineFlags describe one pipeline's topics.

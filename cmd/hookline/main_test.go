@@ -170,7 +170,7 @@ func TestStartupRefusals(t *testing.T) {
 	if code, _, errOut := call(t, nil, "topics", "check", "--retry-delays", "10s,bogus"); code != 2 || !strings.Contains(errOut, "bogus") {
 		t.Fatalf("bad --retry-delays: exit %d %s", code, errOut)
 	}
-	if code, _, errOut := call(t, nil, "topics", "check"); code != 1 || !strings.Contains(errOut, "HOOKLINE_BROKERS") {
+	if code, _, errOut := call(t, nil, "topics", "check"); code != 2 || !strings.Contains(errOut, "HOOKLINE_BROKERS") {
 		t.Fatalf("topics without brokers: exit %d %s", code, errOut)
 	}
 	// Refused before any connection: the brokers here do not exist.

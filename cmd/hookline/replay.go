@@ -127,6 +127,9 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	}
 
 	kc := kf.config(env, nil)
+	if err := needBrokers(kc); err != nil {
+		return err
+	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	if toRetry {
 		if err := checkTarget(dctx, kc, names, *to, target); err != nil {

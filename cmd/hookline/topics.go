@@ -83,6 +83,9 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 	}
+	if err := needBrokers(kc); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	cl, err := kafkaconf.NewClient(ctx, kc)
