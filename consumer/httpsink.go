@@ -113,7 +113,8 @@ type httpSink struct {
 // NewHTTPSink returns a Handler that POSTs each event's original body to
 // cfg.URL with Content-Type (hookline-content-type, default
 // application/json), Idempotency-Key and X-Hookline-Event-Id (the event id),
-// X-Hookline-Receipt, X-Hookline-Attempt, X-Hookline-Source and
+// X-Hookline-Receipt, X-Hookline-Attempt (failed attempts so far: 0 on the
+// first try, as the record's hookline-attempt), X-Hookline-Source and
 // X-Hookline-Conversation-Id.
 //
 // A 2xx answer means done. 408, 425, 429, 5xx, 3xx, timeouts and
