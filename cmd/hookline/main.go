@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -159,6 +160,12 @@ func stopOnSignal(ctx context.Context, env *environment, cancel context.CancelFu
 
 // dispatch runs the subcommand named by args[0] and returns the exit code.
 func dispatch(ctx context.Context, env *environment, args []string) int {
+	if len(args) > 1 && args[0] == "help" { // help run, help dlq ls: that command's --help
+		if _, ok := commands()[args[1]]; ok {
+			return dispatch(ctx, env, append(slices.Clone(args[1:]), "--help"))
+		}
+		return dispatch(ctx, env, args[1:2]) // unknown command
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(env.stdout)
 		if len(args) == 0 {

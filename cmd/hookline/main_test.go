@@ -38,6 +38,20 @@ func call(t *testing.T, vars map[string]string, args ...string) (code int, stdou
 	return code, out.String(), errb.String()
 }
 
+// `hookline help <command>` is that command's --help, as the top-level
+// usage suggests; an unknown one is named.
+func TestHelpCommand(t *testing.T) {
+	for _, c := range [][]string{{"help", "run"}, {"help", "dlq", "ls"}, {"help", "replay"}} {
+		code, out, _ := call(t, nil, c...)
+		if want := "Usage: hookline " + strings.Join(c[1:], " "); code != 0 || !strings.HasPrefix(out, want) {
+			t.Errorf("%v: exit %d, stdout %.80q; want 0 and %q", c, code, out, want)
+		}
+	}
+	if code, _, errOut := call(t, nil, "help", "rnu"); code != 2 || !strings.Contains(errOut, `unknown command "rnu"`) {
+		t.Errorf("help rnu: exit %d %q", code, errOut)
+	}
+}
+
 func TestEverySubcommandHelpShowsAnExample(t *testing.T) {
 	for name := range commands() {
 		args := []string{name, "--help"}
