@@ -261,8 +261,12 @@ func TestBadInput(t *testing.T) {
 	if resp, _ := h.post("genesys", big, testSecret); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("2 MiB body: status %d, want 413", resp.StatusCode)
 	}
-	if resp, _ := h.post("nope", body, testSecret); resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("unknown source: status %d, want 404", resp.StatusCode)
+	if resp, rb := h.post("nope", body, testSecret); resp.StatusCode != http.StatusNotFound || strings.Contains(string(rb), "did you mean") ||
+		!strings.Contains(string(rb), "/webhooks/<source>") {
+		t.Fatalf("unknown source: status %d %s, want 404 with a readable path and no guess", resp.StatusCode, rb)
+	}
+	if resp, rb := h.post("GENESYS", body, testSecret); resp.StatusCode != http.StatusNotFound || !strings.Contains(string(rb), "did you mean /webhooks/genesys?") {
+		t.Fatalf("source in the wrong case: status %d %s, want 404 naming /webhooks/genesys", resp.StatusCode, rb)
 	}
 	for _, topic := range []string{h.names.Base, h.names.DLQ} {
 		if n := h.endOffsetSum(topic); n != 0 {

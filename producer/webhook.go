@@ -37,12 +37,28 @@ func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprout
 	src, ok := r.sources[name]
 	if !ok {
 		r.metrics.requests.WithLabelValues("unknown", "404").Inc()
-		writeError(w, http.StatusNotFound, "unknown source "+strconv.Quote(name)+": configure it under sources, or post to one of the configured /webhooks/<source> paths")
+		msg := "unknown source " + strconv.Quote(name) + ": configure it under sources, or post to one of the configured /webhooks/<source> paths"
+		if near := r.sameFolded(name); near != "" {
+			msg += "; did you mean /webhooks/" + near + "? (source names are case-sensitive)"
+		}
+		writeError(w, http.StatusNotFound, msg)
 		return
 	}
 	sm := r.srcMetrics[name]
 	code := r.handle(w, req, src, sm, start)
 	r.metrics.countRequest(sm, src.Name, code)
+}
+
+// sameFolded returns the configured source whose name equals name but for
+// case ("" if none): a path typed as /webhooks/Genesys gets a pointer to
+// the right one, without listing the sources to whoever asks.
+func (r *Receiver) sameFolded(name string) string {
+	for n := range r.sources {
+		if strings.EqualFold(n, name) {
+			return n
+		}
+	}
+	return ""
 }
 
 func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source, sm *sourceMetrics, start time.Time) int {
@@ -328,7 +344,9 @@ func retryAfter(d time.Duration) string {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // "/webhooks/<source>" stays readable with curl
+	_ = enc.Encode(v)
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
