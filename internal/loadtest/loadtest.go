@@ -787,7 +787,7 @@ func (s Stats) Hints() []string {
 func StatusAdvice(code int) string {
 	switch code {
 	case 401:
-		return "check --secret and --secret-header (or -H for bearer, basic or HMAC verifiers) against the source's verify settings on the receiver"
+		return "check --secret and --secret-header against the source's verify settings on the receiver; a bearer or basic verifier takes -H 'Authorization: …', an HMAC one (hookline send) --hmac-secret"
 	case 404:
 		return "check --url; the receiver serves POST /webhooks/<source> for the sources it is configured with (default source: genesys)"
 	case 413:

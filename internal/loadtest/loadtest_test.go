@@ -409,6 +409,10 @@ func TestHints(t *testing.T) {
 			t.Errorf("all %d: hints %q, want one naming %s\n%s", status, h, want, res.Summary())
 		}
 	}
+	// HMAC signing is --hmac-secret (hookline send), not a -H header.
+	if a := StatusAdvice(401); !strings.Contains(a, "--hmac-secret") || strings.Contains(a, "HMAC verifiers") {
+		t.Errorf("401 advice %q: want --hmac-secret for HMAC", a)
+	}
 	rcv := newReceiver(t, func(_ delivery, n int) (int, time.Duration) { return 200, 0 })
 	if res := run(t, Config{URL: rcv.srv.URL, Count: 4}); len(res.Hints()) != 0 || strings.Contains(res.Summary(), "hint:") {
 		t.Fatalf("hints for a clean run: %q", res.Hints())
