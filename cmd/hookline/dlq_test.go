@@ -384,6 +384,16 @@ func TestReplayAllLeavesOutMalformed(t *testing.T) {
 	}
 }
 
+// A replay cut by --limit says how many matched dead letters it left for a
+// later run, so that the counts add up.
+func TestReplayLimitSaysWhatIsLeft(t *testing.T) {
+	brokers := replayCluster(t, []string{"ev-1", "ev-2", "ev-3"})
+	code, out, errOut := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--all", "--limit", "1", "--dry-run")
+	if code != 0 || !strings.Contains(out, "matched 3, would replay 1, would skip 0 (2 left for a later run by --limit 1") {
+		t.Fatalf("--limit 1 of 3: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
 // A replay refused before it selected anything prints its error only: no
 // plan header on stdout.
 func TestReplayRefusedPrintsNoPlanHeader(t *testing.T) {

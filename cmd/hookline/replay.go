@@ -251,8 +251,15 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		summary = fmt.Sprintf("matched %d, would replay %d, would skip %d", res.Matched, res.Replayed, res.Skipped())
 	}
 	var details []string
-	if res.Selected != res.Matched {
-		details = append(details, fmt.Sprintf("%d selected by --limit/--resume-from", res.Selected))
+	if rest := res.Matched - res.Selected; rest > 0 {
+		switch {
+		case resumeFrom == nil:
+			details = append(details, fmt.Sprintf("%d left for a later run by --limit %d: run it again for the next ones", rest, *limit))
+		case *limit == 0:
+			details = append(details, fmt.Sprintf("%d before --resume-from %s, not looked at", rest, resumeFrom))
+		default:
+			details = append(details, fmt.Sprintf("%d before --resume-from or beyond --limit, not looked at", rest))
+		}
 	}
 	if res.SkippedProcessed > 0 {
 		details = append(details, fmt.Sprintf("%d already processed", res.SkippedProcessed))
