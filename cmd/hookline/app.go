@@ -192,6 +192,22 @@ func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger
 	})
 }
 
+// sayStopped logs, when a long-running command returns without an error
+// (stopped by a signal, after its graceful stop), that it stopped cleanly:
+// the last line tells a clean exit from a killed process. It runs after the
+// command's other deferred closes (the embedded broker's).
+func sayStopped(log *slog.Logger, cmd string, err *error) {
+	if *err != nil {
+		return
+	}
+	what := map[string]string{
+		"serve":   "webhooks in flight answered",
+		"consume": "handlers finished or their events left for redelivery, offsets committed",
+		"run":     "webhooks in flight answered, handlers finished or their events left for redelivery, offsets committed",
+	}[cmd]
+	log.Info("stopped cleanly: "+what, "command", cmd)
+}
+
 // runAll runs every component until ctx is cancelled or one of them fails,
 // then cancels the rest and waits for all of them. The components in after
 // (the health and metrics server) keep running until the others returned,

@@ -17,7 +17,7 @@ const consumeExamples = `  # forward every event of the default pipeline to the 
   hookline consume --brokers 127.0.0.1:9092 --handler-url http://127.0.0.1:3000/process \
     --handler-timeout 10s --concurrency 128 --group crm-sync`
 
-func runConsume(ctx context.Context, env *environment, args []string) error {
+func runConsume(ctx context.Context, env *environment, args []string) (err error) {
 	fs := newFlagSet(env, "consume", "consume --handler-url URL [flags]", consumeExamples)
 	a := addAppFlags(fs, false, true)
 	fs.StringVar(&a.listen, "listen", "", "serve /healthz, /readyz and /metrics on this address (e.g. :9090); off when empty")
@@ -25,6 +25,7 @@ func runConsume(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer sayStopped(log, "consume", &err)
 	if len(s.kafka.Brokers) == 0 {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}

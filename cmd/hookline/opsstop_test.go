@@ -128,4 +128,9 @@ func TestConsumeOpsServerAnswersDuringTheGracefulStop(t *testing.T) {
 	if _, _, err := getStatus("http://" + ops + "/healthz"); err == nil {
 		t.Errorf("the ops server still answers after consume returned")
 	}
+	// The last line tells a clean exit from a killed process.
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "stopped cleanly") || !strings.Contains(last, "command=consume") {
+		t.Errorf("last line %q, want the clean stop", last)
+	}
 }

@@ -18,7 +18,7 @@ const runExamples = `  # everything on this machine: embedded broker, receiver o
   # against an existing cluster
   hookline run --brokers kafka-1:9092 --config hookline.yaml`
 
-func runRun(ctx context.Context, env *environment, args []string) error {
+func runRun(ctx context.Context, env *environment, args []string) (err error) {
 	fs := newFlagSet(env, "run", "run [flags]", runExamples)
 	a := addAppFlags(fs, true, true)
 	embeddedAddr := fs.String("embedded-addr", embedded.DefaultAddr, "address of the embedded broker (used when no --brokers)")
@@ -27,6 +27,7 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer sayStopped(log, "run", &err)
 	startupWarnings(env, log, s)
 	if len(s.kafka.Brokers) > 0 {
 		// Brokers from --brokers, HOOKLINE_BROKERS or the file: a data

@@ -14,13 +14,14 @@ const serveExamples = `  # receive Genesys webhooks on :8080, checking X-Hooklin
   # then, from the sender's side
   hookline send --url http://127.0.0.1:8080/webhooks/genesys --secret s3cret --sample customer.start`
 
-func runServe(ctx context.Context, env *environment, args []string) error {
+func runServe(ctx context.Context, env *environment, args []string) (err error) {
 	fs := newFlagSet(env, "serve", "serve [flags]", serveExamples)
 	a := addAppFlags(fs, true, false)
 	log, s, err := a.setup(env, args, usesReceiver)
 	if err != nil {
 		return err
 	}
+	defer sayStopped(log, "serve", &err)
 	if len(s.kafka.Brokers) == 0 {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}
