@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/hookline/hookline/internal/headers"
@@ -1080,4 +1081,27 @@ func refusal(r *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// A read that gets no record while ranges are left gives up after the stall
+// timeout with an error that says where it was, instead of hanging: the
+// broker went away mid-read, or listed records were deleted since.
+func TestScanGivesUpWhenNoRecordComes(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(dl{part: 1, id: "ev-1", conv: "c-1", class: headers.ClassExhausted, attempt: 4})
+	e.cl.stall = 300 * time.Millisecond
+	// Partition 1 holds offset 0 only; the range asks up to 5.
+	spans := map[int32]span{1: {0, 5}}
+	got := 0
+	start := time.Now()
+	err := e.cl.scan(context.Background(), e.names.DLQ, spans, func(*kgo.Record) error { got++; return nil })
+	if err == nil || !strings.Contains(err.Error(), "no record for") || !strings.Contains(err.Error(), "partition 1 at offset 1 of 5") {
+		t.Fatalf("scan: %v, want a stall error naming partition 1 at offset 1 of 5", err)
+	}
+	if got != 1 {
+		t.Fatalf("%d records before the stall, want 1", got)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("gave up after %s, stall timeout 300ms", d)
+	}
 }

@@ -27,7 +27,16 @@ type Client struct {
 	kc  kafkaconf.Config
 	cl  *kgo.Client
 	adm *kadm.Client
+	// stall is how long a scan waits without a record while ranges are
+	// left before it gives up (DefaultScanStall).
+	stall time.Duration
 }
+
+// DefaultScanStall is how long a read of dead letters (or dedup records)
+// waits for the next record before it gives up with an error instead of
+// hanging: the broker went away mid-read, or records listed a moment ago
+// were deleted since.
+const DefaultScanStall = 30 * time.Second
 
 // Dial connects to Kafka (failing fast with a helpful message when no
 // broker answers within ctx).
@@ -36,7 +45,7 @@ func Dial(ctx context.Context, kc kafkaconf.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{kc: kc, cl: cl, adm: kadm.NewClient(cl)}, nil
+	return &Client{kc: kc, cl: cl, adm: kadm.NewClient(cl), stall: DefaultScanStall}, nil
 }
 
 // Close releases the connection.
@@ -138,8 +147,19 @@ func (c *Client) scan(ctx context.Context, topic string, spans map[int32]span, f
 		left--
 		cl.PauseFetchPartitions(map[string][]int32{topic: {p}})
 	}
+	next := map[int32]int64{} // per partition left: the offset to read next
+	for p := range offs {
+		next[p] = spans[p].from
+	}
+	// Only time spent waiting for records counts towards a stall, not fn's
+	// (a replay's --rate may make it slow).
+	var idle time.Duration
+	var lastErr error // the last retried fetch error, for a stall
 	for left > 0 {
-		fs := cl.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, c.stall-idle)
+		t0 := time.Now()
+		fs := cl.PollFetches(pctx)
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -148,15 +168,26 @@ func (c *Client) scan(ctx context.Context, topic string, spans map[int32]span, f
 			if ferr == nil && fatalFetch(err) {
 				ferr = fmt.Errorf("read %s partition %d: %w", t, p, err)
 			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				lastErr = err
+			}
 		})
 		if ferr != nil {
 			return ferr
+		}
+		if fs.NumRecords() > 0 {
+			idle = 0
+		} else if idle += time.Since(t0); idle >= c.stall {
+			return stalled(topic, idle, spans, next, done, lastErr)
 		}
 		var stop error
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 			s, ok := spans[fp.Partition]
 			if !ok || done[fp.Partition] || stop != nil {
 				return
+			}
+			if n := len(fp.Records); n > 0 {
+				next[fp.Partition] = fp.Records[n-1].Offset + 1
 			}
 			for _, r := range fp.Records {
 				if r.Offset >= s.until {
@@ -181,6 +212,25 @@ func (c *Client) scan(ctx context.Context, topic string, spans map[int32]span, f
 		}
 	}
 	return nil
+}
+
+// stalled is the error of a scan that got no record for waited while
+// ranges were left: it names the first such partition and where it was.
+func stalled(topic string, waited time.Duration, spans map[int32]span, next map[int32]int64, done map[int32]bool, lastErr error) error {
+	var parts []int32
+	for p := range next {
+		if !done[p] {
+			parts = append(parts, p)
+		}
+	}
+	slices.Sort(parts)
+	p := parts[0]
+	cause := ""
+	if lastErr != nil {
+		cause = " (last error: " + lastErr.Error() + ")"
+	}
+	return fmt.Errorf("read %s: no record for %s with %d partition(s) not read to the end, e.g. partition %d at offset %d of %d%s: check that the broker is up and reachable (--brokers), then run the command again",
+		topic, waited.Round(time.Second), len(parts), p, next[p], spans[p].until, cause)
 }
 
 // fatalFetch reports whether a fetch error will not go away by retrying
