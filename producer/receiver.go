@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"path"
@@ -110,11 +111,19 @@ type Config struct {
 	Logger   *slog.Logger         // default slog.Default()
 	Registry *prometheus.Registry // metrics are registered here and served on /metrics; default: a new registry
 
-	// ExtraProducerOpts are appended to the producer client's options:
-	// hookline's commands pass the topics' batch limits
-	// (topics.Report.ProducerBatchMaxBytes), tests shorter timeouts.
+	// ExtraProducerOpts are appended to the producer client's options.
+	// By default a produce batch may hold MaxBodyBytes + 16 KiB; pass
+	// topics.Report.ProducerBatchMaxBytes to follow each topic's
+	// max.message.bytes instead (hookline's commands do), so that a body
+	// too large for the topic gets a 413 naming it.
 	ExtraProducerOpts []kgo.Opt
 }
+
+// receiverHeaderRoom is what the default producer batch limit allows
+// beyond MaxBodyBytes for the record's headers, key and batch framing: a
+// receiver's record carries a few short headers (an error text only on
+// the DLQ path, cut to 1 KiB).
+const receiverHeaderRoom = 16 << 10
 
 // Receiver is the HTTP webhook receiver. Create it with New, then either
 // serve it with Run or Serve and stop it by cancelling their context, or
@@ -259,6 +268,11 @@ func New(cfg Config) (*Receiver, error) {
 		// makes new webhooks wait (their ack budget, then 503), not grow.
 		kgo.MaxBufferedBytes(maxBufferedBytes(cfg.MaxBodyBytes)),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		// franz-go's default batch limit (1,000,012 bytes) would refuse a
+		// body below MaxBodyBytes with its headers, and the 413 would
+		// blame the topic. hookline's commands replace this with each
+		// topic's max.message.bytes (ExtraProducerOpts).
+		kgo.ProducerBatchMaxBytes(int32(min(cfg.MaxBodyBytes+receiverHeaderRoom, math.MaxInt32))),
 	)
 	opts = append(opts, cfg.ExtraProducerOpts...)
 	cl, err := kgo.NewClient(opts...)

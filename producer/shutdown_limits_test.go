@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -361,5 +362,24 @@ func TestSenderHangUpIsNotAKafkaFailure(t *testing.T) {
 	}
 	if got := h.metric(`hookline_receiver_produce_errors_total{source="genesys"}`); !strings.HasSuffix(got, " 0") {
 		t.Fatalf("produce errors after a hang-up: %q", got)
+	}
+}
+
+// A library user who leaves ExtraProducerOpts empty still gets bodies up
+// to MaxBodyBytes through: franz-go's own batch limit (1,000,012 bytes)
+// refused ~1 MB bodies with a 413 that blamed the topic.
+func TestDefaultBatchLimitTakesABodyOfMaxBodyBytes(t *testing.T) {
+	h := newHarness(t, nil)
+	h.waitReadyz(http.StatusOK, 10*time.Second)
+	// The topics take 1 MiB + 16 KiB records, as topics.Create sets them.
+	v := strconv.Itoa(DefaultMaxBodyBytes + 16<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: &v}}, h.names.Base); err != nil {
+		t.Fatal(err)
+	}
+	body := padded(DefaultMaxBodyBytes - 1024)
+	if a := send(h.url, bytes.NewReader(body)); a.code != http.StatusOK {
+		t.Fatalf("%d-byte body (MaxBodyBytes %d): %+v, want 200", len(body), DefaultMaxBodyBytes, a)
 	}
 }
