@@ -251,7 +251,7 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 	}
 	// A typo in a key is an error, not a silent default.
 	if err := knownFields(&doc, reflect.TypeFor[File](), ""); err != nil {
-		return File{}, fmt.Errorf("parse YAML: %w", err)
+		return File{}, fmt.Errorf("parse YAML: %s", scrubRefs(err.Error(), x.expanded))
 	}
 	brokersAsList(&doc)
 	if err := doc.Decode(&f); err != nil {
@@ -327,6 +327,14 @@ func knownFields(n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	// yaml.v3 decodes 3.5 into an int field as 3, and takes 1e1 and 0x10:
+	// the flags refuse those, and so does the file. A quoted number is
+	// left to the decode, whose error gets its own hint (typeHint).
+	if n.Kind == yaml.ScalarNode && isInteger(t) {
+		if tag := n.ShortTag(); (tag == "!!int" || tag == "!!float") && !wholeDecimal.MatchString(n.Value) {
+			return fmt.Errorf("%s (line %d) wants a whole number in decimal digits (e.g. 12), not %s", path, n.Line, n.Value)
+		}
+	}
 	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
 		return nil
 	}
@@ -383,6 +391,18 @@ func knownFields(n *yaml.Node, t reflect.Type, path string) error {
 		}
 	}
 	return nil
+}
+
+// wholeDecimal is a whole number as the flags take it.
+var wholeDecimal = regexp.MustCompile(`^[-+]?[0-9]+$`)
+
+func isInteger(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }
 
 // keyPath and indexPath name a value in messages: pipelines[0].handler.url.

@@ -33,8 +33,9 @@ func TestTabIndentationIsNamed(t *testing.T) {
 // []config.Duration), and a quoted reference gets the unquote advice only
 // where a number is wanted.
 func TestTypeErrorsNameTheKeyAndWhatItWants(t *testing.T) {
-	vars := env(map[string]string{"S": "s3cret-value"})
+	vars := env(map[string]string{"S": "s3cret-value", "N": "3.5"})
 	for raw, want := range map[string]string{
+		"pipelines:\n  - base: a\n    partitions: ${N}\n":                   "pipelines[0].partitions (line 3) wants a whole number",
 		"pipelines:\n  - base: a\n    partitions: three\n":                  "pipelines[0].partitions (line 3) wants a whole number",
 		"pipelines:\n  - base: a\n    retry_delays: 10s\n":                  "pipelines[0].retry_delays (line 3) wants a list of durations",
 		"sources:\n  - name: a\n    verify: \"${S}\"\n":                     "sources[0].verify (line 3) wants a mapping",
@@ -43,6 +44,11 @@ func TestTypeErrorsNameTheKeyAndWhatItWants(t *testing.T) {
 		"pipelines:\n  - base: a\n    handler: {url: x, headers: [a]}\n":    "pipelines[0].handler.headers (line 3) wants a mapping of names to values",
 		"pipelines:\n  base: a\n":                                           "pipelines (line 2) wants a list of entries",
 		"pipelines:\n  - base: a\n  - base: b\n    replication_factor: x\n": "pipelines[1].replication_factor (line 4) wants a whole number",
+		// yaml.v3 would decode these as 3, 1, 10 and 16.
+		"pipelines:\n  - base: a\n    partitions: 3.5\n":         "pipelines[0].partitions (line 3) wants a whole number in decimal digits (e.g. 12), not 3.5",
+		"pipelines:\n  - base: a\n    replication_factor: 1.7\n": "pipelines[0].replication_factor (line 3) wants a whole number",
+		"pipelines:\n  - base: a\n    partitions: 1e1\n":         "not 1e1",
+		"pipelines:\n  - base: a\n    partitions: 0x10\n":        "not 0x10",
 	} {
 		_, err := Parse([]byte(raw), vars)
 		if err == nil || !strings.Contains(err.Error(), want) {
