@@ -185,9 +185,11 @@ type Config struct {
 	// Registerer receives the hookline_consumer_* metrics. Default: a
 	// private registry (metrics are not exported). Nothing is registered
 	// on the global registry. Pass the receiver's producer.Config.Registry
-	// to serve them on its /metrics; with several consumers on one
-	// registry, wrap it with a distinguishing label
-	// (prometheus.WrapRegistererWith), or registration fails.
+	// to serve them on its /metrics, wrapped with a "pipeline" label of
+	// the base topic as hookline's commands do:
+	// prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": base}, reg).
+	// The shipped alerts and dashboard group by that label, and several
+	// consumers on one registry need a distinguishing label anyway.
 	Registerer prometheus.Registerer
 }
 

@@ -188,7 +188,9 @@ func Example_embedding() {
 		Handler: consumer.HandlerFunc(func(ctx context.Context, ev consumer.Event) error {
 			return nil // the team's work; see the consumer package's examples
 		}),
-		Registerer: reg,
+		// The pipeline label, as hookline's commands add it: the shipped
+		// alerts and dashboard (docs/monitoring) group by it.
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": plan.Names.Base}, reg),
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -496,7 +496,8 @@ func TestSeveralPipelinesAndEarlyRefusals(t *testing.T) {
 	if code, _, errOut := call(t, nil, "consume", "--config", second, "--brokers", "127.0.0.1:1"); code != 2 || !strings.Contains(errOut, "pipeline p1 has no handler") {
 		t.Errorf("consume with a pipeline lacking a handler: exit %d %s", code, errOut)
 	}
-	if _, err := resolveFor(t, vars, "--config", second, "--group", "g"); err == nil || !strings.Contains(err.Error(), "--group is ambiguous with 2 pipelines") {
+	if _, err := resolveFor(t, vars, "--config", second, "--group", "g"); err == nil || !strings.Contains(err.Error(), "--group is ambiguous with 2 pipelines") ||
+		!strings.Contains(err.Error(), "hookline-<base>") || strings.Contains(err.Error(), "per pipeline in the file") {
 		t.Errorf("--group with two pipelines: %v", err)
 	}
 	data := filepath.Join(dir, "data")

@@ -389,9 +389,17 @@ func (a *appFlags) resolveWith(env *environment, u uses, file config.File) (sett
 		file.Pipelines = []config.Pipeline{{Base: a.pipeline.base}}
 	} else if len(file.Pipelines) > 1 {
 		for _, n := range append(pipelineFlagNames, "base", "group") { // one group per pipeline: hookline-<base>
-			if a.fs.set(n) {
-				return settings{}, usagef("%s is ambiguous with %d pipelines in %s: set it per pipeline in the file (or unset it)", a.fs.origin(n), len(file.Pipelines), a.configPath)
+			if !a.fs.set(n) {
+				continue
 			}
+			what := "set it per pipeline in the file (or unset it)"
+			switch n {
+			case "group":
+				what = "each pipeline's group is hookline-<base>: unset it, or run one process per pipeline"
+			case "base":
+				what = "each pipeline names its base in the file: unset it"
+			}
+			return settings{}, usagef("%s is ambiguous with %d pipelines in %s: %s", a.fs.origin(n), len(file.Pipelines), a.configPath, what)
 		}
 	}
 	for i, fp := range file.Pipelines {
