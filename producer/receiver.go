@@ -34,6 +34,10 @@ import (
 	"github.com/hookline/hookline/topics"
 )
 
+// UnknownSource is the source label of requests to no configured source
+// (other paths, other methods); no source may take the name.
+const UnknownSource = "unknown"
+
 // Defaults of Config.
 const (
 	DefaultListen       = ":8080"
@@ -216,6 +220,9 @@ func New(cfg Config) (*Receiver, error) {
 		if s.Name == "" {
 			return nil, errors.New("receiver: a source has no name")
 		}
+		if s.Name == UnknownSource {
+			return nil, fmt.Errorf("receiver: source name %q is reserved: requests to paths of no source are counted under it (hookline_receiver_requests_total{source=%q}); choose another name", s.Name, s.Name)
+		}
 		if s.Verifier == nil {
 			return nil, fmt.Errorf("receiver: source %q has no verifier: configure one, or type none explicitly", s.Name)
 		}
@@ -296,7 +303,7 @@ func New(cfg Config) (*Receiver, error) {
 		rt.Handler(m, "/metrics", metricsHandler)
 	}
 	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.metrics.requests.WithLabelValues("unknown", "404").Inc()
+		r.metrics.requests.WithLabelValues(UnknownSource, "404").Inc()
 		msg := "no such route: webhooks go to POST /webhooks/<source>"
 		if p := path.Clean("/" + req.URL.Path); p != req.URL.Path {
 			if h, _, _ := rt.Lookup(req.Method, p); h != nil {
@@ -307,7 +314,7 @@ func New(cfg Config) (*Receiver, error) {
 	})
 	// httprouter has set the Allow header.
 	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.metrics.requests.WithLabelValues("unknown", "405").Inc()
+		r.metrics.requests.WithLabelValues(UnknownSource, "405").Inc()
 		writeError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed here; allowed: "+w.Header().Get("Allow"))
 	})
 	r.router = rt

@@ -536,6 +536,12 @@ func TestNewRejectsMisconfiguredSources(t *testing.T) {
 			t.Errorf("%s: error %v should name the source", name, err)
 		}
 	}
+	// The metrics count requests to no source under "unknown".
+	_, err := New(Config{Kafka: kafkaconf.Config{Brokers: []string{"127.0.0.1:1"}},
+		Sources: []Source{{Name: UnknownSource, Topics: names, Rules: extract.Rules{Kind: extract.KindGenesys}, Verifier: ver}}})
+	if err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Errorf("a source named %q: %v, want refused as reserved", UnknownSource, err)
+	}
 }
 
 func TestWriteReceiptIsValidJSON(t *testing.T) {

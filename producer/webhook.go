@@ -36,7 +36,7 @@ func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprout
 	name := ps.ByName("source")
 	src, ok := r.sources[name]
 	if !ok {
-		r.metrics.requests.WithLabelValues("unknown", "404").Inc()
+		r.metrics.requests.WithLabelValues(UnknownSource, "404").Inc()
 		msg := "unknown source " + strconv.Quote(name) + ": configure it under sources, or post to one of the configured /webhooks/<source> paths"
 		if near := r.sameFolded(name); near != "" {
 			msg += "; did you mean /webhooks/" + near + "? (source names are case-sensitive)"

@@ -707,6 +707,9 @@ func (f File) validate() error {
 		if !sourceName.MatchString(s.Name) || s.Name == "." || s.Name == ".." {
 			return fmt.Errorf("sources[%d]: name %q cannot be a URL path segment (/webhooks/<name>): use letters, digits, '.', '_', '-' and '~'", i, s.Name)
 		}
+		if s.Name == "unknown" { // producer.UnknownSource
+			return fmt.Errorf("sources[%d]: name %q is reserved: the receiver's metrics count requests to paths of no source under it; choose another name", i, s.Name)
+		}
 		if names[s.Name] {
 			return fmt.Errorf("sources[%d]: name %q appears twice", i, s.Name)
 		}

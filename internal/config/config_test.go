@@ -152,6 +152,7 @@ func TestParseRefusals(t *testing.T) {
 		{"unset, with where", "brokers: [\"${NOPE}\"]\n", "NOPE (at brokers[0], line 1)"},
 		{"a YAML list in a variable", "brokers: ${LIST}\n", `brokers: "[k1:9092, k2:9092]" is not a host:port list: write brokers comma-separated`},
 		{"unquoted in flow style", "sources:\n  - name: s\n    verify: {type: bearer, secret: ${B}}\n", `must be quoted: "${NAME}"`},
+		{"reserved source name", "sources:\n  - name: unknown\n", `sources[0]: name "unknown" is reserved`},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.raw), env(map[string]string{"B": "k1:9092", "LIST": "[k1:9092, k2:9092]"}))
