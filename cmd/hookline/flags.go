@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -184,6 +185,32 @@ func defaultText(f *flag.Flag) string {
 	return f.DefValue
 }
 
+// badValue is the flag package's error for a value it cannot parse.
+var badValue = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-([A-Za-z0-9_-]+): `)
+
+// valueWanted says what a flag of one of the flag package's own kinds
+// takes ("" for hookline's own kinds, whose errors say it themselves).
+func valueWanted(f *flag.Flag) string {
+	switch fmt.Sprintf("%T", f.Value) {
+	case "*flag.intValue", "*flag.int64Value", "*flag.uintValue", "*flag.uint64Value":
+		return "a whole number, e.g. " + cmp.Or(nonZero(f.DefValue), "12")
+	case "*flag.boolValue":
+		return "true or false"
+	case "*flag.durationValue":
+		return "a duration with its unit, e.g. " + cmp.Or(nonZero(f.DefValue), "30s")
+	case "*flag.float64Value":
+		return "a number"
+	}
+	return ""
+}
+
+func nonZero(def string) string {
+	if def == "0" || def == "0s" {
+		return ""
+	}
+	return def
+}
+
 // flagRef is a flag name as the flag package quotes it in an error.
 var flagRef = regexp.MustCompile(`(^|[ :])-([A-Za-z][A-Za-z0-9_-]*)`)
 
@@ -196,6 +223,11 @@ func (fs *flagSet) parse(args []string) error {
 			return err
 		}
 		msg := strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag -", 1)
+		if m := badValue.FindStringSubmatch(msg); m != nil {
+			if f := fs.Lookup(m[1]); f != nil && valueWanted(f) != "" {
+				msg += " (it wants " + valueWanted(f) + ")"
+			}
+		}
 		msg = flagRef.ReplaceAllString(msg, "$1--$2") // the flag package writes -name
 		return usagef("%s; run hookline %s --help for the flags", msg, fs.Name())
 	}
@@ -210,7 +242,11 @@ func (fs *flagSet) parse(args []string) error {
 		}
 		if v := fs.env.getenv(fs.envName(f.Name)); v != "" {
 			if e := f.Value.Set(v); e != nil {
-				err = usagef("%s=%q: %v", fs.envName(f.Name), v, e)
+				msg := fmt.Sprintf("%v (for %s)", e, flagSpelling(f.Name))
+				if w := valueWanted(f); w != "" { // strconv's "parse error" says nothing more
+					msg = flagSpelling(f.Name) + " wants " + w
+				}
+				err = usagef("%s=%q: %s; run hookline %s --help for the flags", fs.envName(f.Name), v, msg, fs.Name())
 				return
 			}
 			fs.explicit[f.Name] = true

@@ -35,6 +35,24 @@ func TestFlagErrorIsOneLineOnStderr(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "for flag --limit") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("a bad value: exit %d %q", code, errOut)
 	}
+	// A value the flag package cannot parse says what the flag wants,
+	// from the command line and from the environment alike.
+	for _, c := range []struct {
+		vars map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"topics", "check", "--partitions", "3.5"}, "(it wants a whole number, e.g. 12)"},
+		{nil, []string{"run", "--create-topics=maybe"}, "(it wants true or false)"},
+		{nil, []string{"run", "--handler-timeout", "5"}, "(it wants a duration with its unit, e.g. 30s)"},
+		{map[string]string{"HOOKLINE_PARTITIONS": "abc"}, []string{"topics", "check"}, `HOOKLINE_PARTITIONS="abc": --partitions wants a whole number`},
+		{map[string]string{"HOOKLINE_CREATE_TOPICS": "yes"}, []string{"serve"}, `HOOKLINE_CREATE_TOPICS="yes": --create-topics wants true or false`},
+	} {
+		code, _, errOut := call(t, c.vars, c.args...)
+		if code != 2 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v %v: exit %d %q; want 2 and %q", c.vars, c.args, code, errOut, c.want)
+		}
+	}
 	// --help still prints the usage, on stdout.
 	if code, out, errOut := call(t, nil, "dlq", "ls", "--help"); code != 0 || !strings.Contains(out, "Usage: hookline dlq ls") || errOut != "" {
 		t.Errorf("dlq ls --help: exit %d\nstdout %q\nstderr %q", code, out, errOut)

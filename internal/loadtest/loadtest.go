@@ -787,7 +787,7 @@ func (s Stats) Hints() []string {
 func StatusAdvice(code int) string {
 	switch code {
 	case 401:
-		return "check --secret and --secret-header against the source's verify settings on the receiver; a bearer or basic verifier takes -H 'Authorization: …', an HMAC one (hookline send) --hmac-secret"
+		return "check --secret and --secret-header against the source's verify settings on the receiver; a bearer or basic verifier takes -H 'Authorization: …', an HMAC one (hookline send) --hmac-secret, with --hmac-encoding and --hmac-prefix as the verifier expects them"
 	case 404:
 		return "check --url; the receiver serves POST /webhooks/<source> for the sources it is configured with (default source: genesys)"
 	case 413:
