@@ -922,7 +922,7 @@ func TestLastBurstIsSummarisedOnStop(t *testing.T) {
 	if got := strings.Count(buf.String(), "event dead-lettered"); got != 2 || !strings.Contains(buf.String(), "suppressed=3") {
 		t.Fatalf("want the first dead letter's line and, on stop, the last one's with suppressed=3; got %d lines:\n%s", got, buf.String())
 	}
-	if !strings.Contains(buf.String(), "hookline replay --base "+e.plan.Names.Base+" --event-id") {
+	if !strings.Contains(buf.String(), "hookline replay --base "+e.plan.Names.Base+" --brokers "+strings.Join(e.kafka.Brokers, ",")+" --event-id") {
 		t.Errorf("the dead-letter line does not say how to replay:\n%s", buf.String())
 	}
 }
