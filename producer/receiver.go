@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"path"
@@ -116,18 +115,30 @@ type Config struct {
 	Registry *prometheus.Registry // metrics are registered here and served on /metrics; default: a new registry
 
 	// ExtraProducerOpts are appended to the producer client's options.
-	// By default a produce batch may hold MaxBodyBytes + 16 KiB; pass
-	// topics.Report.ProducerBatchMaxBytes to follow each topic's
-	// max.message.bytes instead (hookline's commands do), so that a body
-	// too large for the topic gets a 413 naming it.
+	// By default a produce batch holds at most 1,048,588 bytes, Kafka's
+	// default max.message.bytes (and less when MaxBodyBytes + 16 KiB is
+	// less), so a body up to ~1 MiB minus its headers goes through on any
+	// topic with the default limit. Pass topics.Report.ProducerBatchMaxBytes
+	// to follow each topic's max.message.bytes instead (hookline's commands
+	// do): needed for larger bodies, on topics that allow them.
 	ExtraProducerOpts []kgo.Opt
 }
 
-// receiverHeaderRoom is what the default producer batch limit allows
-// beyond MaxBodyBytes for the record's headers, key and batch framing: a
-// receiver's record carries a few short headers (an error text only on
-// the DLQ path, cut to 1 KiB).
-const receiverHeaderRoom = 16 << 10
+// defaultBatchMaxBytes is the default producer batch limit (see
+// Config.ExtraProducerOpts): MaxBodyBytes plus room for a record's
+// headers, key and batch framing (a receiver's record carries a few short
+// headers; an error text only on the DLQ path, cut to 1 KiB), at most
+// Kafka's default max.message.bytes. More would let franz-go pack small
+// records into batches a default topic refuses whole (MESSAGE_TOO_LARGE,
+// a 413 for every webhook in them); franz-go's own default, 1,000,012,
+// refused bodies near 1 MiB.
+func defaultBatchMaxBytes(maxBody int64) int32 {
+	const headerRoom, kafkaDefault = 16 << 10, 1_048_588
+	if maxBody >= kafkaDefault-headerRoom {
+		return kafkaDefault
+	}
+	return int32(maxBody + headerRoom)
+}
 
 // Receiver is the HTTP webhook receiver. Create it with New, then either
 // serve it with Run or Serve and stop it by cancelling their context, or
@@ -275,11 +286,9 @@ func New(cfg Config) (*Receiver, error) {
 		// makes new webhooks wait (their ack budget, then 503), not grow.
 		kgo.MaxBufferedBytes(maxBufferedBytes(cfg.MaxBodyBytes)),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		// franz-go's default batch limit (1,000,012 bytes) would refuse a
-		// body below MaxBodyBytes with its headers, and the 413 would
-		// blame the topic. hookline's commands replace this with each
-		// topic's max.message.bytes (ExtraProducerOpts).
-		kgo.ProducerBatchMaxBytes(int32(min(cfg.MaxBodyBytes+receiverHeaderRoom, math.MaxInt32))),
+		// hookline's commands replace it with each topic's
+		// max.message.bytes (ExtraProducerOpts).
+		kgo.ProducerBatchMaxBytes(defaultBatchMaxBytes(cfg.MaxBodyBytes)),
 	)
 	opts = append(opts, cfg.ExtraProducerOpts...)
 	cl, err := kgo.NewClient(opts...)

@@ -5,9 +5,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,7 +19,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/kafkaconf"
 	"github.com/hookline/hookline/internal/syncbuf"
+	"github.com/hookline/hookline/internal/verify"
+	"github.com/hookline/hookline/topics"
 )
 
 // holdProduces makes the fake broker sit on every produce request until the
@@ -365,21 +368,62 @@ func TestSenderHangUpIsNotAKafkaFailure(t *testing.T) {
 	}
 }
 
-// A library user who leaves ExtraProducerOpts empty still gets bodies up
-// to MaxBodyBytes through: franz-go's own batch limit (1,000,012 bytes)
-// refused ~1 MB bodies with a 413 that blamed the topic.
-func TestDefaultBatchLimitTakesABodyOfMaxBodyBytes(t *testing.T) {
+// A library user who leaves ExtraProducerOpts empty still gets bodies
+// near 1 MiB through to a topic with Kafka's default max.message.bytes:
+// franz-go's own batch limit (1,000,012 bytes) refused them with a 413
+// that blamed the topic.
+func TestDefaultBatchLimitTakesABodyNear1MiB(t *testing.T) {
 	h := newHarness(t, nil)
 	h.waitReadyz(http.StatusOK, 10*time.Second)
-	// The topics take 1 MiB + 16 KiB records, as topics.Create sets them.
-	v := strconv.Itoa(DefaultMaxBodyBytes + 16<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := h.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: &v}}, h.names.Base); err != nil {
+	body := padded(DefaultMaxBodyBytes - 4096)
+	if a := send(h.url, bytes.NewReader(body)); a.code != http.StatusOK {
+		t.Fatalf("%d-byte body: %+v, want 200", len(body), a)
+	}
+}
+
+// Nor may the default limit let franz-go pack small webhooks into a batch
+// larger than a default topic takes: the broker refuses the batch whole,
+// and every webhook in it would get a 413. Produce requests are slowed so
+// that the webhooks queue up behind one and are batched.
+func TestDefaultBatchLimitFitsADefaultTopic(t *testing.T) {
+	h := newHarness(t, nil)
+	h.waitReadyz(http.StatusOK, 10*time.Second)
+	h.cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		h.cluster.KeepControl()
+		h.cluster.SleepControl(func() { time.Sleep(100 * time.Millisecond) })
+		return nil, nil, false
+	})
+	const n = 24
+	codes := make(chan int, n)
+	for range n {
+		go func() { codes <- send(h.url, bytes.NewReader(padded(150_000))).code }()
+	}
+	for range n {
+		if code := <-codes; code != http.StatusOK {
+			t.Fatalf("a 150 kB webhook among %d at once: %d, want 200", n, code)
+		}
+	}
+}
+
+// A large MaxBodyBytes still makes a receiver: the default batch limit stays
+// at Kafka's default (franz-go refuses one above 100 MiB or 1 GiB).
+func TestLargeMaxBodyBytesIsAccepted(t *testing.T) {
+	ver, err := verify.New(verify.Config{Type: "none"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	body := padded(DefaultMaxBodyBytes - 1024)
-	if a := send(h.url, bytes.NewReader(body)); a.code != http.StatusOK {
-		t.Fatalf("%d-byte body (MaxBodyBytes %d): %+v, want 200", len(body), DefaultMaxBodyBytes, a)
+	for _, n := range []int64{101 << 20, 2 << 30, math.MaxInt64} {
+		if got := defaultBatchMaxBytes(n); got != 1_048_588 {
+			t.Errorf("defaultBatchMaxBytes(%d) = %d, want 1,048,588", n, got)
+		}
+		rcv, err := New(Config{Kafka: kafkaconf.Config{Brokers: []string{"127.0.0.1:1"}}, MaxBodyBytes: n, DrainDelay: -1,
+			Sources: []Source{{Name: "a", Topics: topics.For("x", 1), Rules: extract.Rules{Kind: extract.KindGenesys}, Verifier: ver}}})
+		if err != nil {
+			t.Fatalf("MaxBodyBytes %d: %v", n, err)
+		}
+		rcv.Client().Close()
+	}
+	if got := defaultBatchMaxBytes(64 << 10); got != 80<<10 {
+		t.Errorf("defaultBatchMaxBytes(64 KiB) = %d, want 80 KiB", got)
 	}
 }
