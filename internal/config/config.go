@@ -327,16 +327,17 @@ func knownFields(n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	// yaml.v3 decodes 3.5 into an int field as 3, and takes 1e1 and 0x10:
-	// the flags refuse those, and so does the file. A quoted number is
-	// left to the decode, whose error gets its own hint (typeHint).
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return nil // e.g. Duration, whose own errors say what it wants
+	}
+	// yaml.v3 decodes 3.5 into an int field as 3, 1e1 as 10, 0x10 as 16 and
+	// 010 as 8: a file takes a whole number in decimal digits only. A
+	// quoted number is left to the decode, whose error gets its own hint
+	// (typeHint).
 	if n.Kind == yaml.ScalarNode && isInteger(t) {
 		if tag := n.ShortTag(); (tag == "!!int" || tag == "!!float") && !wholeDecimal.MatchString(n.Value) {
 			return fmt.Errorf("%s (line %d) wants a whole number in decimal digits (e.g. 12), not %s", path, n.Line, n.Value)
 		}
-	}
-	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
-		return nil
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -393,8 +394,9 @@ func knownFields(n *yaml.Node, t reflect.Type, path string) error {
 	return nil
 }
 
-// wholeDecimal is a whole number as the flags take it.
-var wholeDecimal = regexp.MustCompile(`^[-+]?[0-9]+$`)
+// wholeDecimal is a whole number in decimal digits, without the leading
+// zero that makes YAML read it as octal.
+var wholeDecimal = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*)$`)
 
 func isInteger(t reflect.Type) bool {
 	switch t.Kind() {

@@ -49,6 +49,9 @@ func TestTypeErrorsNameTheKeyAndWhatItWants(t *testing.T) {
 		"pipelines:\n  - base: a\n    replication_factor: 1.7\n": "pipelines[0].replication_factor (line 3) wants a whole number",
 		"pipelines:\n  - base: a\n    partitions: 1e1\n":         "not 1e1",
 		"pipelines:\n  - base: a\n    partitions: 0x10\n":        "not 0x10",
+		"pipelines:\n  - base: a\n    partitions: 010\n":         "not 010",
+		// A duration field keeps its own message.
+		"pipelines:\n  - base: a\n    dedup_window: 1.5\n": `line 3: "1.5" is not a duration (use e.g. 10s`,
 	} {
 		_, err := Parse([]byte(raw), vars)
 		if err == nil || !strings.Contains(err.Error(), want) {
