@@ -28,7 +28,7 @@ type Client struct {
 	cl  *kgo.Client
 	adm *kadm.Client
 	// stall is how long a scan waits without a record while ranges are
-	// left before it gives up (DefaultScanStall).
+	// left before it gives up (DefaultScanStall; 0: never).
 	stall time.Duration
 }
 
@@ -156,7 +156,10 @@ func (c *Client) scan(ctx context.Context, topic string, spans map[int32]span, f
 	var idle time.Duration
 	var lastErr error // the last retried fetch error, for a stall
 	for left > 0 {
-		pctx, cancel := context.WithTimeout(ctx, c.stall-idle)
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if c.stall > 0 {
+			pctx, cancel = context.WithTimeout(ctx, c.stall-idle)
+		}
 		t0 := time.Now()
 		fs := cl.PollFetches(pctx)
 		cancel()
@@ -177,7 +180,7 @@ func (c *Client) scan(ctx context.Context, topic string, spans map[int32]span, f
 		}
 		if fs.NumRecords() > 0 {
 			idle = 0
-		} else if idle += time.Since(t0); idle >= c.stall {
+		} else if idle += time.Since(t0); c.stall > 0 && idle >= c.stall {
 			return stalled(topic, idle, spans, next, done, lastErr)
 		}
 		var stop error
