@@ -192,20 +192,23 @@ func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger
 	})
 }
 
-// sayStopped logs, when a long-running command returns without an error
-// (stopped by a signal, after its graceful stop), that it stopped cleanly:
-// the last line tells a clean exit from a killed process. It runs after the
-// command's other deferred closes (the embedded broker's).
-func sayStopped(log *slog.Logger, cmd string, err *error) {
-	if *err != nil {
-		return
-	}
+// sayStopped arranges that, when a long-running command returns without
+// an error (stopped by a signal, after its graceful stop), the last log
+// line says it stopped cleanly: it tells a clean exit from a killed
+// process. It runs at exit (env.atExit), after the command's deferred
+// closes (the embedded broker's) and the summary of held-back log lines.
+// err is the command's named result.
+func sayStopped(env *environment, log *slog.Logger, cmd string, err *error) {
 	what := map[string]string{
 		"serve":   "webhooks in flight answered",
 		"consume": "handlers finished or their events left for redelivery, offsets committed",
 		"run":     "webhooks in flight answered, handlers finished or their events left for redelivery, offsets committed",
 	}[cmd]
-	log.Info("stopped cleanly: "+what, "command", cmd)
+	env.atExit = append(env.atExit, func() {
+		if *err == nil {
+			log.Info("stopped cleanly: "+what, "command", cmd)
+		}
+	})
 }
 
 // runAll runs every component until ctx is cancelled or one of them fails,

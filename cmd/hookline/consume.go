@@ -25,7 +25,7 @@ func runConsume(ctx context.Context, env *environment, args []string) (err error
 	if err != nil {
 		return err
 	}
-	defer sayStopped(log, "consume", &err)
+	sayStopped(env, log, "consume", &err)
 	if len(s.kafka.Brokers) == 0 {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}

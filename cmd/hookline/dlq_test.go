@@ -389,7 +389,11 @@ func TestReplayAllLeavesOutMalformed(t *testing.T) {
 func TestReplayLimitSaysWhatIsLeft(t *testing.T) {
 	brokers := replayCluster(t, []string{"ev-1", "ev-2", "ev-3"})
 	code, out, errOut := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--all", "--limit", "1", "--dry-run")
-	if code != 0 || !strings.Contains(out, "matched 3, would replay 1, would skip 0 (2 left for a later run by --limit 1") {
+	if code != 0 || !strings.Contains(out, "matched 3, would replay 1, would skip 0 (2 beyond --limit 1)") {
+		t.Fatalf("--limit 1 of 3, dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--all", "--limit", "1")
+	if code != 0 || !strings.Contains(out, "matched 3, replayed 1, skipped 0 (2 left for a later run by --limit 1)") {
 		t.Fatalf("--limit 1 of 3: exit %d\n%s%s", code, out, errOut)
 	}
 }

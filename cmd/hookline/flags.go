@@ -185,8 +185,9 @@ func defaultText(f *flag.Flag) string {
 	return f.DefValue
 }
 
-// badValue is the flag package's error for a value it cannot parse.
-var badValue = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-([A-Za-z0-9_-]+): `)
+// badValue is the flag package's error for a value it cannot parse (not
+// one out of range: that message says enough).
+var badValue = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-([A-Za-z0-9_-]+): parse error$`)
 
 // valueWanted says what a flag of one of the flag package's own kinds
 // takes ("" for hookline's own kinds, whose errors say it themselves).
@@ -197,7 +198,7 @@ func valueWanted(f *flag.Flag) string {
 	case "*flag.boolValue":
 		return "true or false"
 	case "*flag.durationValue":
-		return "a duration with its unit, e.g. " + cmp.Or(nonZero(f.DefValue), "30s")
+		return "a duration with its unit, e.g. " + cmp.Or(nonZero(defaultText(f)), "30s")
 	case "*flag.float64Value":
 		return "a number"
 	}
@@ -243,7 +244,7 @@ func (fs *flagSet) parse(args []string) error {
 		if v := fs.env.getenv(fs.envName(f.Name)); v != "" {
 			if e := f.Value.Set(v); e != nil {
 				msg := fmt.Sprintf("%v (for %s)", e, flagSpelling(f.Name))
-				if w := valueWanted(f); w != "" { // strconv's "parse error" says nothing more
+				if w := valueWanted(f); w != "" && e.Error() == "parse error" { // says nothing more
 					msg = flagSpelling(f.Name) + " wants " + w
 				}
 				err = usagef("%s=%q: %s; run hookline %s --help for the flags", fs.envName(f.Name), v, msg, fs.Name())
@@ -274,13 +275,28 @@ func (fs *flagSet) parse(args []string) error {
 func (fs *flagSet) strayArgument(args []string) error {
 	word := fs.Arg(0)
 	hint := ""
-	if i := len(args) - fs.NArg(); i > 0 && (word == "true" || word == "false") {
+	if i := len(args) - fs.NArg(); i > 0 && (word == "true" || word == "false") && !tookValue(fs, args[:i-1]) {
 		if f := fs.Lookup(strings.TrimLeft(args[i-1], "-")); f != nil && isBoolFlag(f) {
 			hint = fmt.Sprintf("; a true/false flag takes its value after =, as in %s=%s", flagSpelling(f.Name), word)
 		}
 	}
 	return usagef("unexpected argument %q: %s takes flags only, and nothing after it was read%s; run hookline %s --help for the flags",
 		word, fs.Name(), hint, fs.Name())
+}
+
+// tookValue reports whether the last of before is a flag that takes the
+// next word as its value (--secret, not --secret=x or --tls): then that
+// word was a value, not a flag.
+func tookValue(fs *flagSet, before []string) bool {
+	if len(before) == 0 {
+		return false
+	}
+	w := before[len(before)-1]
+	if !strings.HasPrefix(w, "-") || strings.Contains(w, "=") {
+		return false
+	}
+	f := fs.Lookup(strings.TrimLeft(w, "-"))
+	return f != nil && !isBoolFlag(f)
 }
 
 // isBoolFlag reports whether f is set without a value (--flag, not --flag x).

@@ -47,6 +47,9 @@ func TestFlagErrorIsOneLineOnStderr(t *testing.T) {
 		{nil, []string{"run", "--handler-timeout", "5"}, "(it wants a duration with its unit, e.g. 30s)"},
 		{map[string]string{"HOOKLINE_PARTITIONS": "abc"}, []string{"topics", "check"}, `HOOKLINE_PARTITIONS="abc": --partitions wants a whole number`},
 		{map[string]string{"HOOKLINE_CREATE_TOPICS": "yes"}, []string{"serve"}, `HOOKLINE_CREATE_TOPICS="yes": --create-topics wants true or false`},
+		{map[string]string{"HOOKLINE_DEDUP_WINDOW": "5"}, []string{"topics", "check"}, "--dedup-window wants a duration with its unit, e.g. 96h;"},
+		// A whole number out of range is not told to be a whole number.
+		{map[string]string{"HOOKLINE_PARTITIONS": "99999999999999999999"}, []string{"topics", "check"}, "value out of range (for --partitions)"},
 	} {
 		code, _, errOut := call(t, c.vars, c.args...)
 		if code != 2 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
@@ -88,6 +91,11 @@ func TestStrayArgumentIsRefused(t *testing.T) {
 	code, _, errOut := call(t, nil, "run", "--insecure-no-auth", "false", "--secret", "x")
 	if code != 2 || !strings.Contains(errOut, "--insecure-no-auth=false") {
 		t.Errorf("run --insecure-no-auth false: exit %d %q; want 2 and the --flag=false spelling", code, errOut)
+	}
+	// --secret took --tls as its value: "true" is not --tls's.
+	code, _, errOut = call(t, nil, "serve", "--secret", "--tls", "true")
+	if code != 2 || strings.Contains(errOut, "--tls=true") {
+		t.Errorf("serve --secret --tls true: exit %d %q; want 2 without a hint for --tls", code, errOut)
 	}
 	// dlq show still takes its event id before or after flags.
 	code, _, errOut = call(t, nil, "dlq", "show", "3:17", "--brokers", "127.0.0.1:1", "extra")

@@ -162,7 +162,13 @@ func stopOnSignal(ctx context.Context, env *environment, cancel context.CancelFu
 func dispatch(ctx context.Context, env *environment, args []string) int {
 	if len(args) > 1 && args[0] == "help" { // help run, help dlq ls: that command's --help
 		if _, ok := commands()[args[1]]; ok {
-			return dispatch(ctx, env, append(slices.Clone(args[1:]), "--help"))
+			// --help right after the command (and its subcommand), so
+			// that nothing after it is parsed first.
+			n := 2
+			if len(args) > 2 && slices.Contains(subcommands[args[1]], args[2]) {
+				n = 3
+			}
+			return dispatch(ctx, env, slices.Concat(args[1:n], []string{"--help"}, args[n:]))
 		}
 		return dispatch(ctx, env, args[1:2]) // unknown command
 	}

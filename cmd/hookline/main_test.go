@@ -41,10 +41,20 @@ func call(t *testing.T, vars map[string]string, args ...string) (code int, stdou
 // `hookline help <command>` is that command's --help, as the top-level
 // usage suggests; an unknown one is named.
 func TestHelpCommand(t *testing.T) {
-	for _, c := range [][]string{{"help", "run"}, {"help", "dlq", "ls"}, {"help", "replay"}} {
-		code, out, _ := call(t, nil, c...)
-		if want := "Usage: hookline " + strings.Join(c[1:], " "); code != 0 || !strings.HasPrefix(out, want) {
-			t.Errorf("%v: exit %d, stdout %.80q; want 0 and %q", c, code, out, want)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help", "run"}, "run"},
+		{[]string{"help", "dlq", "ls"}, "dlq ls"},
+		{[]string{"help", "replay"}, "replay"},
+		// Words after the command do not get in the way.
+		{[]string{"help", "version", "extra"}, "version"},
+		{[]string{"help", "dlq", "show", "x"}, "dlq show"},
+	} {
+		code, out, _ := call(t, nil, c.args...)
+		if want := "Usage: hookline " + c.want; code != 0 || !strings.HasPrefix(out, want) {
+			t.Errorf("%v: exit %d, stdout %.80q; want 0 and %q", c.args, code, out, want)
 		}
 	}
 	if code, _, errOut := call(t, nil, "help", "rnu"); code != 2 || !strings.Contains(errOut, `unknown command "rnu"`) {

@@ -253,8 +253,10 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	var details []string
 	if rest := res.Matched - res.Selected; rest > 0 {
 		switch {
+		case resumeFrom == nil && *dryRun:
+			details = append(details, fmt.Sprintf("%d beyond --limit %d", rest, *limit))
 		case resumeFrom == nil:
-			details = append(details, fmt.Sprintf("%d left for a later run by --limit %d: run it again for the next ones", rest, *limit))
+			details = append(details, fmt.Sprintf("%d left for a later run by --limit %d", rest, *limit))
 		case *limit == 0:
 			details = append(details, fmt.Sprintf("%d before --resume-from %s, not looked at", rest, resumeFrom))
 		default:

@@ -27,7 +27,7 @@ func runRun(ctx context.Context, env *environment, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer sayStopped(log, "run", &err)
+	sayStopped(env, log, "run", &err)
 	startupWarnings(env, log, s)
 	if len(s.kafka.Brokers) > 0 {
 		// Brokers from --brokers, HOOKLINE_BROKERS or the file: a data

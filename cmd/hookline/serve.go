@@ -21,7 +21,7 @@ func runServe(ctx context.Context, env *environment, args []string) (err error) 
 	if err != nil {
 		return err
 	}
-	defer sayStopped(log, "serve", &err)
+	sayStopped(env, log, "serve", &err)
 	if len(s.kafka.Brokers) == 0 {
 		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
 	}
