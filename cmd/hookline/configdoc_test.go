@@ -20,13 +20,6 @@ const (
 	endFlags   = "<!-- flags:end -->"
 )
 
-// subcommands lists the commands that take a further word; every other
-// command of commands() is documented as itself.
-var subcommands = map[string][]string{
-	"topics": {"create", "check", "describe"},
-	"dlq":    {"ls", "show"},
-}
-
 var helpLine = regexp.MustCompile(`^(.*?)(?: \(default (.*)\))? \[(HOOKLINE_[A-Z0-9_]+)\]$`)
 
 type docFlag struct{ name, usage, def, env string }

@@ -68,6 +68,14 @@ func commands() map[string]command {
 	}
 }
 
+// subcommands lists the commands that take a further word (without
+// aliases such as dlq list); every other command of commands() is one
+// word. The docs test documents each path, and `help` uses it.
+var subcommands = map[string][]string{
+	"topics": {"create", "check", "describe"},
+	"dlq":    {"ls", "show"},
+}
+
 const mainUsage = `hookline: durable webhook intake for Genesys Cloud and friends, with Kafka in the middle.
 
 Usage:
