@@ -153,7 +153,7 @@ func stopOnSignal(ctx context.Context, env *environment, cancel context.CancelFu
 		cancel()
 		select {
 		case sig := <-sigs:
-			fmt.Fprintf(env.stderr, "hookline: %v again: stopping at once; unfinished events are redelivered to the next consumer\n", sig)
+			fmt.Fprintf(env.stderr, "hookline: a second signal (%v): stopping at once; unfinished events are redelivered to the next consumer\n", sig)
 			code := 1
 			if n, ok := sig.(syscall.Signal); ok {
 				code = 128 + int(n)
