@@ -24,17 +24,22 @@ help:
 	@echo "make build        build $(BIN)"
 	@echo "make run          run receiver (+ consumer with RUN_ARGS=--handler-url=URL) on the embedded broker"
 	@echo "make test         vet + unit and integration tests with -race (KAFKA_BROKERS selects a real broker)"
+	@echo "make unit         the unit tests alone (-race, no broker needed)"
+	@echo "make integration  the integration tests alone (-race)"
 	@echo "make bench        benchmarks that print ratios measured in one run"
 	@echo "make fuzz         each fuzz target for FUZZTIME ($(FUZZTIME))"
 	@echo "make kafka-up     start Apache Kafka (assembled from Maven Central) on 127.0.0.1:19092"
 	@echo "make kafka-down   stop it"
-	@echo "make fmt | vet"
+	@echo "make fmt          gofmt -w every Go file"
+	@echo "make vet          go vet, and fail on files gofmt would change"
+	@echo "make tidy         go mod tidy"
+	@echo "make clean        remove bin/"
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hookline
 
 run: build
-	HOOKLINE_SECRET=$(HOOKLINE_SECRET) ./$(BIN) run $(RUN_ARGS)
+	HOOKLINE_SECRET=$(HOOKLINE_SECRET) $(if $(filter /%,$(BIN)),$(BIN),./$(BIN)) run $(RUN_ARGS)
 
 # Unit tests first, then the integration tests verbosely so the log shows
 # which broker they ran against (KAFKA_BROKERS, testcontainers or kfake).
