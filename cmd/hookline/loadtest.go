@@ -52,7 +52,7 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	interval := fs.Duration("interval", 10*time.Second, "progress line interval (soak mode, or when set)")
 	concurrency := fs.Int("concurrency", loadtest.DefaultConcurrency, "requests in flight at once")
 	conversations := fs.Int("conversations", loadtest.DefaultConversations, "conversations open at once")
-	dupRate := fs.Float64("duplicate-rate", 0.02, "probability that an acknowledged event is sent once more in a new envelope")
+	dupRate := fs.Float64("duplicate-rate", 0.02, "after each acknowledgement, the probability of re-sending an acknowledged event of the same conversation (picked at random, so one event may be sent several times) in a new envelope")
 	timeout := fs.Duration("timeout", loadtest.DefaultTimeout, "per-request timeout (EventBridge: 5s)")
 	maxAttempts := fs.Int("max-attempts", loadtest.DefaultMaxAttempts, "tries per event, the first included (EventBridge: 185)")
 	maxRetryTime := fs.Duration("max-retry-time", loadtest.DefaultMaxRetryTime, "give an event up this long after its first try (EventBridge: 24h)")

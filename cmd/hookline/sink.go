@@ -36,7 +36,7 @@ func runSink(ctx context.Context, env *environment, args []string) error {
 	fs.Var(&lat, "latency", "time to answer: a duration (3s) or a uniform range (0-5ms, 1s-4s)")
 	transient := fs.Float64("transient-rate", 0, "probability (0-1) that an attempt is answered with --transient-status")
 	permanent := fs.Float64("permanent-rate", 0, "probability (0-1) that an event is answered with --permanent-status on every attempt")
-	tStatus := fs.Int("transient-status", recsink.DefaultTransientStatus, "status of a transient failure (hookline retries 3xx, 408, 425, 429, 5xx)")
+	tStatus := fs.Int("transient-status", recsink.DefaultTransientStatus, "status of a transient failure: 408, 425, 429 or a 5xx (hookline retries those, and 3xx, which the sink does not send)")
 	pStatus := fs.Int("permanent-status", recsink.DefaultPermanentStatus, "status of a permanent failure (hookline dead-letters other 4xx)")
 	seed := fs.Int64("seed", 0, "seed of the fates, deterministic per event id and attempt (0: random, printed)")
 	script := fs.String("script", "", "JSON file of fates per event id: {\"<id>\": {\"transient_attempts\": [1,2]} | {\"permanent\": true}}")
