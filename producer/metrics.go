@@ -18,8 +18,11 @@ type metrics struct {
 }
 
 // sourceMetrics are one source's children of the labelled metrics.
+// Every status a sender can get has its series from the start, at 0, so
+// that rate() (the throttling and 503 alerts) sees the first increase.
 type sourceMetrics struct {
 	ok, accepted, unauthorized, unavailable prometheus.Counter
+	throttled, tooLarge                     prometheus.Counter
 	ackLatency                              prometheus.Observer
 	produceErrors, malformed                prometheus.Counter
 }
@@ -30,6 +33,8 @@ func (m *metrics) forSource(name string) *sourceMetrics {
 		accepted:      m.requests.WithLabelValues(name, "202"),
 		unauthorized:  m.requests.WithLabelValues(name, "401"),
 		unavailable:   m.requests.WithLabelValues(name, "503"),
+		throttled:     m.requests.WithLabelValues(name, "429"),
+		tooLarge:      m.requests.WithLabelValues(name, "413"),
 		ackLatency:    m.ackLatency.WithLabelValues(name),
 		produceErrors: m.produceErrors.WithLabelValues(name),
 		malformed:     m.malformed.WithLabelValues(name),
@@ -47,6 +52,10 @@ func (m *metrics) countRequest(sm *sourceMetrics, source string, code int) {
 		sm.unauthorized.Inc()
 	case http.StatusServiceUnavailable:
 		sm.unavailable.Inc()
+	case http.StatusTooManyRequests:
+		sm.throttled.Inc()
+	case http.StatusRequestEntityTooLarge:
+		sm.tooLarge.Inc()
 	default:
 		m.requests.WithLabelValues(source, strconv.Itoa(code)).Inc()
 	}

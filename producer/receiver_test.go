@@ -507,6 +507,10 @@ func TestMetricsAndHealth(t *testing.T) {
 	for _, want := range []string{
 		`hookline_receiver_requests_total{code="200",source="genesys"} 1`,
 		`hookline_receiver_requests_total{code="401",source="genesys"} 1`,
+		// At 0 before the first one, so that rate() sees the first burst.
+		`hookline_receiver_requests_total{code="429",source="genesys"} 0`,
+		`hookline_receiver_requests_total{code="503",source="genesys"} 0`,
+		`hookline_receiver_requests_total{code="413",source="genesys"} 0`,
 		`hookline_receiver_ack_latency_seconds_bucket`,
 		`hookline_receiver_in_flight 0`,
 	} {
