@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/internal/syncbuf"
+	"github.com/hookline/hookline/internal/verify"
 )
 
 // call runs the CLI in-process with the given environment variables.
@@ -533,6 +534,28 @@ func TestSecretOverridesAreSaid(t *testing.T) {
 	}
 	if strings.Contains(got, "secret-value") {
 		t.Errorf("a warning shows a secret: %q", got)
+	}
+}
+
+// The quick path rotates a secret without a file: --previous-secret is
+// accepted besides --secret until it is removed.
+func TestPreviousSecretOnTheQuickPath(t *testing.T) {
+	s, err := resolveFor(t, map[string]string{"HOOKLINE_SECRET": "new-secret", "HOOKLINE_PREVIOUS_SECRET": "old-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hv, ok := s.sources[0].Verifier.(verify.HeaderVerifier)
+	if !ok {
+		t.Fatalf("the default source's verifier %T checks no header", s.sources[0].Verifier)
+	}
+	for secret, want := range map[string]bool{"new-secret": true, "old-secret": true, "other": false} {
+		err := hv.VerifyHeader(http.Header{DefaultSecretHeader: {secret}})
+		if (err == nil) != want {
+			t.Errorf("secret %q: %v, want accepted %v", secret, err, want)
+		}
+	}
+	if _, err := resolveFor(t, map[string]string{"HOOKLINE_PREVIOUS_SECRET": "old-secret"}); err == nil || !strings.Contains(err.Error(), "HOOKLINE_PREVIOUS_SECRET without --secret") {
+		t.Errorf("a previous secret alone: %v", err)
 	}
 }
 

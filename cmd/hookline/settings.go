@@ -42,6 +42,7 @@ type appFlags struct {
 	// receiver
 	listen         string
 	secret         string
+	previousSecret string
 	secretHeader   string
 	insecureNoAuth bool
 	ackTimeout     time.Duration
@@ -76,6 +77,7 @@ func addAppFlags(fs *flagSet, withReceiver, withConsumer bool) *appFlags {
 		fs.StringVar(&a.listen, "listen", producer.DefaultListen, "HTTP listen address of the receiver")
 		fs.StringVar(&a.secret, "secret", "", "shared secret of the default source \"genesys\" (prefer HOOKLINE_SECRET)")
 		fs.StringVar(&a.secretHeader, "secret-header", DefaultSecretHeader, "header that carries --secret")
+		fs.StringVar(&a.previousSecret, "previous-secret", "", "while rotating: the old secret, accepted besides --secret until every sender has the new one; then remove it (prefer HOOKLINE_PREVIOUS_SECRET)")
 		fs.BoolVar(&a.insecureNoAuth, "insecure-no-auth", false, "accept unauthenticated webhooks on the default source (local testing only)")
 		fs.DurationVar(&a.ackTimeout, "ack-timeout", producer.DefaultAckTimeout, "answer 503 when Kafka has not acknowledged within this budget")
 		fs.Int64Var(&a.maxBody, "max-body", producer.DefaultMaxBodyBytes, "largest accepted body in bytes (larger: 413); capped at what the pipeline topics' max.message.bytes can store")
@@ -589,7 +591,10 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 	srcs := file.Sources
 	if len(srcs) == 0 {
 		// The quick path: one Genesys source checking a shared secret.
-		v := config.Verify{Type: "shared-secret", Header: a.secretHeader, Secret: a.secret}
+		v := config.Verify{Type: "shared-secret", Header: a.secretHeader, Secret: a.secret, PreviousSecret: a.previousSecret}
+		if a.previousSecret != "" && a.secret == "" {
+			return usagef("%s without --secret: set the new secret with --secret (or HOOKLINE_SECRET) and keep the old one in --previous-secret while senders move over", a.fs.origin("previous-secret"))
+		}
 		if a.secret == "" {
 			if !a.insecureNoAuth {
 				return usagef("no secret for the default source \"genesys\": set --secret or HOOKLINE_SECRET, configure sources in --config, or pass --insecure-no-auth for local testing")
@@ -621,6 +626,9 @@ func (a *appFlags) resolveSources(s *settings, file config.File) error {
 		}
 		if a.fs.set("secret-header") {
 			s.warnings = append(s.warnings, a.fs.origin("secret-header")+" is ignored: the file defines the sources; set verify.header of a source in the file")
+		}
+		if a.fs.set("previous-secret") {
+			s.warnings = append(s.warnings, a.fs.origin("previous-secret")+" is ignored: the file defines the sources; set verify.previous_secret of a source in the file")
 		}
 	}
 	for i, fs := range srcs {
