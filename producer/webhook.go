@@ -376,6 +376,11 @@ func (r *Receiver) produce(ctx context.Context, rec *kgo.Record) error {
 	r.client.Produce(ctx, rec, func(_ *kgo.Record, err error) { done <- err })
 	select {
 	case err := <-done:
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			// franz-go failed the record with the budget's own
+			// deadline: the same outcome, said the same way in the log.
+			return errAckTimeout
+		}
 		return err
 	case <-ctx.Done():
 		return errAckTimeout
