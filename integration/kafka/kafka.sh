@@ -226,6 +226,17 @@ cmd_up() {
 }
 
 cmd_down() {
+  local pid
+  pid=$(read_pid)
+  if [[ -z "$pid" ]] || ! alive "$pid"; then
+    rm -f "$PID_FILE"
+    if port_open "$KAFKA_PORT"; then
+      log "no broker started by this script (state in $STATE_DIR), but something listens on port $KAFKA_PORT: left alone"
+    else
+      log "broker not running"
+    fi
+    return 0
+  fi
   stop_broker
   local deadline=$((SECONDS + 10))
   while port_open "$KAFKA_PORT" && ((SECONDS < deadline)); do sleep 0.2; done
