@@ -192,14 +192,18 @@ var badValue = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag 
 // valueWanted says what a flag of one of the flag package's own kinds
 // takes ("" for hookline's own kinds, whose errors say it themselves).
 func valueWanted(f *flag.Flag) string {
-	switch fmt.Sprintf("%T", f.Value) {
-	case "*flag.intValue", "*flag.int64Value", "*flag.uintValue", "*flag.uint64Value":
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	switch g.Get().(type) {
+	case int, int64, uint, uint64:
 		return "a whole number, e.g. " + cmp.Or(nonZero(f.DefValue), "12")
-	case "*flag.boolValue":
+	case bool:
 		return "true or false"
-	case "*flag.durationValue":
+	case time.Duration:
 		return "a duration with its unit, e.g. " + cmp.Or(nonZero(defaultText(f)), "30s")
-	case "*flag.float64Value":
+	case float64:
 		return "a number"
 	}
 	return ""
