@@ -26,8 +26,8 @@ func runConsume(ctx context.Context, env *environment, args []string) (err error
 		return err
 	}
 	sayStopped(env, log, "consume", &err)
-	if len(s.kafka.Brokers) == 0 {
-		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
+	if err := needBrokers(s.kafka); err != nil {
+		return err
 	}
 	// What can be refused is refused before a topic is created.
 	reg := newRegistry()

@@ -106,6 +106,8 @@ func TestReplayRefusesBeforeConnecting(t *testing.T) {
 		{nil, []string{"dlq", "show", "3:17"}, "`bootstrap:` line"},
 		{nil, []string{"replay", "--all"}, "`bootstrap:` line"},
 		{nil, []string{"topics", "check"}, "`bootstrap:` line"},
+		{map[string]string{"HOOKLINE_SECRET": "x"}, []string{"serve"}, "`hookline run` starts an embedded broker without them"},
+		{nil, []string{"consume", "--handler-url", "http://127.0.0.1:1/x"}, "`bootstrap:` line"},
 	}
 	for _, c := range cases {
 		code, _, errOut := call(t, c.vars, c.args...)

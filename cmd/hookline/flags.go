@@ -416,13 +416,14 @@ func (k *kafkaFlags) config(env *environment, fileBrokers []string) kafkaconf.Co
 	return c
 }
 
-// needBrokers refuses a command that reads or writes a pipeline's topics
-// when no brokers are set, saying where to find the embedded broker's.
+// needBrokers refuses a command that needs brokers (every one but run,
+// which starts an embedded broker without them) when none are set, saying
+// where to find the embedded broker's.
 func needBrokers(kc kafkaconf.Config) error {
 	if len(kc.Brokers) > 0 {
 		return nil
 	}
-	return usagef("no Kafka brokers: set --brokers or HOOKLINE_BROKERS (host:port,host:port); for a `hookline run` on its embedded broker, that is the address on the `bootstrap:` line it printed (%s unless --embedded-addr)", embedded.DefaultAddr)
+	return usagef("no Kafka brokers: set --brokers or HOOKLINE_BROKERS (host:port,host:port); `hookline run` starts an embedded broker without them, and for a `hookline run` on its embedded broker, that is the address on the `bootstrap:` line it printed (%s unless --embedded-addr)", embedded.DefaultAddr)
 }
 
 // pipelineFlags describe one pipeline's topics.

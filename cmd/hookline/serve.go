@@ -22,8 +22,8 @@ func runServe(ctx context.Context, env *environment, args []string) (err error) 
 		return err
 	}
 	sayStopped(env, log, "serve", &err)
-	if len(s.kafka.Brokers) == 0 {
-		return usagef("no brokers: set --brokers or HOOKLINE_BROKERS (or use `hookline run` for the embedded broker)")
+	if err := needBrokers(s.kafka); err != nil {
+		return err
 	}
 	startupWarnings(env, log, s)
 	if err := checkListen(s.listen, "receiver", s.listenFrom); err != nil {
