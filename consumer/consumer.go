@@ -425,12 +425,13 @@ type lane struct {
 
 	items []*item // unfinished records in offset order (done ones are popped from the front)
 	// Per key and per event id (by their 64-bit hashes), the last
-	// unfinished record: with the items' links (item.kNext, item.iNext)
-	// the queue of that key's (id's) records in offset order, of which
-	// only the first may run. Two keys with one hash share a queue: that
-	// only orders records that needed no order, and costs nothing else.
-	byKey        map[uint64]*item
-	byID         map[uint64]*item
+	// unfinished record (see lastOf): with the items' links (item.kNext,
+	// item.iNext) the queue of that key's (id's) records in offset order,
+	// of which only the first may run. Two keys with one hash share a
+	// queue: that only orders records that needed no order, and costs
+	// nothing else.
+	byKey, byID  seqIndex
+	popped       uint64    // records ever popped off the front of items: items[i] has sequence number popped+i
 	ready        readyHeap // waiting records first of their key and id, by offset
 	waiting      int       // items not started
 	waitingBytes int       // their keys and values
@@ -968,15 +969,15 @@ func (c *Consumer) add(fp kgo.FetchTopicPartition, items []item) {
 // enqueue adds a new waiting record to its key and id queues and, when it is
 // first of both, to the ready heap. c.mu is held.
 func (l *lane) enqueue(it *item) {
-	if last := l.byKey[it.kh]; last != nil {
+	seq := l.popped + uint64(len(l.items)) - 1 // it is the last of l.items
+	if last := l.swapLast(&l.byKey, it.kh, seq); last != nil {
 		last.kNext = it
 	} else {
 		it.kFirst = true
 	}
-	l.byKey[it.kh] = it
 	it.iFirst = true
 	if it.ev.EventID != "" {
-		if last := l.byID[it.ih]; last != nil {
+		if last := l.swapLast(&l.byID, it.ih, seq); last != nil {
 			last.iNext = it
 			it.iFirst = false
 			it.iHead = last.iHead
@@ -985,11 +986,35 @@ func (l *lane) enqueue(it *item) {
 			}
 			last.iHead = nil
 		}
-		l.byID[it.ih] = it
 	}
 	if it.kFirst && it.iFirst {
 		l.ready.push(it)
 	}
+}
+
+// lastOf returns the last unfinished record of l that x holds for h, or nil.
+func (l *lane) lastOf(x *seqIndex, h uint64) *item {
+	seq, ok := x.get(h)
+	return l.unfinishedAt(seq, ok)
+}
+
+// swapLast makes the record with sequence number seq the last of h in x
+// and returns the unfinished record that was, or nil.
+func (l *lane) swapLast(x *seqIndex, h, seq uint64) *item {
+	return l.unfinishedAt(x.swap(h, seq, l.popped))
+}
+
+// unfinishedAt returns the record with sequence number seq when ok and it
+// is not finished.
+func (l *lane) unfinishedAt(seq uint64, ok bool) *item {
+	if !ok || seq < l.popped {
+		return nil
+	}
+	it := l.items[seq-l.popped]
+	if it.state == stateDone {
+		return nil
+	}
+	return it
 }
 
 // dequeue removes a finished record (the first of its key and of its id)
@@ -1001,19 +1026,15 @@ func (l *lane) dequeue(it *item) (readied bool) {
 	next := it.kNext
 	if next != nil {
 		next.kFirst = true
-	} else {
-		delete(l.byKey, it.kh)
 	}
 	nextID := it.iNext
 	if nextID != nil {
 		nextID.iFirst = true
-		if last := l.byID[it.ih]; last == nextID {
+		if last := l.lastOf(&l.byID, it.ih); last == nextID {
 			last.iHead = nil
 		} else if last != nil {
 			last.iHead = nextID
 		}
-	} else if it.ev.EventID != "" {
-		delete(l.byID, it.ih)
 	}
 	it.kNext, it.iNext = nil, nil
 	for _, n := range [2]*item{next, nextID} {
@@ -1141,12 +1162,12 @@ func (c *Consumer) startedElsewhere(l *lane, it *item) bool {
 		return false
 	}
 	for _, o := range l.g.lanes {
-		if o == l || len(o.byID) == 0 {
+		if o == l || o.byID.n == 0 {
 			continue
 		}
 		// Of the records of that id on o, only the first may have
 		// started (they run one at a time, in offset order).
-		x := o.byID[it.ih]
+		x := o.lastOf(&o.byID, it.ih)
 		if x == nil {
 			continue
 		}
@@ -1500,6 +1521,12 @@ func (l *lane) advance() {
 		l.commitAt, l.epoch, l.dirty = r.Offset+1, r.LeaderEpoch, true
 		l.items[0] = nil
 		l.items = l.items[1:]
+		l.popped++
+	}
+	if len(l.items) == 0 {
+		// Every entry is of a popped record.
+		l.byKey.reset()
+		l.byID.reset()
 	}
 	if len(l.items) > 0 && l.items[0].rec.Offset < l.commitAt {
 		r := l.items[0].rec
@@ -1955,7 +1982,6 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 			ctx, cancel := context.WithCancel(c.base)
 			_, leftover := c.extra[t]
 			l := &lane{tp: k, role: role, tier: tier, leftover: leftover, commitAt: -1, epoch: -1, ctx: ctx, cancel: cancel,
-				byKey: map[uint64]*item{}, byID: map[uint64]*item{},
 				m: laneMetrics{
 					processed: c.m.events.WithLabelValues(t, OutcomeProcessed),
 					duplicate: c.m.events.WithLabelValues(t, OutcomeDuplicate),

@@ -1091,7 +1091,7 @@ func TestAbandonedLaneCountsItsDedupWriteDown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	l := &lane{tp: tp{"t.events", 0}, ctx: ctx, cancel: cancel, byKey: map[uint64]*item{}, byID: map[uint64]*item{}}
+	l := &lane{tp: tp{"t.events", 0}, ctx: ctx, cancel: cancel}
 	it := &item{rec: &kgo.Record{Topic: "t.events", Key: []byte("k"), Value: []byte("{}")}, ev: Event{EventID: "ev-1"}, state: stateRunning}
 	l.items = []*item{it}
 	l.enqueue(it)
@@ -1133,7 +1133,7 @@ func TestDataLossIsLoggedAndReusedOffsetsAreRead(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Read and finished up to 1517; committed at 1518.
-	l := &lane{tp: tp{"t.events", 1}, ctx: ctx, cancel: cancel, byKey: map[uint64]*item{}, byID: map[uint64]*item{},
+	l := &lane{tp: tp{"t.events", 1}, ctx: ctx, cancel: cancel,
 		next: 1518, commitAt: 1518, epoch: 3}
 	c.lanes[l.tp] = l
 
