@@ -423,7 +423,11 @@ type lane struct {
 	role topics.Role
 	tier int // retry tier, 0 on main
 
-	items []*item // unfinished records in offset order (done ones are popped from the front)
+	// The records not popped yet, in the order fetched (offset order,
+	// except that offsets repeat after a data loss); done ones are popped
+	// from the front by advance. add appends, advance pops, nothing else
+	// changes it: the index's sequence numbers (see popped) rely on that.
+	items []*item
 	// Per key and per event id (by their 64-bit hashes), the last
 	// unfinished record (see lastOf): with the items' links (item.kNext,
 	// item.iNext) the queue of that key's (id's) records in offset order,
@@ -1021,8 +1025,8 @@ func (l *lane) unfinishedAt(seq uint64, ok bool) *item {
 // from its queues and makes the records now first of both ready; it reports
 // whether it made any. c.mu is held.
 func (l *lane) dequeue(it *item) (readied bool) {
-	// Without a next record, it is the last of its queue: the map points
-	// at it.
+	// Without a next record it was the last of its queue, and the
+	// index's entry stays: lastOf ignores a finished record.
 	next := it.kNext
 	if next != nil {
 		next.kFirst = true

@@ -8,11 +8,11 @@ package consumer
 // a finished record on lookup (popped off lane.items, or done), and the
 // entries of popped records are dropped when the table needs room, or all
 // at once when the lane has no records left (reset). So finishing a record
-// costs no hash operation, enqueueing one costs one probe per index, and
-// the table holds no pointers (it keeps no finished record alive). Go maps
-// with a delete per finished record cost the no-op consumer ~0.7 µs of
-// CPU per event more on one core, ~4 % of its throughput on two (make
-// bench row 2; docs/benchmarks.md).
+// costs no delete, enqueueing one costs one probe per index, and the table
+// holds no pointers (it keeps no finished record alive). Go maps with a
+// delete per finished record cost the no-op consumer ~0.7 µs of CPU per
+// event more on one core (docs/benchmarks.md, Findings, 2026-11-29
+// 11:30-12:30).
 //
 // Open addressing with linear probing. Hash 0 marks an empty slot and is
 // stored as 1: the two share a queue, which only orders records that

@@ -3,6 +3,7 @@ package consumer
 import (
 	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -70,11 +71,17 @@ func newQueueLane() queueLane {
 // add appends a record of key and event id (none when empty) as the
 // consumer's add does.
 func (l queueLane) add(key, id string) *item {
-	it := &item{rec: &kgo.Record{Topic: l.topic, Offset: int64(l.popped) + int64(len(l.items)), Key: []byte(key)},
-		ev: Event{EventID: id}, kh: maphash.String(l.seed, key)}
+	var ih uint64
 	if id != "" {
-		it.ih = maphash.String(l.seed, id)
+		ih = maphash.String(l.seed, id)
 	}
+	return l.addHashed(maphash.String(l.seed, key), ih, id)
+}
+
+// addHashed is add with the hashes given.
+func (l queueLane) addHashed(kh, ih uint64, id string) *item {
+	it := &item{rec: &kgo.Record{Topic: l.topic, Offset: int64(l.popped) + int64(len(l.items))},
+		ev: Event{EventID: id}, kh: kh, ih: ih}
 	l.items = append(l.items, it)
 	l.waiting++
 	l.enqueue(it)
@@ -142,38 +149,148 @@ func TestQueuesSkipFinishedRecords(t *testing.T) {
 	}
 }
 
-// Many keys, records finished in a scrambled order: every key's records
-// start one at a time in offset order, through the index's rebuilds.
-func TestQueuesKeepKeyOrderThroughRebuilds(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	l := newQueueLane()
-	last := map[string]int64{} // per key, the offset of its last finished record
-	var running []*item
-	for round := range 200 {
-		for range r.IntN(200) {
-			k := string(rune('a' + r.IntN(26)))
-			if r.IntN(3) == 0 {
-				k += string(rune('a'+r.IntN(26))) + string(rune('0'+round%10))
+// Random records over few key and id hashes (0 and 1 among them, which
+// share a queue), started lowest offset first and finished in a random
+// order, through the index's rebuilds and resets: after every step the
+// ready heap holds exactly the waiting records that are the first
+// unfinished one of their key and of their id, and the lane drains.
+func TestQueuesMatchAModel(t *testing.T) {
+	for seed := range uint64(8) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		l := newQueueLane()
+		hash := func() uint64 {
+			if r.IntN(4) == 0 {
+				return r.Uint64() // new hashes grow the tables
 			}
-			l.add(k, "")
+			return uint64(r.IntN(6))
 		}
-		for len(l.ready) > 0 {
-			running = append(running, l.ready.pop())
-		}
-		r.Shuffle(len(running), func(i, j int) { running[i], running[j] = running[j], running[i] })
-		n := r.IntN(len(running) + 1)
-		for _, it := range running[:n] {
-			k := string(it.rec.Key)
-			if prev, ok := last[k]; ok && prev > it.rec.Offset {
-				t.Fatalf("key %q: offset %d finished after %d", k, it.rec.Offset, prev)
+		var running []*item
+		for step := range 3000 {
+			switch op := r.IntN(10); {
+			case op < 5 && step < 2500:
+				id := ""
+				if r.IntN(3) > 0 {
+					id = "id"
+				}
+				l.addHashed(hash(), hash(), id)
+			case op < 7 && len(l.ready) > 0:
+				it := l.ready.pop()
+				it.state = stateRunning
+				l.waiting--
+				running = append(running, it)
+			case len(running) > 0:
+				i := r.IntN(len(running))
+				it := running[i]
+				running = slices.Delete(running, i, i+1)
+				l.finish(it)
+			case step >= 2500:
+				for len(l.ready) > 0 {
+					it := l.ready.pop()
+					it.state = stateRunning
+					l.waiting--
+					running = append(running, it)
+				}
 			}
-			last[k] = it.rec.Offset
+			checkQueues(t, seed, step, l.lane)
+		}
+		for len(running) > 0 || len(l.ready) > 0 {
+			for len(l.ready) > 0 {
+				it := l.ready.pop()
+				it.state = stateRunning
+				l.waiting--
+				running = append(running, it)
+			}
+			it := running[0]
+			running = running[1:]
 			l.finish(it)
+			checkQueues(t, seed, -1, l.lane)
 		}
-		running = running[n:]
+		if len(l.items) != 0 || l.waiting != 0 || l.byKey.n != 0 || l.byID.n != 0 {
+			t.Fatalf("seed %d: lane not drained: %d records (%d waiting), %d key and %d id entries",
+				seed, len(l.items), l.waiting, l.byKey.n, l.byID.n)
+		}
 	}
-	if l.byKey.n > 0 && 4*l.byKey.n > 3*len(l.byKey.slots) {
-		t.Fatalf("%d key entries in %d slots", l.byKey.n, len(l.byKey.slots))
+}
+
+// checkQueues compares l's ready heap with the model: a waiting record may
+// start when no earlier unfinished record shares its key hash or, having
+// an id, its id hash (hashes 0 and 1 are one).
+func checkQueues(t *testing.T, seed uint64, step int, l *lane) {
+	t.Helper()
+	firstK, firstI := map[uint64]*item{}, map[uint64]*item{}
+	for _, it := range l.items {
+		if it.state == stateDone {
+			continue
+		}
+		if firstK[seqKey(it.kh)] == nil {
+			firstK[seqKey(it.kh)] = it
+		}
+		if it.ev.EventID != "" && firstI[seqKey(it.ih)] == nil {
+			firstI[seqKey(it.ih)] = it
+		}
+	}
+	inHeap := map[*item]bool{}
+	for _, e := range l.ready {
+		inHeap[e.it] = true
+	}
+	for i, it := range l.items {
+		want := it.state == stateWaiting && firstK[seqKey(it.kh)] == it &&
+			(it.ev.EventID == "" || firstI[seqKey(it.ih)] == it)
+		if inHeap[it] != want {
+			t.Fatalf("seed %d step %d: record %d (state %d) ready %v, want %v", seed, step, i, it.state, inHeap[it], want)
+		}
+	}
+	if len(inHeap) != len(l.ready) {
+		t.Fatalf("seed %d step %d: ready heap holds a record twice", seed, step)
+	}
+}
+
+// The id queue's head: with three records of one event id under three
+// keys, the last one's iHead follows the first unfinished one, which is
+// what startedElsewhere asks about a copy on another topic.
+func TestIDQueueHeadFollowsItsFirstRecord(t *testing.T) {
+	main, retry := newQueueLane(), newQueueLane()
+	retry.seed = main.seed
+	retry.tp = tp{"t.events.retry-1", 0}
+	g := &laneGroup{lanes: []*lane{main.lane, retry.lane}}
+	main.g, retry.g = g, g
+	c := new(Consumer)
+
+	a, b, d := main.add("ka", "e"), main.add("kb", "e"), main.add("kc", "e")
+	cp := retry.add("k", "e")
+	head := func() *item {
+		last := main.lastOf(&main.byID, a.ih)
+		if last != d {
+			t.Fatalf("last record of the id is %p; want the third, %p", last, d)
+		}
+		if d.iHead == nil {
+			return d
+		}
+		return d.iHead
+	}
+	if !a.ready || b.ready || d.ready || head() != a {
+		t.Fatalf("ready %v %v %v, head is the first: %v; want only the first ready and the head", a.ready, b.ready, d.ready, head() == a)
+	}
+	a.state = stateRunning
+	if !c.startedElsewhere(retry.lane, cp) {
+		t.Fatal("copy not held back by the running first record")
+	}
+	a.state = stateWaiting
+	main.finish(a)
+	if !b.ready || head() != b {
+		t.Fatalf("after the first finished: second ready %v, head is the second %v", b.ready, head() == b)
+	}
+	if c.startedElsewhere(retry.lane, cp) {
+		t.Fatal("copy held back while no record of its id runs")
+	}
+	b.state = stateRunning
+	if !c.startedElsewhere(retry.lane, cp) {
+		t.Fatal("copy not held back by the running second record")
+	}
+	b.state = stateWaiting
+	main.finish(b)
+	if !d.ready || d.iHead != nil {
+		t.Fatalf("after the second finished: third ready %v, iHead %p; want ready, nil", d.ready, d.iHead)
 	}
 }
 
