@@ -68,6 +68,26 @@ func newQueueLane() queueLane {
 	return queueLane{&lane{tp: tp{"t.events", 0}}, maphash.MakeSeed()}
 }
 
+// wantHeldBack fails t unless startedElsewhere holds the copy cp on retry
+// back (want) or not.
+func wantHeldBack(t *testing.T, retry queueLane, cp *item, want bool, why string) {
+	t.Helper()
+	if got := new(Consumer).startedElsewhere(retry.lane, cp); got != want {
+		t.Fatalf("%s: copy held back %v, want %v", why, got, want)
+	}
+}
+
+// newLaneGroup returns the lanes of partition 0 of a main topic and its
+// retry-1 tier, as a group (see startedElsewhere).
+func newLaneGroup() (main, retry queueLane) {
+	main, retry = newQueueLane(), newQueueLane()
+	retry.seed = main.seed
+	retry.tp = tp{"t.events.retry-1", 0}
+	g := &laneGroup{lanes: []*lane{main.lane, retry.lane}}
+	main.g, retry.g = g, g
+	return main, retry
+}
+
 // add appends a record of key and event id (none when empty) as the
 // consumer's add does.
 func (l queueLane) add(key, id string) *item {
@@ -249,12 +269,7 @@ func checkQueues(t *testing.T, seed uint64, step int, l *lane) {
 // keys, the last one's iHead follows the first unfinished one, which is
 // what startedElsewhere asks about a copy on another topic.
 func TestIDQueueHeadFollowsItsFirstRecord(t *testing.T) {
-	main, retry := newQueueLane(), newQueueLane()
-	retry.seed = main.seed
-	retry.tp = tp{"t.events.retry-1", 0}
-	g := &laneGroup{lanes: []*lane{main.lane, retry.lane}}
-	main.g, retry.g = g, g
-	c := new(Consumer)
+	main, retry := newLaneGroup()
 
 	a, b, d := main.add("ka", "e"), main.add("kb", "e"), main.add("kc", "e")
 	cp := retry.add("k", "e")
@@ -272,21 +287,15 @@ func TestIDQueueHeadFollowsItsFirstRecord(t *testing.T) {
 		t.Fatalf("ready %v %v %v, head is the first: %v; want only the first ready and the head", a.ready, b.ready, d.ready, head() == a)
 	}
 	a.state = stateRunning
-	if !c.startedElsewhere(retry.lane, cp) {
-		t.Fatal("copy not held back by the running first record")
-	}
+	wantHeldBack(t, retry, cp, true, "first record running")
 	a.state = stateWaiting
 	main.finish(a)
 	if !b.ready || head() != b {
 		t.Fatalf("after the first finished: second ready %v, head is the second %v", b.ready, head() == b)
 	}
-	if c.startedElsewhere(retry.lane, cp) {
-		t.Fatal("copy held back while no record of its id runs")
-	}
+	wantHeldBack(t, retry, cp, false, "no record of the id running")
 	b.state = stateRunning
-	if !c.startedElsewhere(retry.lane, cp) {
-		t.Fatal("copy not held back by the running second record")
-	}
+	wantHeldBack(t, retry, cp, true, "second record running")
 	b.state = stateWaiting
 	main.finish(b)
 	if !d.ready || d.iHead != nil {
@@ -297,28 +306,17 @@ func TestIDQueueHeadFollowsItsFirstRecord(t *testing.T) {
 // A copy of an event on another topic of the partition holds this one back
 // while it runs or awaits its dedup ack, not once it finished.
 func TestStartedElsewhereIgnoresFinishedCopies(t *testing.T) {
-	main, retry := newQueueLane(), newQueueLane()
-	retry.seed = main.seed
-	retry.tp = tp{"t.events.retry-1", 0}
-	g := &laneGroup{lanes: []*lane{main.lane, retry.lane}}
-	main.g, retry.g = g, g
-	c := new(Consumer)
+	main, retry := newLaneGroup()
 
 	other := main.add("slow", "other") // keeps the finished copy in the lane
 	orig := main.add("k", "e")
 	orig.state = stateRunning
 	cp := retry.add("k", "e")
-	if !c.startedElsewhere(retry.lane, cp) {
-		t.Fatal("retry copy may start while the main copy runs")
-	}
+	wantHeldBack(t, retry, cp, true, "main copy running")
 	orig.state = stateAcking
-	if !c.startedElsewhere(retry.lane, cp) {
-		t.Fatal("retry copy may start while the main copy awaits its dedup ack")
-	}
+	wantHeldBack(t, retry, cp, true, "main copy awaiting its dedup ack")
 	orig.state = stateWaiting
 	main.finish(orig)
-	if c.startedElsewhere(retry.lane, cp) {
-		t.Fatal("retry copy held back by a main copy that finished")
-	}
+	wantHeldBack(t, retry, cp, false, "main copy finished")
 	_ = other
 }
