@@ -120,8 +120,8 @@ func runDlqLs(ctx context.Context, env *environment, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	kc := kf.config(env, nil)
-	if err := needBrokers(kc); err != nil {
+	kc, err := kf.required(env)
+	if err != nil {
 		return err
 	}
 	cl, err := dlq.Dial(ctx, kc)
@@ -178,8 +178,8 @@ func runDlqShow(ctx context.Context, env *environment, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	kc := kf.config(env, nil)
-	if err := needBrokers(kc); err != nil {
+	kc, err := kf.required(env)
+	if err != nil {
 		return err
 	}
 	cl, err := dlq.Dial(ctx, kc)

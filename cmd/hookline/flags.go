@@ -229,8 +229,10 @@ func (fs *flagSet) parse(args []string) error {
 		}
 		msg := strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag -", 1)
 		if m := badValue.FindStringSubmatch(msg); m != nil {
-			if f := fs.Lookup(m[1]); f != nil && valueWanted(f) != "" {
-				msg += " (it wants " + valueWanted(f) + ")"
+			if f := fs.Lookup(m[1]); f != nil {
+				if w := valueWanted(f); w != "" {
+					msg += " (it wants " + w + ")"
+				}
 			}
 		}
 		msg = flagRef.ReplaceAllString(msg, "$1--$2") // the flag package writes -name
@@ -414,6 +416,14 @@ func (k *kafkaFlags) config(env *environment, fileBrokers []string) kafkaconf.Co
 		c.SASLPassword = env.getenv(kafkaconf.EnvSASLPassword)
 	}
 	return c
+}
+
+// required is config without a file, for the commands that take brokers
+// from flags or the environment only (dlq, replay): refused by needBrokers
+// when there are none.
+func (k *kafkaFlags) required(env *environment) (kafkaconf.Config, error) {
+	c := k.config(env, nil)
+	return c, needBrokers(c)
 }
 
 // needBrokers refuses a command that needs brokers (every one but run,

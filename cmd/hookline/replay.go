@@ -126,8 +126,8 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		resumeFrom = &p
 	}
 
-	kc := kf.config(env, nil)
-	if err := needBrokers(kc); err != nil {
+	kc, err := kf.required(env)
+	if err != nil {
 		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
