@@ -45,9 +45,9 @@ type Event struct {
 	Topic     string // the topic the record was read from (main or a retry tier)
 	Partition int32
 	Offset    int64
-	Key       []byte // conversation id (or event id when the payload had none)
-	Value     []byte // the request body exactly as received
-	Headers   []kgo.RecordHeader
+	Key       []byte             // conversation id (or event id when the payload had none)
+	Value     []byte             // the request body exactly as received
+	Headers   []kgo.RecordHeader // also hookline-signature(-header) from an hmac-sha256 source
 
 	EventID        string    // hookline-event-id
 	ReceiptID      string    // hookline-receipt-id

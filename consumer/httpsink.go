@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
 )
@@ -114,8 +116,10 @@ type httpSink struct {
 // cfg.URL with Content-Type (hookline-content-type, default
 // application/json), Idempotency-Key and X-Hookline-Event-Id (the event id),
 // X-Hookline-Receipt, X-Hookline-Attempt (failed attempts so far: 0 on the
-// first try, as the record's hookline-attempt), X-Hookline-Source and
-// X-Hookline-Conversation-Id.
+// first try, as the record's hookline-attempt), X-Hookline-Source,
+// X-Hookline-Conversation-Id, and the sender's signature of the body when
+// the receiver kept one (an hmac-sha256 source: hookline-signature, sent
+// under its own header name, e.g. X-Hub-Signature-256).
 //
 // A 2xx answer means done. 408, 425, 429, 5xx, 3xx, timeouts and
 // connection errors are retryable (a Retry-After header on such an answer
@@ -200,6 +204,9 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	}
 	for k, vs := range s.header {
 		req.Header[k] = vs
+	}
+	if name, sig, ok := signatureToForward(ev.Headers); ok && req.Header.Get(name) == "" {
+		req.Header.Set(name, sig)
 	}
 	ct := ev.ContentType
 	if ct == "" {
@@ -304,6 +311,24 @@ func CheckHandlerHeader(name, value string) error {
 		return fmt.Errorf("handler header %s: the value holds a control character (a line break?)", http.CanonicalHeaderKey(name))
 	}
 	return nil
+}
+
+// signatureToForward returns the sender's signature of the body kept with
+// the record (headers.SignatureHeader and headers.Signature), to be sent
+// under the sender's header name: the service can then check the body as it
+// checked direct deliveries. A record's headers are data, so a name the
+// request may not carry (see CheckHandlerHeader; credentials) or a value
+// with a control character is not forwarded.
+func signatureToForward(hs []kgo.RecordHeader) (name, value string, ok bool) {
+	name, value = headers.Value(hs, headers.SignatureHeader), headers.Value(hs, headers.Signature)
+	if name == "" || value == "" || CheckHandlerHeader(name, value) != nil {
+		return "", "", false
+	}
+	switch name = http.CanonicalHeaderKey(name); name {
+	case "Authorization", "Proxy-Authorization", "Cookie", "Expect", "Content-Encoding":
+		return "", "", false
+	}
+	return name, value, true
 }
 
 // errClosedTwice ends an attempt whose request was sent twice, each time

@@ -9,10 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/syncbuf"
@@ -309,6 +312,53 @@ func TestHTTPSinkExtraHeaders(t *testing.T) {
 		if _, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL, Header: hd}); err == nil {
 			t.Errorf("header %v accepted", hd)
 		}
+	}
+}
+
+// The sender's signature kept with the record goes out under the sender's
+// header name, so that the service checks the body as it checked direct
+// deliveries; a record's headers must not steer the request otherwise.
+func TestHTTPSinkForwardsTheSendersSignature(t *testing.T) {
+	t.Parallel()
+	var got atomic.Pointer[http.Header]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		got.Store(&h)
+	}))
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL, Header: http.Header{"X-Team-Sig": {"configured"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(name, value string) http.Header {
+		t.Helper()
+		ev := Event{Value: []byte("{}"), EventID: "ev", Source: "om", Headers: []kgo.RecordHeader{
+			{Key: headers.SignatureHeader, Value: []byte(name)}, {Key: headers.Signature, Value: []byte(value)}}}
+		if err := h.Handle(context.Background(), ev); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return *got.Load()
+	}
+	if g := send("x-hub-signature-256", "sha256=c2lnbmF0dXJl"); g.Get("X-Hub-Signature-256") != "sha256=c2lnbmF0dXJl" {
+		t.Errorf("signature not forwarded: %v", g)
+	}
+	if g := send("X-Team-Sig", "from-the-record"); g.Get("X-Team-Sig") != "configured" || len(g["X-Team-Sig"]) != 1 {
+		t.Errorf("a configured header was overridden: %v", g)
+	}
+	for _, name := range []string{"Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Idempotency-Key", "X-Hookline-Attempt",
+		"Authorization", "Cookie", "Expect", "Content-Encoding", "Bad Name", ""} {
+		g := send(name, "evil")
+		if g.Get(HeaderAttempt) != "0" || g.Get(HeaderIdempotencyKey) != "ev" || g.Get("Content-Type") != DefaultContentType {
+			t.Errorf("%q: the sink's own headers changed: %v", name, g)
+		}
+		for k, vs := range g {
+			if slices.Contains(vs, "evil") {
+				t.Errorf("%q forwarded as %s: %v", name, k, g)
+			}
+		}
+	}
+	if g := send("X-Sig", "a\r\nX-Injected: 1"); g.Get("X-Sig") != "" || g.Get("X-Injected") != "" {
+		t.Errorf("a value with a line break was forwarded: %v", g)
 	}
 }
 

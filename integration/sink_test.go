@@ -42,6 +42,7 @@ type sinkCall struct {
 	Source         string
 	ConversationID string
 	ContentType    string
+	Signature      string // X-Hub-Signature-256: a signature kept by the receiver
 	Body           []byte
 	Start, End     time.Time // arrival, and when the answer was written (zero: never)
 	Status         int       // answered status; 0 when the client went away first
@@ -101,6 +102,7 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 		Source:         r.Header.Get("X-Hookline-Source"),
 		ConversationID: r.Header.Get("X-Hookline-Conversation-Id"),
 		ContentType:    r.Header.Get("Content-Type"),
+		Signature:      r.Header.Get("X-Hub-Signature-256"),
 		Body:           body,
 		Start:          time.Now(),
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/internal/extract"
+	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/internal/verify"
 )
@@ -172,5 +173,52 @@ func TestSignatureOverACompressedBodyNamesTheEncoding(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "Content-Encoding: gzip") {
 		t.Fatalf("the 401's log does not name the Content-Encoding:\n%s", logs)
+	}
+}
+
+// A signature of the body is stored with it, as the sender sent it, so
+// that a downstream holding the key can verify the body again; also on a
+// malformed body's dead letter.
+func TestSignatureIsStoredWithTheBody(t *testing.T) {
+	cfg := verify.Config{Type: verify.TypeHMACSHA256, Header: "x-signature", Prefix: "sha256=", Secret: testSecret}
+	h := newHarness(t, func(c *Config) {
+		v, err := verify.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Sources[0].Verifier = v
+	})
+	for _, c := range []struct {
+		body  []byte
+		topic string
+	}{
+		{extract.Samples()["user.end"], h.names.Base},
+		{[]byte(`{"not":"genesys"`), h.names.DLQ},
+	} {
+		_, sig, err := verify.SignHMAC(cfg, c.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/genesys", bytes.NewReader(c.body))
+		req.Header.Set("X-Signature", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("signed body: status %d", resp.StatusCode)
+		}
+		recs := h.records(c.topic)
+		if len(recs) != 1 {
+			t.Fatalf("%d records in %s, want 1", len(recs), c.topic)
+		}
+		r := recs[0]
+		if g := headers.Value(r.Headers, headers.SignatureHeader); g != "X-Signature" {
+			t.Errorf("%s: signature header name %q, want X-Signature", c.topic, g)
+		}
+		if g := headers.Value(r.Headers, headers.Signature); g != sig {
+			t.Errorf("%s: signature %q, want %q as sent", c.topic, g, sig)
+		}
 	}
 }

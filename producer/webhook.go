@@ -151,10 +151,17 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	// The key and the header values share one buffer, and the headers one
 	// slice: two allocations per webhook instead of ~12.
 	key := ids.Key()
-	vals := make([]byte, 0, len(key)+len(ids.EventID)+len(receipt)+len(src.Name)+headers.TimeLen+len(contentType)+len(ids.ConversationID))
+	// A signature of the body is kept for a downstream to check again (the
+	// verifier accepted exactly one such header).
+	sigName := verify.SignatureHeader(src.Verifier)
+	sig := ""
+	if sigName != "" {
+		sig = req.Header.Get(sigName)
+	}
+	vals := make([]byte, 0, len(key)+len(ids.EventID)+len(receipt)+len(src.Name)+headers.TimeLen+len(contentType)+len(ids.ConversationID)+len(sigName)+len(sig))
 	vals = append(vals, key...)
 	rec.Key = vals[:len(key):len(key)]
-	nh := 6
+	nh := 8
 	if malformed {
 		nh += 5 // the buffer grows for these: rare, and correct either way
 	}
@@ -179,6 +186,10 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 	add(headers.ContentType, contentType)
 	if ids.ConversationID != "" {
 		add(headers.ConversationID, ids.ConversationID)
+	}
+	if sig != "" {
+		add(headers.SignatureHeader, sigName)
+		add(headers.Signature, sig)
 	}
 	if malformed {
 		add(headers.Attempt, "0")

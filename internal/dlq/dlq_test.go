@@ -112,7 +112,12 @@ func TestReplayRecordHeaders(t *testing.T) {
 	if out.Topic != "t.events" || out.Partition != 4 || string(out.Key) != "conv-1" || string(out.Value) != string(r.Value) {
 		t.Fatalf("record: %+v", out)
 	}
-	keep := []string{headers.EventID, headers.ReceiptID, headers.Source, headers.ReceivedAt, headers.ContentType, headers.ConversationID, "x-custom"}
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: headers.SignatureHeader, Value: []byte("X-Hub-Signature-256")},
+		kgo.RecordHeader{Key: headers.Signature, Value: []byte("sha256=c2ln")})
+	l = FromRecord(r)
+	out = ReplayRecord(&l, "t.events", time.Time{})
+	keep := []string{headers.EventID, headers.ReceiptID, headers.Source, headers.ReceivedAt, headers.ContentType, headers.ConversationID,
+		headers.SignatureHeader, headers.Signature, "x-custom"}
 	for _, k := range keep {
 		if headers.Value(out.Headers, k) != headers.Value(r.Headers, k) {
 			t.Errorf("header %s not kept", k)

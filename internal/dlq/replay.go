@@ -32,12 +32,14 @@ const DefaultDeliveryTimeout = 30 * time.Second
 // so the consumer sees a fresh event: attempt 0, new original-* on its
 // first failure. Headers without the hookline- prefix are kept as they are.
 var keptHeaders = map[string]bool{
-	headers.EventID:        true,
-	headers.ReceiptID:      true,
-	headers.Source:         true,
-	headers.ReceivedAt:     true,
-	headers.ContentType:    true,
-	headers.ConversationID: true,
+	headers.EventID:         true,
+	headers.ReceiptID:       true,
+	headers.Source:          true,
+	headers.ReceivedAt:      true,
+	headers.ContentType:     true,
+	headers.ConversationID:  true,
+	headers.SignatureHeader: true,
+	headers.Signature:       true,
 }
 
 // ReplayedFrom formats the hookline-replayed-from value of a dead letter:

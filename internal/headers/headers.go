@@ -26,6 +26,16 @@ const (
 	ConversationID = "hookline-conversation-id"
 )
 
+// Headers on the records of a source whose verifier checks a signature of
+// the body (hmac-sha256): the signature header's name and its value as the
+// sender sent it, so that a downstream holding the key can verify the
+// stored body again. Headers that carry a secret (shared-secret, basic,
+// bearer) are never stored.
+const (
+	SignatureHeader = "hookline-signature-header"
+	Signature       = "hookline-signature"
+)
+
 // Headers added on retry and DLQ records.
 const (
 	Attempt           = "hookline-attempt"

@@ -114,6 +114,23 @@ func DecidedByHeaders(v Verifier) bool {
 	return ok
 }
 
+// SignatureHeader returns the canonical name of the header that carries
+// v's signature of the body when v checks one (hmac-sha256), else "". A
+// signature, unlike the credential the other verifiers read, is no secret:
+// the receiver stores it with the body, so that a downstream holding the
+// key can verify the body again.
+func SignatureHeader(v Verifier) string {
+	if s, ok := v.(signed); ok {
+		return s.signatureHeader()
+	}
+	return ""
+}
+
+// signed marks the verifiers that check a signature of the body.
+type signed interface{ signatureHeader() string }
+
+func (v *hmacSHA256) signatureHeader() string { return http.CanonicalHeaderKey(v.header) }
+
 // headerOnly marks the verifiers whose Verify is their VerifyHeader.
 type headerOnly interface{ headerOnly() }
 

@@ -374,3 +374,27 @@ func TestDecidedByHeaders(t *testing.T) {
 		}
 	}
 }
+
+// Only a signature of the body may be stored with it: the other verifiers'
+// headers carry the secret itself.
+func TestSignatureHeader(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Type: TypeNone}, ""},
+		{Config{Type: TypeSharedSecret, Secret: "s"}, ""},
+		{Config{Type: TypeBearer, Secret: "s"}, ""},
+		{Config{Type: TypeBasic, Username: "u", Secret: "s"}, ""},
+		{Config{Type: TypeHMACSHA256, Secret: "s"}, "X-Hub-Signature-256"},
+		{Config{Type: TypeHMACSHA256, Secret: "s", Header: "stripe-signature"}, "Stripe-Signature"},
+	} {
+		v, err := New(c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := SignatureHeader(v); got != c.want {
+			t.Errorf("%s %s: SignatureHeader %q, want %q", c.cfg.Type, c.cfg.Header, got, c.want)
+		}
+	}
+}
