@@ -19,6 +19,9 @@ import (
 const dlqExamples = `  # every dead letter of the default pipeline, oldest first
   hookline dlq ls --brokers 127.0.0.1:9092
 
+  # the examples below take the brokers from the environment instead
+  export HOOKLINE_BROKERS=127.0.0.1:9092
+
   # what ran out of retries in the last two hours, as JSON lines for jq
   hookline dlq ls --error-class exhausted --since 2h --json | jq -r .event_id
 

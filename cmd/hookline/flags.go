@@ -129,19 +129,27 @@ func (fs *flagSet) noteMisspelledEnv() {
 	slices.Sort(names)
 	candidates := slices.Sorted(maps.Keys(known))
 	for _, name := range names {
-		// Two edits (a letter left out and one swapped), one for short
-		// names, where two would match unrelated words.
-		limit := 2
-		if len(name)-len("HOOKLINE_") <= 5 {
-			limit = 1
-		}
-		for _, k := range candidates {
-			if editDistance(name, k) <= limit {
-				fs.envNotes = append(fs.envNotes, fmt.Sprintf("hookline %s does not read %s; did you mean %s (%s)?", fs.Name(), name, k, flagSpelling(known[k])))
-				break
-			}
+		if k := nearest(name, "HOOKLINE_", candidates); k != "" {
+			fs.envNotes = append(fs.envNotes, fmt.Sprintf("hookline %s does not read %s; did you mean %s (%s)?", fs.Name(), name, k, flagSpelling(known[k])))
 		}
 	}
+}
+
+// nearest returns the candidate closest to name within a typo's reach, or
+// "": two edits (a letter left out and one swapped), one when name is five
+// characters or fewer after prefix, where two would match unrelated words.
+func nearest(name, prefix string, candidates []string) string {
+	limit := 2
+	if len(name)-len(prefix) <= 5 {
+		limit = 1
+	}
+	best, bestD := "", limit+1
+	for _, k := range candidates {
+		if d := editDistance(name, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
 }
 
 // printEnvNotes writes the notes of noteMisspelledEnv on stderr.
@@ -228,6 +236,13 @@ func (fs *flagSet) parse(args []string) error {
 			return err
 		}
 		msg := strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag -", 1)
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			var flags []string
+			fs.VisitAll(func(f *flag.Flag) { flags = append(flags, f.Name) })
+			if k := nearest(name, "", flags); k != "" {
+				msg += " (did you mean --" + k + "?)"
+			}
+		}
 		if m := badValue.FindStringSubmatch(msg); m != nil {
 			if f := fs.Lookup(m[1]); f != nil {
 				if w := valueWanted(f); w != "" {

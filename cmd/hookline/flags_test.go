@@ -37,6 +37,23 @@ func TestFlagErrorIsOneLineOnStderr(t *testing.T) {
 			t.Errorf("%s --jsn: exit %d\nstdout %q\nstderr %q\nwant exit 2, nothing on stdout, one line on stderr", cmd, code, out, errOut)
 		}
 	}
+	// A near miss names the flag meant; a far one does not guess.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--secert", "x"}, "unknown flag --secert (did you mean --secret?)"},
+		{[]string{"consume", "--handler-ulr", "x"}, "unknown flag --handler-ulr (did you mean --handler-url?)"},
+		{[]string{"dlq", "ls", "--jsn"}, "unknown flag --jsn (did you mean --json?)"},
+		{[]string{"run", "--zz"}, "unknown flag --zz; run"},
+	} {
+		if code, _, errOut := call(t, nil, c.args...); code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d %q, want 2 and %q", c.args, code, errOut, c.want)
+		}
+	}
+	if code, out, _ := call(t, nil, "--version"); code != 0 || !strings.HasPrefix(out, "hookline ") {
+		t.Errorf("--version: exit %d %q, want what hookline version prints", code, out)
+	}
 	code, _, errOut := call(t, nil, "replay", "--limit", "x")
 	if code != 2 || !strings.Contains(errOut, "for flag --limit") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("a bad value: exit %d %q", code, errOut)

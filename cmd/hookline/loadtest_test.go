@@ -241,9 +241,9 @@ func TestLoadtestInterruptedExits130(t *testing.T) {
 // A run that most answers refuse with a telling status says what to check.
 func TestLoadtestHintsAtTheCause(t *testing.T) {
 	for status, want := range map[int]string{
-		401: "check --secret and --secret-header",
+		401: "a shared-secret verifier takes --secret and --secret-header",
 		404: "check --url",
-		413: "--max-body",
+		413: "max.message.bytes",
 		429: "--max-in-flight",
 		503: "--ack-timeout",
 	} {

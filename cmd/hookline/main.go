@@ -187,6 +187,9 @@ func dispatch(ctx context.Context, env *environment, args []string) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	cmd, ok := commands()[args[0]]
 	if !ok {
 		fmt.Fprintf(env.stderr, "hookline: unknown command %q\n\n", args[0])

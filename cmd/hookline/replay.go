@@ -18,11 +18,13 @@ import (
 	"github.com/hookline/hookline/topics"
 )
 
-const replayExamples = `  # see what would be replayed, write nothing
-  hookline replay --error-class exhausted --since 6h --dry-run
+const replayExamples = `  # see what would be replayed, write nothing (the brokers: --brokers, or
+  # HOOKLINE_BROKERS as in the examples after this one)
+  hookline replay --brokers 127.0.0.1:9092 --error-class exhausted --since 6h --dry-run
+  export HOOKLINE_BROKERS=127.0.0.1:9092
 
   # the handler is fixed: replay what ran out of retries, 20 events per second
-  hookline replay --brokers kafka-1:9092 --error-class exhausted --rate 20
+  hookline replay --error-class exhausted --rate 20
 
   # one conversation, through the retry tiers instead of the main topic
   hookline replay --conversation 3f2c6a1e-0b6d-4c3e-9a57-1d2f0c8b7e55 --to retry-1

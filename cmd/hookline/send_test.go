@@ -60,7 +60,7 @@ sources:
 		t.Fatalf("HOOKLINE_HMAC_SECRET: exit %d %s", code, errOut)
 	}
 	code, out, errOut = call(t, nil, "send", "--url", url, "--sample", "open-messaging", "--hmac-secret", "wrong")
-	if code != 1 || !strings.Contains(out, "401") || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "check --secret") {
+	if code != 1 || !strings.Contains(out, "401") || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "(hookline send only) --hmac-secret") {
 		t.Fatalf("wrong secret: exit %d, want 1 and what to check\n%s%s", code, out, errOut)
 	}
 	if code, _, _ := call(t, nil, "send", "--url", url, "--sample", "open-messaging"); code != 1 {

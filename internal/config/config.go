@@ -226,10 +226,10 @@ func parse(raw []byte, getenv func(string) string, unused Unused) (File, error) 
 			// token") does not say it, and may name the line before.
 			return File{}, fmt.Errorf("parse YAML: %w (line %d is indented with a tab: YAML indents with spaces only; replace the tab with spaces)", err, n)
 		}
-		if bytes.Contains(raw, []byte("${")) {
+		if n := unquotedFlowReference(raw); n > 0 {
 			// YAML's rule, easy to trip over: a plain value in { } or [ ]
 			// may not contain braces.
-			return File{}, fmt.Errorf("parse YAML: %w (inside { } or [ ] a reference must be quoted: \"${NAME}\")", err)
+			return File{}, fmt.Errorf("parse YAML: %w (line %d: inside { } or [ ] a reference must be quoted: \"${NAME}\")", err, n)
 		}
 		return File{}, fmt.Errorf("parse YAML: %w", err)
 	}
@@ -281,6 +281,37 @@ func tabIndented(raw []byte) int {
 	for i, line := range bytes.Split(raw, []byte("\n")) {
 		indent := line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
 		if bytes.IndexByte(indent, '\t') >= 0 {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// unquotedFlowReference returns the number of the first line that holds a
+// ${NAME} reference outside quotes together with a { or [ (a flow
+// collection, where YAML refuses it unquoted), or 0. Other parse errors in
+// a file with references get no such hint.
+func unquotedFlowReference(raw []byte) int {
+	for i, line := range strings.Split(string(raw), "\n") {
+		if j := strings.Index(line, "#"); j >= 0 && (j == 0 || line[j-1] == ' ') {
+			line = line[:j] // a comment (a # inside quotes is cut too: fine for a hint)
+		}
+		var plain strings.Builder // line without its quoted parts
+		var quote byte
+		for k := 0; k < len(line); k++ {
+			switch ch := line[k]; {
+			case quote != 0:
+				if ch == quote {
+					quote = 0
+				}
+			case ch == '"' || ch == '\'':
+				quote = ch
+			default:
+				plain.WriteByte(ch)
+			}
+		}
+		p := plain.String()
+		if strings.Contains(p, "${") && (strings.Contains(strings.ReplaceAll(p, "${", ""), "{") || strings.Contains(p, "[")) {
 			return i + 1
 		}
 	}

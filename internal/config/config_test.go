@@ -151,7 +151,8 @@ func TestParseRefusals(t *testing.T) {
 		{"typo, with its line", "pipelines:\n  - base: a\n    handler:\n      timout: 5s\n", `line 4: unknown key "timout" (pipelines[0].handler.timout)`},
 		{"unset, with where", "brokers: [\"${NOPE}\"]\n", "NOPE (at brokers[0], line 1)"},
 		{"a YAML list in a variable", "brokers: ${LIST}\n", `brokers: "[k1:9092, k2:9092]" is not a host:port list: write brokers comma-separated`},
-		{"unquoted in flow style", "sources:\n  - name: s\n    verify: {type: bearer, secret: ${B}}\n", `must be quoted: "${NAME}"`},
+		{"unquoted in flow style", "sources:\n  - name: s\n    verify: {type: bearer, secret: ${B}}\n", `line 3: inside { } or [ ] a reference must be quoted: "${NAME}"`},
+		{"unquoted in a flow list", "brokers: [${B}]\n", `line 1: inside { } or [ ] a reference must be quoted`},
 		{"reserved source name", "sources:\n  - name: unknown\n", `sources[0]: name "unknown" is reserved`},
 	}
 	for _, c := range cases {
@@ -337,5 +338,15 @@ func TestTypeErrorDoesNotQuoteAVariable(t *testing.T) {
 	_, err := Parse([]byte("pipelines:\n  - base: a\n    partitions: many\n"), vars)
 	if err == nil || !strings.Contains(err.Error(), "`many`") {
 		t.Errorf("literal: %v", err)
+	}
+}
+
+// A parse error in a file whose references are all quoted (or in block
+// style) gets no hint about quoting them.
+func TestParseErrorHintsAtReferencesOnlyWhenOneIsUnquotedInFlowStyle(t *testing.T) {
+	raw := "pipelines:\n  - base: a\n    handler: {url: \"${H}\"}\nsources:\n  - name: s\n   bad_indent: x\n    verify: {type: bearer, secret: \"${B}\"} # a ${COMMENT} [\nlisten: ${PORT}\n"
+	_, err := Parse([]byte(raw), env(map[string]string{"H": "http://h/", "B": "b", "PORT": ":1"}))
+	if err == nil || !strings.Contains(err.Error(), "parse YAML") || strings.Contains(err.Error(), "must be quoted") {
+		t.Errorf("mis-indented file with quoted references: %v, want a parse error without the quoting hint", err)
 	}
 }

@@ -787,11 +787,11 @@ func (s Stats) Hints() []string {
 func StatusAdvice(code int) string {
 	switch code {
 	case 401:
-		return "check --secret and --secret-header against the source's verify settings on the receiver; a bearer or basic verifier takes -H 'Authorization: …', an HMAC one (hookline send) --hmac-secret, with --hmac-encoding and --hmac-prefix as the verifier expects them"
+		return "check the credentials against the source's verify settings on the receiver: a shared-secret verifier takes --secret and --secret-header; a bearer or basic one -H 'Authorization: …'; an hmac-sha256 one (hookline send only) --hmac-secret, with --hmac-header, --hmac-encoding and --hmac-prefix as the verifier expects them"
 	case 404:
 		return "check --url; the receiver serves POST /webhooks/<source> for the sources it is configured with (default source: genesys)"
 	case 413:
-		return "raise the receiver's --max-body"
+		return "the answer names the receiver's limit: raise its --max-body; the limit is also capped by the topics' max.message.bytes (the receiver's start-up log says so when it is), see docs/operations.md#topics"
 	case 429:
 		return "the receiver is at its in-flight bound (--max-in-flight): send again after Retry-After"
 	case 503:
