@@ -812,7 +812,10 @@ func (c *Consumer) checkTopics(ctx context.Context) (topics.Report, error) {
 		return topics.Report{}, fmt.Errorf("consumer refuses to start: %w", err)
 	}
 	for _, p := range rep.Problems {
-		c.log.Warn("pipeline topic differs from its plan", "problem", p.String())
+		// adoptExtraTiers says what becomes of an extra tier.
+		if !slices.ContainsFunc(rep.ExtraRetryTiers, func(x topics.ExtraTier) bool { return x.Topic == p.Topic }) {
+			c.log.Warn("pipeline topic differs from its plan", "problem", p.String())
+		}
 	}
 	return rep, nil
 }

@@ -111,11 +111,13 @@ func hostsOverlap(a, b string) bool {
 
 // prepareTopics creates missing topics (when asked), refuses pipelines
 // whose topics are missing or not co-partitioned, and warns about the other
-// differences from the plan. It returns one report per pipeline, in
-// s.pipelines order. A pipeline that exists with another partition count
-// than --partitions or the file asked for is worth a warning, since its
-// existing count wins.
-func prepareTopics(ctx context.Context, log *slog.Logger, kc kafkaconf.Config, s settings, create bool) ([]topics.Report, error) {
+// differences from the plan unless consumers start on them (consumed): a
+// consumer checks its pipeline again at its start and logs them itself,
+// extra retry tiers with what it does about them. It returns one report per
+// pipeline, in s.pipelines order. A pipeline that exists with another
+// partition count than --partitions or the file asked for is worth a
+// warning, since its existing count wins.
+func prepareTopics(ctx context.Context, log *slog.Logger, kc kafkaconf.Config, s settings, create, consumed bool) ([]topics.Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cl, err := kafkaconf.NewClient(ctx, kc)
@@ -144,8 +146,10 @@ func prepareTopics(ctx context.Context, log *slog.Logger, kc kafkaconf.Config, s
 		if err := rep.Unusable(); err != nil {
 			return nil, fmt.Errorf("pipeline %s: %w", p.plan.Names.Base, err)
 		}
-		for _, pr := range rep.Problems {
-			log.Warn("pipeline topic differs from its plan", "problem", pr.String())
+		if !consumed {
+			for _, pr := range rep.Problems {
+				log.Warn("pipeline topic differs from its plan", "problem", pr.String())
+			}
 		}
 		if n := rep.Topics[0].Partitions; p.partitionsAsked && n != p.plan.Partitions {
 			log.Warn("pipeline exists with another partition count; using it (partitions cannot be removed, and adding some moves conversations)",

@@ -41,7 +41,7 @@ func runConsume(ctx context.Context, env *environment, args []string) (err error
 			return err
 		}
 	}
-	if _, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics); err != nil {
+	if _, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, true); err != nil {
 		return err
 	}
 	after := map[string]func(context.Context) error{}

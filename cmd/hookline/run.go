@@ -52,7 +52,7 @@ func runRun(ctx context.Context, env *environment, args []string) (err error) {
 		}
 		defer b.Close()
 	}
-	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics)
+	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, true)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func runServe(ctx context.Context, env *environment, args []string) (err error) 
 	if err := checkListen(s.listen, "receiver", s.listenFrom); err != nil {
 		return err
 	}
-	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics)
+	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, false)
 	if err != nil {
 		return err
 	}
