@@ -271,6 +271,10 @@ type Problem struct {
 
 func (p Problem) String() string { return p.Topic + ": " + p.Message }
 
+// ErrMissing is wrapped by the error of [Report.Unusable] when topics of
+// the pipeline do not exist.
+var ErrMissing = errors.New("pipeline topics are missing")
+
 // Report is the result of [Inspect].
 type Report struct {
 	Topics   []State // one per topic of the plan, in Plan.Topics order
@@ -333,7 +337,7 @@ func (r Report) Unusable() error {
 	case len(counts) > 1:
 		return fmt.Errorf("the pipeline's topics are not co-partitioned (partition counts differ), so partition p of every topic cannot go to one consumer: %w", r.Err())
 	case missing:
-		return fmt.Errorf("pipeline topics are missing: create them with `hookline topics create` and this pipeline's settings (run, serve and consume create missing topics at startup unless started with --create-topics=false; from Go, topics.Create): %w", r.Err())
+		return fmt.Errorf("%w: create them with `hookline topics create` and this pipeline's settings (run, serve and consume create missing topics at startup unless started with --create-topics=false; from Go, topics.Create): %w", ErrMissing, r.Err())
 	}
 	return nil
 }

@@ -53,3 +53,14 @@ func TestHostsOverlap(t *testing.T) {
 		}
 	}
 }
+
+// On the embedded broker, missing topics cannot be created with hookline
+// topics create (the broker exists only inside run): the error says how.
+func TestRunOnEmbeddedBrokerWithoutCreatingTopicsSaysHow(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	code, _, stderr := call(t, nil, "run", "--insecure-no-auth", "--listen", freeLocalAddr(t), "--embedded-addr", freeLocalAddr(t),
+		"--data-dir", dataDir, "--base", "nothere", "--create-topics=false")
+	if code != 1 || !strings.Contains(stderr, "pipeline topics are missing") || !strings.Contains(stderr, "start run without --create-topics=false") {
+		t.Fatalf("exit %d, want 1 with how to get the topics on the embedded broker:\n%s", code, stderr)
+	}
+}

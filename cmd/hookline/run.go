@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/hookline/hookline/internal/embedded"
+	"github.com/hookline/hookline/topics"
 )
 
 const runExamples = `  # everything on this machine: embedded broker, receiver on :8080, consumer
@@ -42,7 +44,8 @@ func runRun(ctx context.Context, env *environment, args []string) (err error) {
 	if err := checkListen(s.listen, "receiver", s.listenFrom); err != nil {
 		return err
 	}
-	if len(s.kafka.Brokers) == 0 {
+	embeddedBroker := len(s.kafka.Brokers) == 0
+	if embeddedBroker {
 		if err := checkPortsApart(s.listen, s.listenFrom, *embeddedAddr, fs.origin("embedded-addr")); err != nil {
 			return err
 		}
@@ -54,6 +57,10 @@ func runRun(ctx context.Context, env *environment, args []string) (err error) {
 	}
 	reps, err := prepareTopics(ctx, log, s.kafka, s, a.createTopics, true)
 	if err != nil {
+		if embeddedBroker && errors.Is(err, topics.ErrMissing) {
+			// The usual advice, hookline topics create, cannot reach it.
+			return fmt.Errorf("%w\nthe embedded broker runs only inside this run: start run without --create-topics=false and it creates them", err)
+		}
 		return err
 	}
 	reg := newRegistry()
