@@ -30,9 +30,13 @@ const sendExamples = `  # post a built-in Genesys sample with the default source
   # a GitHub-style signature: hex, same header and prefix
   hookline send --url http://127.0.0.1:8080/webhooks/github --file push.json --hmac-secret "$GH_SECRET" --hmac-encoding hex
 
-  # a file, with an extra header; list the samples
+  # a file, with an extra header (a bearer verifier); list the samples
   hookline send --url https://hooks.example.com/webhooks/genesys --file event.json -H 'Authorization: Bearer t0ken'
   hookline send --list-samples
+
+  # a basic verifier (user genesys, password in $PASS)
+  hookline send --url http://127.0.0.1:8080/webhooks/genesys-workflow --sample customer.start \
+    -H "Authorization: Basic $(printf 'genesys:%s' "$PASS" | base64 | tr -d '\n')"
 
 Exit status: 0 when the receiver acknowledged the request (2xx; a 202 with
 "dead_lettered":true means it was stored in the dead-letter topic as
