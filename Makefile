@@ -16,7 +16,8 @@ RUN_ARGS  ?=
 # Fuzz targets: package:FuzzName, each run for FUZZTIME by `make fuzz`.
 # Minimising a new input may take up to a minute by default, which would eat
 # most of a run (no executions while minimising): cap it.
-FUZZ_TARGETS := ./internal/extract:FuzzExtract ./internal/extract:FuzzCanonical ./internal/verify:FuzzVerifyHMAC ./internal/headers:FuzzParseTime
+FUZZ_TARGETS := ./internal/extract:FuzzExtract ./internal/extract:FuzzCanonical ./internal/verify:FuzzVerifyHMAC ./internal/headers:FuzzParseTime \
+                ./internal/config:FuzzParse ./consumer:FuzzSignatureToForward
 
 .PHONY: help build run test unit integration bench fuzz kafka-up kafka-down fmt vet tidy clean
 
