@@ -18,8 +18,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/hookline/hookline/internal/headers"
 	"github.com/hookline/hookline/internal/kafkaconf"
 )
@@ -46,6 +44,18 @@ type HTTPSinkConfig struct {
 	// Authorization). Optional. Names hookline sets itself are refused
 	// (see [CheckHandlerHeader]).
 	Header http.Header
+
+	// SignatureHeaders maps a source name (an event's Source) to the header
+	// its senders sign bodies in (an hmac-sha256 source, e.g.
+	// "X-Hub-Signature-256"). For such an event the sink forwards the
+	// signature the receiver kept with it (hookline-signature) under that
+	// header, so that the service can verify the body as it verified direct
+	// deliveries; only when the record names that same header, and only a
+	// value that looks like a signature (printable ASCII, at most 256
+	// bytes): a record's headers are data and must not choose what the
+	// request carries. A name in Header wins. Default none: no signature
+	// is forwarded. The CLI fills it from a pipeline's hmac-sha256 sources.
+	SignatureHeaders map[string]string
 
 	// Client replaces the built-in client (then CAFile and MaxConns are
 	// ignored). Optional; mostly for tests.
@@ -107,7 +117,8 @@ type httpSink struct {
 	url    string // as configured, for requests
 	where  string // redacted, without query, for errors
 	client *http.Client
-	header http.Header
+	header http.Header       // canonical names
+	sigs   map[string]string // source → canonical signature header
 	// timeout bounds one request; 0 means the context decides.
 	timeout time.Duration
 }
@@ -117,9 +128,8 @@ type httpSink struct {
 // application/json), Idempotency-Key and X-Hookline-Event-Id (the event id),
 // X-Hookline-Receipt, X-Hookline-Attempt (failed attempts so far: 0 on the
 // first try, as the record's hookline-attempt), X-Hookline-Source,
-// X-Hookline-Conversation-Id, and the sender's signature of the body when
-// the receiver kept one (an hmac-sha256 source: hookline-signature, sent
-// under its own header name, e.g. X-Hub-Signature-256).
+// X-Hookline-Conversation-Id, and the sender's signature of the body for
+// the sources in cfg.SignatureHeaders.
 //
 // A 2xx answer means done. 408, 425, 429, 5xx, 3xx, timeouts and
 // connection errors are retryable (a Retry-After header on such an answer
@@ -144,7 +154,21 @@ func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
 			}
 		}
 	}
-	s := &httpSink{url: cfg.URL, where: redactURL(cfg.URL), header: cfg.Header.Clone(), timeout: cfg.Timeout}
+	s := &httpSink{url: cfg.URL, where: redactURL(cfg.URL), header: http.Header{}, timeout: cfg.Timeout}
+	for name, vs := range cfg.Header {
+		for _, v := range vs {
+			s.header.Add(name, v) // canonical, so that a signature of that name cannot be added beside it
+		}
+	}
+	for src, name := range cfg.SignatureHeaders {
+		if err := checkSignatureHeader(name); err != nil {
+			return nil, fmt.Errorf("signature header of source %q: %w", src, err)
+		}
+		if s.sigs == nil {
+			s.sigs = map[string]string{}
+		}
+		s.sigs[src] = http.CanonicalHeaderKey(name)
+	}
 	if cfg.Client != nil {
 		s.client = cfg.Client
 		return s, nil
@@ -205,7 +229,7 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	for k, vs := range s.header {
 		req.Header[k] = vs
 	}
-	if name, sig, ok := signatureToForward(ev.Headers); ok && req.Header.Get(name) == "" {
+	if name, sig, ok := signatureToForward(ev, s.sigs); ok && req.Header.Get(name) == "" {
 		req.Header.Set(name, sig)
 	}
 	ct := ev.ContentType
@@ -313,22 +337,43 @@ func CheckHandlerHeader(name, value string) error {
 	return nil
 }
 
-// signatureToForward returns the sender's signature of the body kept with
-// the record (headers.SignatureHeader and headers.Signature), to be sent
-// under the sender's header name: the service can then check the body as it
-// checked direct deliveries. A record's headers are data, so a name the
-// request may not carry (see CheckHandlerHeader; credentials) or a value
-// with a control character is not forwarded.
-func signatureToForward(hs []kgo.RecordHeader) (name, value string, ok bool) {
-	name, value = headers.Value(hs, headers.SignatureHeader), headers.Value(hs, headers.Signature)
-	if name == "" || value == "" || CheckHandlerHeader(name, value) != nil {
+// signatureToForward returns the sender's signature of ev's body that the
+// receiver kept (headers.Signature), and the header to send it in: the one
+// sigs gives ev's source, when the record names that header too
+// (headers.SignatureHeader) and the value looks like a signature.
+func signatureToForward(ev Event, sigs map[string]string) (name, value string, ok bool) {
+	name, ok = sigs[ev.Source]
+	if !ok || !strings.EqualFold(headers.Value(ev.Headers, headers.SignatureHeader), name) {
 		return "", "", false
 	}
-	switch name = http.CanonicalHeaderKey(name); name {
-	case "Authorization", "Proxy-Authorization", "Cookie", "Expect", "Content-Encoding":
+	value = headers.Value(ev.Headers, headers.Signature)
+	if value == "" || len(value) > maxSignatureLen {
 		return "", "", false
+	}
+	for i := 0; i < len(value); i++ {
+		if value[i] < ' ' || value[i] > '~' {
+			return "", "", false
+		}
 	}
 	return name, value, true
+}
+
+// maxSignatureLen bounds a forwarded signature: an HMAC-SHA256 is 64 hex
+// or 44 base64 characters, plus a prefix such as "sha256=".
+const maxSignatureLen = 256
+
+// checkSignatureHeader refuses, as a signature header, a name the request
+// may not carry from anywhere but hookline (see CheckHandlerHeader) and
+// the names of credentials.
+func checkSignatureHeader(name string) error {
+	if err := CheckHandlerHeader(name, ""); err != nil {
+		return err
+	}
+	switch c := http.CanonicalHeaderKey(name); c {
+	case "Authorization", "Proxy-Authorization", "Cookie", "Expect", "Content-Encoding":
+		return fmt.Errorf("%s is not a signature header", c)
+	}
+	return nil
 }
 
 // errClosedTwice ends an attempt whose request was sent twice, each time

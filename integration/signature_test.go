@@ -15,11 +15,17 @@ import (
 
 // An HMAC-signed webhook reaches the service with the sender's signature
 // header and the body byte for byte, so that the service can verify it as
-// it verified direct deliveries; the signature is in the stored record too.
+// it verified direct deliveries: on its first attempt and, from retry-1, on
+// the next. The signature is in the stored record too.
 func TestSignedWebhookReachesTheServiceVerifiable(t *testing.T) {
 	base := uniqueBase(t)
 	createPipeline(t, pipelineConfig(base, 2, []time.Duration{time.Second, time.Second, time.Second}, 0))
-	sk := newSink(t, sinkOptions{})
+	sk := newSink(t, sinkOptions{Status: func(_ string, n int) int {
+		if n == 0 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}})
 	const secret = "open-messaging-key"
 	cfgPath := filepath.Join(t.TempDir(), "hookline.yaml")
 	yaml := fmt.Sprintf(`pipelines:
@@ -57,21 +63,22 @@ sources:
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("signed webhook: status %d", resp.StatusCode)
 	}
-	waitFor(t, 30*time.Second, "the service to get the event", func() (bool, string) {
-		return len(sk.snapshot()) >= 1, sk.describe(5)
+	waitFor(t, 30*time.Second, "the service to get the event twice (503, then from retry-1)", func() (bool, string) {
+		return len(sk.snapshot()) >= 2, sk.describe(5)
 	})
-	c := sk.snapshot()[0]
-	if c.Signature != sig || !bytes.Equal(c.Body, body) {
-		t.Fatalf("service got signature %q and body %q; want %q and the body as sent", c.Signature, c.Body, sig)
-	}
 	v, err := verify.New(vcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := http.Header{}
-	h.Set("X-Hub-Signature-256", c.Signature)
-	if err := v.Verify(h, c.Body); err != nil {
-		t.Errorf("the service cannot verify what it got: %v", err)
+	for i, c := range sk.snapshot()[:2] {
+		if c.Signature != sig || !bytes.Equal(c.Body, body) || c.Attempt != i {
+			t.Fatalf("call %d: attempt %d, signature %q, body %q; want attempt %d, %q and the body as sent", i, c.Attempt, c.Signature, c.Body, i, sig)
+		}
+		h := http.Header{}
+		h.Set("X-Hub-Signature-256", c.Signature)
+		if err := v.Verify(h, c.Body); err != nil {
+			t.Errorf("call %d: the service cannot verify what it got: %v", i, err)
+		}
 	}
 	recs := readAll(t, base)
 	if len(recs) != 1 || recHeader(recs[0], headers.Signature) != sig || recHeader(recs[0], headers.SignatureHeader) != "X-Hub-Signature-256" {

@@ -34,7 +34,9 @@ type KafkaConfig = kafkaconf.Config
 // authentic, any error answers 401 and stores nothing. Build one of
 // hookline's with NewVerifier, or implement it (compare credentials in
 // constant time, and keep secrets and request values out of the error,
-// which is logged).
+// which is logged). Only the built-in hmac-sha256 verifier, as NewVerifier
+// returns it, has its signature kept with the record (hookline-signature);
+// a Verifier of your own, also one that wraps it, has none kept.
 type Verifier = verify.Verifier
 
 // HeaderVerifier is implemented by a Verifier that can refuse a request on

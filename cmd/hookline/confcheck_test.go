@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -318,5 +321,51 @@ func TestNotesDoNotQuoteValuesFromTheEnvironment(t *testing.T) {
 	_, err := resolveAs(t, map[string]string{"S": "events"}, "serve", usesReceiver, "--config", path)
 	if err == nil || !strings.Contains(err.Error(), `pipeline "other.events"`) {
 		t.Errorf("unknown pipeline with a 6-byte secret: %v; want the pipeline named as written", err)
+	}
+}
+
+// Each pipeline's sink forwards the signatures of its own hmac-sha256
+// sources, under the header each signs in; also for consume, where the
+// sources' secrets need not be set.
+func TestSignatureHeadersPerPipeline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.yaml")
+	yaml := `pipelines:
+  - base: a.events
+    handler: {url: "http://a:3000/x"}
+  - base: b.events
+    handler: {url: "http://b:3000/x"}
+sources:
+  - name: om
+    kind: generic
+    verify: {type: hmac-sha256, prefix: "sha256=", encoding: base64, secret: "${OM_SECRET}"}
+  - name: gh
+    kind: generic
+    pipeline: b.events
+    verify: {type: hmac-sha256, header: x-github-sig, secret: "${GH_SECRET}"}
+  - name: genesys
+    pipeline: b.events
+    verify: {type: shared-secret, secret: "${G_SECRET}"}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	all := map[string]string{"OM_SECRET": "o", "GH_SECRET": "g", "G_SECRET": "s"}
+	for _, c := range []struct {
+		cmd  string
+		u    uses
+		vars map[string]string
+	}{{"run", usesReceiver | usesConsumer, all}, {"consume", usesConsumer, nil}} {
+		s, err := resolveAs(t, c.vars, c.cmd, c.u, "--config", path)
+		if err != nil {
+			t.Fatalf("%s: %v", c.cmd, err)
+		}
+		got := map[string]map[string]string{}
+		for _, p := range s.pipelines {
+			got[p.plan.Names.Base] = p.signatureHeaders
+		}
+		want := map[string]map[string]string{"a.events": {"om": "X-Hub-Signature-256"}, "b.events": {"gh": "X-Github-Sig"}}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: signature headers %v, want %v", c.cmd, got, want)
+		}
 	}
 }

@@ -78,7 +78,8 @@ func newConsumers(a *appFlags, s settings, log *slog.Logger, reg prometheus.Regi
 		}
 		// One idle connection per concurrent event (0: the default 512), so
 		// a --concurrency above 512 does not churn connections.
-		sink, err := consumer.NewHTTPSink(consumer.HTTPSinkConfig{URL: p.handlerURL, CAFile: p.handlerCA, Header: p.handlerHeaders, MaxConns: a.concurrency})
+		sink, err := consumer.NewHTTPSink(consumer.HTTPSinkConfig{URL: p.handlerURL, CAFile: p.handlerCA, Header: p.handlerHeaders,
+			SignatureHeaders: p.signatureHeaders, MaxConns: a.concurrency})
 		if err != nil {
 			return nil, nil, fmt.Errorf("pipeline %s: %w", p.plan.Names.Base, err)
 		}

@@ -109,6 +109,9 @@ type pipelineSettings struct {
 	handlerTimeout time.Duration
 	handlerCA      string
 	handlerHeaders http.Header
+	// signatureHeaders: source → the header it signs bodies in, for the
+	// pipeline's hmac-sha256 sources (consumer.HTTPSinkConfig).
+	signatureHeaders map[string]string
 	// partitionsAsked: --partitions (or its variable) or the file gave
 	// the partition count, rather than the default.
 	partitionsAsked bool
@@ -511,6 +514,7 @@ func (a *appFlags) resolveWith(env *environment, u uses, file config.File) (sett
 	if err := distinctTopics(s.pipelines); err != nil {
 		return settings{}, err
 	}
+	s.noteSignatureHeaders(file)
 	if u&usesReceiver == 0 {
 		return s, nil
 	}
@@ -585,6 +589,34 @@ func (s *settings) pipeline(base string) (topics.Names, bool) {
 		}
 	}
 	return topics.Names{}, false
+}
+
+// noteSignatureHeaders gives each pipeline the headers its hmac-sha256
+// sources sign bodies in, for its sink to forward the signatures the
+// receiver keeps. Also where only consumers run: a verifier's type and
+// header are no secrets. A header from an unset variable reads as the
+// default here; the receiver, which has it, stores the real one, and a
+// signature whose header differs is not forwarded.
+func (s *settings) noteSignatureHeaders(file config.File) {
+	for _, fs := range file.Sources {
+		if fs.Verify.Type != verify.TypeHMACSHA256 {
+			continue
+		}
+		names, ok := s.pipeline(fs.Pipeline)
+		if !ok {
+			continue // refused by resolveSources where sources are used
+		}
+		for i := range s.pipelines {
+			p := &s.pipelines[i]
+			if p.plan.Names.Base != names.Base {
+				continue
+			}
+			if p.signatureHeaders == nil {
+				p.signatureHeaders = map[string]string{}
+			}
+			p.signatureHeaders[fs.Name] = http.CanonicalHeaderKey(cmp.Or(fs.Verify.Header, verify.DefaultHMACHeader))
+		}
+	}
 }
 
 func (a *appFlags) resolveSources(s *settings, file config.File) error {
