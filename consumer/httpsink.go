@@ -229,8 +229,10 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	for k, vs := range s.header {
 		req.Header[k] = vs
 	}
+	sigName := ""
 	if name, sig, ok := signatureToForward(ev, s.sigs); ok && req.Header.Get(name) == "" {
 		req.Header.Set(name, sig)
+		sigName = name
 	}
 	ct := ev.ContentType
 	if ct == "" {
@@ -291,7 +293,13 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	// wrong (an expired token, a mistyped path): say so.
 	switch code {
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired:
-		text += " (credentials refused: check --handler-header, then replay)"
+		if sigName != "" {
+			// A retry or a replay carries the signature made when the
+			// sender sent the event, perhaps with a key since rotated.
+			text += fmt.Sprintf(" (credentials refused: check --handler-header; if the service checks the forwarded %s, it must accept the key the sender signed with at the time; then replay)", sigName)
+		} else {
+			text += " (credentials refused: check --handler-header, then replay)"
+		}
 	case http.StatusNotFound, http.StatusMethodNotAllowed:
 		text += " (wrong path in the handler URL? Fix it, then replay)"
 	}

@@ -568,4 +568,16 @@ func TestHTTPSinkConfigurationStatusesSayWhatToDo(t *testing.T) {
 			t.Errorf("%d: error %q, want %q and then the body", code, msg, want)
 		}
 	}
+	// With a forwarded signature, a refusal may be the service checking it
+	// with a key rotated since the sender signed: say so.
+	h, err = NewHTTPSink(HTTPSinkConfig{URL: srv.URL + "/process", SignatureHeaders: map[string]string{"om": "X-Hub-Signature-256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status.Store(401)
+	signed := Event{Value: []byte("{}"), Source: "om", Headers: []kgo.RecordHeader{
+		{Key: headers.SignatureHeader, Value: []byte("X-Hub-Signature-256")}, {Key: headers.Signature, Value: []byte("sha256=c2ln")}}}
+	if err := h.Handle(context.Background(), signed); err == nil || !strings.Contains(err.Error(), "forwarded X-Hub-Signature-256, it must accept the key the sender signed with") {
+		t.Errorf("401 to a signed event: %v, want a word on the forwarded signature", err)
+	}
 }
