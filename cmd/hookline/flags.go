@@ -137,10 +137,14 @@ func (fs *flagSet) noteMisspelledEnv() {
 
 // nearest returns the candidate closest to name within a typo's reach, or
 // "": two edits (a letter left out and one swapped), one when name is five
-// characters or fewer after prefix, where two would match unrelated words.
+// characters or fewer after prefix, where two would match unrelated words,
+// and none below three (-x is not a typo of -H).
 func nearest(name, prefix string, candidates []string) string {
 	limit := 2
-	if len(name)-len(prefix) <= 5 {
+	switch n := len(name) - len(prefix); {
+	case n < 3:
+		return ""
+	case n <= 5:
 		limit = 1
 	}
 	best, bestD := "", limit+1

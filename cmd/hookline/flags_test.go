@@ -46,6 +46,7 @@ func TestFlagErrorIsOneLineOnStderr(t *testing.T) {
 		{[]string{"consume", "--handler-ulr", "x"}, "unknown flag --handler-ulr (did you mean --handler-url?)"},
 		{[]string{"dlq", "ls", "--jsn"}, "unknown flag --jsn (did you mean --json?)"},
 		{[]string{"run", "--zz"}, "unknown flag --zz; run"},
+		{[]string{"send", "--x"}, "unknown flag --x; run"}, // not "did you mean --H"
 	} {
 		if code, _, errOut := call(t, nil, c.args...); code != 2 || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d %q, want 2 and %q", c.args, code, errOut, c.want)
