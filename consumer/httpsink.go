@@ -161,7 +161,7 @@ func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
 		}
 	}
 	for src, name := range cfg.SignatureHeaders {
-		if err := checkSignatureHeader(name); err != nil {
+		if err := CheckSignatureHeader(name); err != nil {
 			return nil, fmt.Errorf("signature header of source %q: %w", src, err)
 		}
 		if s.sigs == nil {
@@ -370,10 +370,11 @@ func signatureToForward(ev Event, sigs map[string]string) (name, value string, o
 // or 44 base64 characters, plus a prefix such as "sha256=".
 const maxSignatureLen = 256
 
-// checkSignatureHeader refuses, as a signature header, a name the request
-// may not carry from anywhere but hookline (see CheckHandlerHeader) and
-// the names of credentials.
-func checkSignatureHeader(name string) error {
+// CheckSignatureHeader refuses, as a signature header (a value of
+// HTTPSinkConfig.SignatureHeaders), a name the request may not carry from
+// anywhere but hookline (see [CheckHandlerHeader]) and the names of
+// credentials.
+func CheckSignatureHeader(name string) error {
 	if err := CheckHandlerHeader(name, ""); err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func FuzzSignatureToForward(f *testing.F) {
 	f.Add("X-Sig", "X-Forwarded-For", "127.0.0.1")
 	f.Add("x sig", "x sig", "v")
 	f.Fuzz(func(t *testing.T, configured, recorded, value string) {
-		if checkSignatureHeader(configured) != nil {
+		if CheckSignatureHeader(configured) != nil {
 			return // NewHTTPSink refuses it
 		}
 		sigs := map[string]string{"om": http.CanonicalHeaderKey(configured)}

@@ -345,6 +345,10 @@ sources:
   - name: genesys
     pipeline: b.events
     verify: {type: shared-secret, secret: "${G_SECRET}"}
+  - name: odd
+    kind: generic
+    pipeline: b.events
+    verify: {type: hmac-sha256, header: Cookie, secret: "${GH_SECRET}"}
 `
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -366,6 +370,9 @@ sources:
 		want := map[string]map[string]string{"a.events": {"om": "X-Hub-Signature-256"}, "b.events": {"gh": "X-Github-Sig"}}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: signature headers %v, want %v", c.cmd, got, want)
+		}
+		if !strings.Contains(strings.Join(s.warnings, "\n"), "source odd: its signatures are kept in Kafka but not forwarded") {
+			t.Errorf("%s: no warning for a signature header the sink may not send: %q", c.cmd, s.warnings)
 		}
 	}
 }

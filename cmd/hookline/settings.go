@@ -596,7 +596,8 @@ func (s *settings) pipeline(base string) (topics.Names, bool) {
 // receiver keeps. Also where only consumers run: a verifier's type and
 // header are no secrets. A header from an unset variable reads as the
 // default here; the receiver, which has it, stores the real one, and a
-// signature whose header differs is not forwarded.
+// signature whose header differs is not forwarded. A header the sink may
+// not send (consumer.CheckSignatureHeader) is left out with a warning.
 func (s *settings) noteSignatureHeaders(file config.File) {
 	for _, fs := range file.Sources {
 		if fs.Verify.Type != verify.TypeHMACSHA256 {
@@ -611,10 +612,17 @@ func (s *settings) noteSignatureHeaders(file config.File) {
 			if p.plan.Names.Base != names.Base {
 				continue
 			}
+			name := http.CanonicalHeaderKey(cmp.Or(fs.Verify.Header, verify.DefaultHMACHeader))
+			if err := consumer.CheckSignatureHeader(name); err != nil {
+				// Not worth refusing the file over: the signature is
+				// still kept with each record.
+				s.warnings = append(s.warnings, fmt.Sprintf("source %s: its signatures are kept in Kafka but not forwarded to the handler: %v", fs.Name, err))
+				continue
+			}
 			if p.signatureHeaders == nil {
 				p.signatureHeaders = map[string]string{}
 			}
-			p.signatureHeaders[fs.Name] = http.CanonicalHeaderKey(cmp.Or(fs.Verify.Header, verify.DefaultHMACHeader))
+			p.signatureHeaders[fs.Name] = name
 		}
 	}
 }
