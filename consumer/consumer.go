@@ -1389,7 +1389,7 @@ func (c *Consumer) detachOverruns(l *lane, deadline time.Time, t *time.Timer) {
 			continue
 		}
 		c.stuck++
-		err := fmt.Errorf("handler timed out after %s: it ignored its context and did not return within %s", c.cfg.HandlerTimeout, handlerSlack)
+		err := fmt.Errorf("handler timed out after %s: it ignored its context and had not returned %s after its deadline", c.cfg.HandlerTimeout, handlerSlack)
 		go c.failed(l, it, it.ev, err, false)
 	}
 }
@@ -1618,7 +1618,11 @@ func (c *Consumer) process(l *lane, it *item) {
 
 	herr, ok := c.call(l, it, ev)
 	if !ok {
-		return // the watchdog gave up on this attempt and routed it; c.mu held
+		// The watchdog gave up on this attempt and routed it; the handler
+		// has only now returned. Its whole time is the one worth seeing
+		// when lag grows. c.mu held.
+		l.m.latency.Observe(time.Since(start).Seconds())
+		return
 	}
 	// time.Now reads the wall and the monotonic clock, time.Since only
 	// the latter: 3.38 -> 3.29 µs of CPU per no-op event on one core.

@@ -369,6 +369,17 @@ func TestPanicAndTimeoutAreRetryable(t *testing.T) {
 	if rs := e.readAll(e.plan.Names.DLQ); len(rs) != 0 {
 		t.Errorf("DLQ holds %d records, want 0", len(rs))
 	}
+	// Every first attempt is in the handler's time, also the one given up
+	// on while its handler slept: that is the time worth seeing.
+	var m dto.Metric
+	eventually(t, 5*time.Second, "three first attempts timed", func() bool {
+		o, _ := c.m.latency.GetMetricWithLabelValues(e.plan.Names.Base)
+		o.(prometheus.Metric).Write(&m)
+		return m.GetHistogram().GetSampleCount() == 3
+	})
+	if s := m.GetHistogram().GetSampleSum(); s < 1.5 {
+		t.Errorf("first attempts took %.2fs in all, want at least the 1.5s one handler slept", s)
+	}
 }
 
 func TestPerKeyOrder(t *testing.T) {

@@ -74,7 +74,7 @@ func Permanent(err error) error {
 }
 
 // IsPermanent reports whether err, or an error it wraps, was marked with
-// [Permanent].
+// [Permanent]; for errors.Join, whether any of the joined ones was.
 func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)

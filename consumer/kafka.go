@@ -4,6 +4,6 @@ import "github.com/hookline/hookline/internal/kafkaconf"
 
 // KafkaConfig is the type of Config.Kafka: the connection settings of a
 // Kafka client, the same type as producer.KafkaConfig (see there for its
-// fields). Brokers is required; the rest is optional (TLS, SASL, client id
-// "hookline", a 10s dial timeout).
+// fields and its Opts and FillFromEnv methods). Brokers is required; the
+// rest is optional (TLS, SASL, client id "hookline", a 10s dial timeout).
 type KafkaConfig = kafkaconf.Config

@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64) (*metrics, e
 		}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hookline_consumer_handler_duration_seconds",
-			Help:    "Time spent in the handler per attempt, by topic read.",
+			Help:    "Time spent in the handler per attempt, by topic read (an attempt given up on after its timeout counts when its handler returns).",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 60},
 		}, []string{"topic"}),
 		inFlight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -26,8 +26,10 @@ import (
 //	SASLPassword  string   // and HOOKLINE_SASL_PASSWORD
 //	DialTimeout   time.Duration // one connection attempt; default 10s
 //
-// Its Opts method returns the matching franz-go options, for a kadm client
-// to call topics.Create with.
+// Its methods (go doc shows them only on the internal type):
+//
+//	func (c KafkaConfig) Opts() ([]kgo.Opt, error) // the matching franz-go client options, e.g. for the kadm client topics.Create takes; append your own after them
+//	func (c *KafkaConfig) FillFromEnv()            // SASLUsername/SASLPassword from HOOKLINE_SASL_USERNAME/_PASSWORD where empty
 type KafkaConfig = kafkaconf.Config
 
 // Verifier authenticates one webhook on its headers and raw body: nil means

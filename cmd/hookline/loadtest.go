@@ -59,7 +59,7 @@ func runLoadtest(ctx context.Context, env *environment, args []string) error {
 	backoffMin := fs.Duration("backoff-min", loadtest.DefaultBackoffMin, "first retry delay (doubles per try, with jitter)")
 	backoffMax := fs.Duration("backoff-max", loadtest.DefaultBackoffMax, "largest retry delay")
 	seed := fs.Int64("seed", 0, "seed for ids and decisions (0: random, printed); the same seed sends the same conversations, and with --concurrency 1 the same events (with more workers, where --count cuts them off depends on timing)")
-	ackedOut := fs.String("acked-out", "", "write every event as a JSON line (conversation id, sequence, event id, acknowledged) to this file")
+	ackedOut := fs.String("acked-out", "", "write every event as a JSON line to this file: conversation_id, sequence, type, event_id, acknowledged, attempts (its requests, deliberate duplicates included), duplicates (sends after it was acknowledged), failure, acked_at")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	fs.check(func() error {
 		switch {
