@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/headers"
@@ -173,11 +172,7 @@ func TestFormatPayload(t *testing.T) {
 // the ones in processed marked processed in the dedup topic.
 func replayCluster(t *testing.T, ids []string, processed ...string) string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := fakeKafka(t)
 	plan, err := topics.NewPlan(topics.Config{Base: "t.events", Partitions: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -17,9 +17,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/hookline/hookline/internal/syncbuf"
 	"github.com/hookline/hookline/internal/verify"
 )
+
+// fakeKafka starts an in-process one-broker Kafka, closed when the test
+// (and its other cleanups registered later) ended.
+func fakeKafka(t *testing.T) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
 
 // call runs the CLI in-process with the given environment variables.
 func call(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hookline/hookline/internal/syncbuf"
@@ -191,11 +190,7 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 	for _, r := range rules {
 		exprs = append(exprs, r.Expr)
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fakeKafka(t)
 	brokers := strings.Join(c.ListenAddrs(), ",")
 	handled := make(chan struct{}, 1)
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

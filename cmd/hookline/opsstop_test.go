@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/syncbuf"
@@ -45,11 +44,7 @@ func getStatus(url string) (int, string, error) {
 // were never scraped, and the runbook's `shutting down` reason could not
 // be seen. It must answer until the consumer stopped.
 func TestConsumeOpsServerAnswersDuringTheGracefulStop(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fakeKafka(t)
 	brokers := strings.Join(c.ListenAddrs(), ",")
 	started := make(chan struct{}, 16)
 	release := make(chan struct{})

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/hookline/hookline/internal/syncbuf"
 )
 
@@ -16,11 +14,7 @@ import (
 // from the plan, by the command and by the consumer, then as the tier the
 // consumer adopts), and serve, which starts no consumer, must still say it.
 func TestExtraRetryTierIsLoggedOnceAtStart(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fakeKafka(t)
 	brokers := strings.Join(c.ListenAddrs(), ",")
 	if code, out, errOut := call(t, nil, "topics", "create", "--brokers", brokers, "--base", "x.events", "--partitions", "2", "--retry-delays", "1s,2s,3s"); code != 0 {
 		t.Fatalf("topics create: %d %s %s", code, out, errOut)

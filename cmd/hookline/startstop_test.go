@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,11 +18,7 @@ import (
 func TestSignalWhileStartingIsAStopNotAFailure(t *testing.T) {
 	for _, cmd := range []string{"run", "serve", "consume"} {
 		t.Run(cmd, func(t *testing.T) {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
+			c := fakeKafka(t)
 			// Hold every CreateTopics until the test ends: the command is
 			// stuck in its startup, as behind a slow controller.
 			release := make(chan struct{})

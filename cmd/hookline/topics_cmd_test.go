@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/hookline/hookline/internal/kafkaconf"
 )
@@ -17,11 +16,7 @@ import (
 // topicsCluster is an empty in-process Kafka: its brokers and an admin client.
 func topicsCluster(t *testing.T) (string, *kadm.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := fakeKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: c.ListenAddrs()})
