@@ -580,15 +580,23 @@ func distinctTopics(ps []pipelineSettings) error {
 // pipeline finds the pipeline a source names: by its base, or by the base
 // the file gave it; "" is the first.
 func (s *settings) pipeline(base string) (topics.Names, bool) {
-	if base == "" {
-		return s.pipelines[0].plan.Names, true
-	}
-	for _, p := range s.pipelines {
-		if p.plan.Names.Base == base || p.fileBase == base {
-			return p.plan.Names, true
-		}
+	if p := s.pipelineNamed(base); p != nil {
+		return p.plan.Names, true
 	}
 	return topics.Names{}, false
+}
+
+// pipelineNamed is the pipeline a source names (see pipeline), or nil.
+func (s *settings) pipelineNamed(base string) *pipelineSettings {
+	if base == "" {
+		return &s.pipelines[0]
+	}
+	for i := range s.pipelines {
+		if p := &s.pipelines[i]; p.plan.Names.Base == base || p.fileBase == base {
+			return p
+		}
+	}
+	return nil
 }
 
 // noteSignatureHeaders gives each pipeline the headers its hmac-sha256
@@ -603,27 +611,21 @@ func (s *settings) noteSignatureHeaders(file config.File) {
 		if fs.Verify.Type != verify.TypeHMACSHA256 {
 			continue
 		}
-		names, ok := s.pipeline(fs.Pipeline)
-		if !ok {
+		p := s.pipelineNamed(fs.Pipeline)
+		if p == nil {
 			continue // refused by resolveSources where sources are used
 		}
-		for i := range s.pipelines {
-			p := &s.pipelines[i]
-			if p.plan.Names.Base != names.Base {
-				continue
-			}
-			name := http.CanonicalHeaderKey(cmp.Or(fs.Verify.Header, verify.DefaultHMACHeader))
-			if err := consumer.CheckSignatureHeader(name); err != nil {
-				// Not worth refusing the file over: the signature is
-				// still kept with each record.
-				s.warnings = append(s.warnings, fmt.Sprintf("source %s: its signatures are kept in Kafka but not forwarded to the handler: %v", fs.Name, err))
-				continue
-			}
-			if p.signatureHeaders == nil {
-				p.signatureHeaders = map[string]string{}
-			}
-			p.signatureHeaders[fs.Name] = name
+		name := http.CanonicalHeaderKey(cmp.Or(fs.Verify.Header, verify.DefaultHMACHeader))
+		if err := consumer.CheckSignatureHeader(name); err != nil {
+			// Not worth refusing the file over: the signature is still
+			// kept with each record.
+			s.warnings = append(s.warnings, fmt.Sprintf("source %s: its signatures are kept in Kafka but not forwarded to the handler: %v", fs.Name, err))
+			continue
 		}
+		if p.signatureHeaders == nil {
+			p.signatureHeaders = map[string]string{}
+		}
+		p.signatureHeaders[fs.Name] = name
 	}
 }
 
