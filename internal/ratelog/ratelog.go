@@ -84,7 +84,7 @@ func (l *Limiter) Log(ctx context.Context, level slog.Level, key, msg string, ar
 		e.timer = nil
 	}
 	l.mu.Unlock()
-	l.write(ctx, level, msg, args, n)
+	l.write(ctx, now, level, msg, args, n)
 }
 
 // Flush logs now, for every key, the latest repeat still waiting for its
@@ -95,8 +95,9 @@ func (l *Limiter) Log(ctx context.Context, level slog.Level, key, msg string, ar
 // flushed line is held back as usual.
 func (l *Limiter) Flush() {
 	type due struct {
-		m *message
-		n int
+		m  *message
+		n  int
+		at time.Time
 	}
 	var out []due
 	l.mu.Lock()
@@ -106,23 +107,33 @@ func (l *Limiter) Flush() {
 			e.timer = nil
 		}
 		if e.pending != nil {
-			out = append(out, due{e.pending, e.suppressed - 1})
-			e.last, e.suppressed, e.pending = l.now(), 0, nil
+			e.last = l.now()
+			out = append(out, due{e.pending, e.suppressed - 1, e.last})
+			e.suppressed, e.pending = 0, nil
 			e.gen++ // a timer that fired already finds itself outdated
 		}
 	}
 	l.mu.Unlock()
 	for _, d := range out {
-		l.write(context.Background(), d.m.level, d.m.msg, d.m.args, d.n)
+		l.write(context.Background(), d.at, d.m.level, d.m.msg, d.m.args, d.n)
 	}
 }
 
-// write logs one line, with "suppressed" when repeats were dropped.
-func (l *Limiter) write(ctx context.Context, level slog.Level, msg string, args []any, suppressed int) {
+// write logs one line, with "suppressed" when repeats were dropped, stamped
+// at, the time the limiter let it through: a clock read after that (as
+// slog.Logger.Log does) can put two lines of one key closer together than
+// the interval that separated them, when a goroutine is preempted between.
+func (l *Limiter) write(ctx context.Context, at time.Time, level slog.Level, msg string, args []any, suppressed int) {
+	h := l.log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
 	if suppressed > 0 {
 		args = append(slices.Clip(args), "suppressed", suppressed)
 	}
-	l.log.Log(ctx, level, msg, args...)
+	r := slog.NewRecord(at, level, msg, 0)
+	r.Add(args...)
+	_ = h.Handle(ctx, r) // as slog.Logger.Log: a handler's error has nowhere to go
 }
 
 // flush logs the latest repeat of key's interval, with the count of the
@@ -136,6 +147,7 @@ func (l *Limiter) flush(key string, e *entry, gen int) {
 	}
 	m, n := e.pending, e.suppressed-1
 	e.last, e.suppressed, e.pending, e.timer = l.now(), 0, nil, nil
+	at := e.last
 	l.mu.Unlock()
-	l.write(context.Background(), m.level, m.msg, m.args, n)
+	l.write(context.Background(), at, m.level, m.msg, m.args, n)
 }
