@@ -60,10 +60,12 @@
 //
 // # Generic bodies (KindGeneric)
 //
-// The body must be a JSON object. The event id is the first usable value of
-// the Rules.EventID pointers, else the SHA-256 of the canonical JSON of the
-// whole body; the conversation id is the first usable value of the Rules.Key
-// pointers, else empty. Shape is "generic" and Topic is empty.
+// The body must be a JSON object or array (some senders post a batch of
+// events as one array; a pointer such as "/0/id" reaches into it). The
+// event id is the first usable value of the Rules.EventID pointers, else the
+// SHA-256 of the canonical JSON of the whole body; the conversation id is
+// the first usable value of the Rules.Key pointers, else empty. Shape is
+// "generic" and Topic is empty.
 //
 // # Usable ids
 //
@@ -226,8 +228,12 @@ func Extract(body []byte, r Rules) (IDs, error) {
 	}
 	d := &p.doc
 	var err error
-	if d.nodes[d.root].kind != kObject {
-		return IDs{}, malformed("top-level JSON value is %s, want an object", d.nodes[d.root].kind)
+	if k := d.nodes[d.root].kind; k != kObject && (r.Kind != KindGeneric || k != kArray) {
+		want := "an object"
+		if r.Kind == KindGeneric {
+			want = "an object or an array"
+		}
+		return IDs{}, malformed("top-level JSON value is %s, want %s", k, want)
 	}
 
 	var ids IDs

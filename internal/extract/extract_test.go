@@ -231,6 +231,19 @@ func TestShapesAndFallbacks(t *testing.T) {
 			shape: ShapeGeneric, conv: "k-1", eventID: "y",
 		},
 		{
+			// SendGrid-style batches: one POST, an array of events.
+			name:  "generic array body with pointers into it",
+			body:  `[{"sg_event_id":"e-1","email":"a@example.com"},{"sg_event_id":"e-2"}]`,
+			rules: Rules{Kind: KindGeneric, EventID: []string{"/0/sg_event_id"}, Key: []string{"/0/email"}},
+			shape: ShapeGeneric, conv: "a@example.com", eventID: "e-1",
+		},
+		{
+			name:  "generic array body hashed without pointers",
+			body:  `[ {"b":1, "a":[2, {"y":1,"x":0}]}, "s" ]`,
+			rules: Rules{Kind: KindGeneric, EventID: []string{"/id"}, Key: []string{"/0/nope"}},
+			shape: ShapeGeneric, conv: "",
+		},
+		{
 			name: "unusable ids are skipped",
 			body: `{"ctl":"a\nb","long":"` + strings.Repeat("x", MaxIDLength+1) + `","sur":"\ud800","obj":{},"ok":"fine"}`,
 			rules: Rules{Kind: KindGeneric,
@@ -284,7 +297,8 @@ func TestMalformed(t *testing.T) {
 		{"null", "null", "top-level JSON value is null", genesys},
 		{"number", "42", "top-level JSON value is a number", genesys},
 		{"string", `"x"`, "top-level JSON value is a string", KindGeneric.rules()},
-		{"array", `[{"id":"1"}]`, "top-level JSON value is an array", KindGeneric.rules()},
+		{"array", `[{"id":"1"}]`, "top-level JSON value is an array, want an object", genesys},
+		{"generic scalar", `7`, "top-level JSON value is a number, want an object or an array", KindGeneric.rules()},
 		{"bool", "true", "top-level JSON value is a boolean", genesys},
 		{"trailing garbage", `{"a":1}x`, "trailing data", genesys},
 		{"two values", `{"a":1} {"a":2}`, "trailing data", genesys},

@@ -10,8 +10,8 @@ import (
 func CheckPointer(p string) error { return checkPointer(p) }
 
 // checkPointer reports whether p is a usable RFC 6901 pointer. The empty
-// pointer (the whole document) is refused: the document is an object, never
-// an id, so configuring it is a mistake.
+// pointer (the whole document) is refused: the document is an object or an
+// array, never an id, so configuring it is a mistake.
 func checkPointer(p string) error {
 	if p == "" {
 		return errors.New("empty JSON pointer (want e.g. \"/id\")")
