@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,12 +173,13 @@ func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger
 		all.Topics = append(all.Topics, rep.Topics...)
 		fit := rep.MaxBodyBytes()
 		if fit < 1 {
-			return nil, fmt.Errorf("pipeline %s: its topics take records of at most %d bytes, no room for a body next to hookline's headers (%d bytes): raise max.message.bytes of its topics (hookline topics check says how)",
-				s.pipelines[i].plan.Names.Base, fit+topics.HeaderRoom, topics.HeaderRoom)
+			return nil, fmt.Errorf("pipeline %s: its topics take records of at most %d bytes, no room for a body next to hookline's headers (%d bytes); next: %s",
+				s.pipelines[i].plan.Names.Base, fit+topics.HeaderRoom, topics.HeaderRoom, raiseMaxMessageBytes(rep, a.maxBody, s.kafka.Brokers))
 		}
 		if fit < maxBody {
-			log.Warn("--max-body is larger than the pipeline's topics can store: larger bodies get 413; raise max.message.bytes of its topics (hookline topics check says how)",
-				"pipeline", s.pipelines[i].plan.Names.Base, "max_body", a.maxBody, "accepted", fit)
+			log.Warn("--max-body is larger than the pipeline's topics can store: larger bodies get 413",
+				"pipeline", s.pipelines[i].plan.Names.Base, "max_body", a.maxBody, "accepted", fit,
+				"next", raiseMaxMessageBytes(rep, a.maxBody, s.kafka.Brokers)+", then restart; or lower --max-body to "+strconv.FormatInt(fit, 10))
 			maxBody = fit
 		}
 	}
@@ -250,4 +252,22 @@ func runAll(ctx context.Context, comps, after map[string]func(context.Context) e
 	cancelLate()
 	lateWG.Wait()
 	return first
+}
+
+// raiseMaxMessageBytes says how to let the main, retry and DLQ topics of a
+// pipeline (rep) carry a body of maxBody bytes with hookline's headers: one
+// kafka-configs command per topic whose max.message.bytes is too small.
+func raiseMaxMessageBytes(rep topics.Report, maxBody int64, brokers []string) string {
+	need := maxBody + topics.HeaderRoom
+	bs := strings.Join(brokers, ",")
+	if bs == "" {
+		bs = "<brokers>"
+	}
+	var cmds []string
+	for _, st := range rep.Topics {
+		if st.Role != topics.RoleDedup && int64(rep.MaxMessageBytes(st.Name)) < need {
+			cmds = append(cmds, fmt.Sprintf("kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config max.message.bytes=%d", bs, st.Name, need))
+		}
+	}
+	return "raise max.message.bytes of its topics: " + strings.Join(cmds, "; ")
 }
