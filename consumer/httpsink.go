@@ -304,7 +304,7 @@ func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 		text += " (wrong path in the handler URL? Fix it, then replay)"
 	}
 	var herr error = &responseError{text: text, snippet: snippet}
-	if retryableStatus(code) {
+	if RetryableStatus(code) {
 		if d := retryAfterHeader(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
 			return RetryAfter(fmt.Errorf("%w (Retry-After %s)", herr, d), d)
 		}
@@ -427,8 +427,10 @@ func retryAfterHeader(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// retryableStatus reports whether a non-2xx status is worth retrying.
-func retryableStatus(code int) bool {
+// RetryableStatus reports whether the HTTP sink retries an answer with this
+// non-2xx status (408, 425, 429, 5xx and the 3xx it does not follow) rather
+// than dead-lettering the event as permanent (other 4xx).
+func RetryableStatus(code int) bool {
 	switch {
 	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests:
 		return true

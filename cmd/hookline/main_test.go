@@ -260,6 +260,9 @@ func TestStartupRefusals(t *testing.T) {
 		{map[string]string{"HOOKLINE_PARTITIONS": "0"}, consume, "--partitions 0 (from HOOKLINE_PARTITIONS)"},
 		{map[string]string{"HOOKLINE_CONCURRENCY": "-3"}, consume, "--concurrency -3 (from HOOKLINE_CONCURRENCY)"},
 		{nil, []string{"topics", "check", "--brokers", "127.0.0.1:1", "--partitions", "0"}, "--partitions 0: must be at least 1"},
+		// The sink must answer what hookline classifies the same way.
+		{nil, []string{"sink", "--listen", "127.0.0.1:0", "--transient-status", "404"}, "transient status 404: hookline does not retry it"},
+		{nil, []string{"sink", "--listen", "127.0.0.1:0", "--permanent-status", "503"}, "permanent status 503: hookline retries it"},
 	} {
 		if code, _, errOut := call(t, c.env, c.args...); code != 2 || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v %v: exit %d %q; want 2 and %q", c.env, c.args, code, errOut, c.want)

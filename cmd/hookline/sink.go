@@ -37,7 +37,7 @@ func runSink(ctx context.Context, env *environment, args []string) error {
 	transient := fs.Float64("transient-rate", 0, "probability (0-1) that an attempt is answered with --transient-status")
 	permanent := fs.Float64("permanent-rate", 0, "probability (0-1) that an event is answered with --permanent-status on every attempt")
 	tStatus := fs.Int("transient-status", recsink.DefaultTransientStatus, "status of a transient failure: 408, 425, 429 or a 5xx (hookline retries those, and 3xx, which the sink does not send)")
-	pStatus := fs.Int("permanent-status", recsink.DefaultPermanentStatus, "status of a permanent failure (hookline dead-letters other 4xx)")
+	pStatus := fs.Int("permanent-status", recsink.DefaultPermanentStatus, "status of a permanent failure: a 4xx other than 408, 425 and 429 (hookline dead-letters those at once)")
 	seed := fs.Int64("seed", 0, "seed of the fates, deterministic per event id and attempt (0: random, printed)")
 	script := fs.String("script", "", "JSON file of fates per event id: {\"<id>\": {\"transient_attempts\": [1,2]} | {\"permanent\": true}}")
 	record := fs.String("record", "", "append every request as a JSON line to this file")

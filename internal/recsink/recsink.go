@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookline/hookline/consumer"
 	"github.com/hookline/hookline/internal/ctxtime"
 )
 
@@ -194,8 +195,14 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.PermanentStatus == 0 {
 		cfg.PermanentStatus = DefaultPermanentStatus
 	}
-	if cfg.TransientStatus < 400 || cfg.TransientStatus > 599 || cfg.PermanentStatus < 400 || cfg.PermanentStatus > 599 {
-		return nil, errors.New("failure statuses must be 4xx or 5xx")
+	// The sink stands in for a team's service in front of hookline's HTTP
+	// sink: a "transient" status hookline would dead-letter (or a
+	// "permanent" one it would retry) makes every count after it wrong.
+	if t := cfg.TransientStatus; t < 400 || t > 599 || !consumer.RetryableStatus(t) {
+		return nil, fmt.Errorf("transient status %d: hookline does not retry it; want 408, 425, 429 or a 5xx", t)
+	}
+	if p := cfg.PermanentStatus; p < 400 || p > 499 || consumer.RetryableStatus(p) {
+		return nil, fmt.Errorf("permanent status %d: hookline retries it or it is no failure; want a 4xx other than 408, 425 and 429", p)
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = int64(rand.Uint64() >> 1)

@@ -250,9 +250,17 @@ func TestLatencyOverlapsAndCanceledClients(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	for _, cfg := range []Config{{TransientRate: 1.5}, {PermanentRate: -0.1}, {LatencyMin: -1}, {TransientStatus: 200}} {
+	// Statuses hookline would classify the other way round are refused:
+	// the counts of a sink that sends them would be wrong.
+	for _, cfg := range []Config{{TransientRate: 1.5}, {PermanentRate: -0.1}, {LatencyMin: -1}, {TransientStatus: 200},
+		{TransientStatus: 404}, {TransientStatus: 422}, {PermanentStatus: 503}, {PermanentStatus: 429}, {PermanentStatus: 408}, {PermanentStatus: 302}} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%+v: no error", cfg)
+		}
+	}
+	for _, cfg := range []Config{{TransientStatus: 408, PermanentStatus: 400}, {TransientStatus: 425, PermanentStatus: 410}, {TransientStatus: 429}, {TransientStatus: 599}} {
+		if _, err := New(cfg); err != nil {
+			t.Errorf("%+v: %v", cfg, err)
 		}
 	}
 	s, _ := New(Config{})
