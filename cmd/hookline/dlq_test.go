@@ -379,6 +379,17 @@ func TestReplayAllLeavesOutMalformed(t *testing.T) {
 	if _, out, _ := call(t, nil, "replay", "--help"); !strings.Contains(out, "except malformed ones") {
 		t.Fatalf("replay --help does not say --all leaves malformed out:\n%s", out)
 	}
+	if code, _, errOut := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events"); code != 2 || !strings.Contains(errOut, "but the malformed ones") {
+		t.Fatalf("replay without a scope: exit %d, %s; want 2 and that --all leaves malformed out", code, errOut)
+	}
+	// A prefix too short to be one finds nothing, and says why.
+	code, out, errOut = call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--event-id", "mf-", "--dry-run")
+	if code != 0 || !strings.Contains(out, "matched 0") || !strings.Contains(out, "--event-id mf- is shorter than 6 characters") {
+		t.Fatalf("short --event-id: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, out, _ := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--event-id", "nothing-like-it", "--dry-run"); strings.Contains(out, "shorter than") {
+		t.Fatalf("a long --event-id that matches nothing got the short-prefix note:\n%s", out)
+	}
 }
 
 // A replay cut by --limit says how many matched dead letters it left for a

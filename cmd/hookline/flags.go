@@ -305,6 +305,11 @@ func (fs *flagSet) strayArgument(args []string) error {
 			hint = fmt.Sprintf("; a true/false flag takes its value after =, as in %s=%s", flagSpelling(f.Name), word)
 		}
 	}
+	nflags := 0
+	fs.VisitAll(func(*flag.Flag) { nflags++ })
+	if nflags == 0 {
+		return usagef("unexpected argument %q: %s takes no arguments; run hookline %s", word, fs.Name(), fs.Name())
+	}
 	return usagef("unexpected argument %q: %s takes flags only, and nothing after it was read%s; run hookline %s --help for the flags",
 		word, fs.Name(), hint, fs.Name())
 }

@@ -104,7 +104,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	if f.IsZero() && !*all {
-		return usagef("no scope: give a filter (--error-class, --source, --conversation, --event-id, --since, --until) or --all to replay every dead letter in %s; try --dry-run first", names.DLQ)
+		return usagef("no scope: give a filter (--error-class, --source, --conversation, --event-id, --since, --until) or --all to replay every dead letter in %s but the malformed ones (--error-class malformed selects those); try --dry-run first", names.DLQ)
 	}
 	if *limit < 0 {
 		return usagef("--limit %d: must be 0 (no limit) or positive", *limit)
@@ -243,6 +243,11 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	}
 	if res.Plan.Matched == 0 && err == nil {
 		fmt.Fprintf(env.stdout, "matched 0: no dead letters in %s match (%s)\n", names.DLQ, f)
+		for _, id := range f.EventIDs {
+			if len(strings.TrimRight(id, "…")) < dlq.MinPrefix {
+				fmt.Fprintf(env.stdout, "--event-id %s is shorter than %d characters, so it must be a whole event id; a prefix needs at least %d (dlq ls shows them)\n", id, dlq.MinPrefix, dlq.MinPrefix)
+			}
+		}
 		if leftOut != "" {
 			fmt.Fprintln(env.stdout, leftOut)
 		}
