@@ -40,7 +40,7 @@ func runSink(ctx context.Context, env *environment, args []string) error {
 	pStatus := fs.Int("permanent-status", recsink.DefaultPermanentStatus, "status of a permanent failure: a 4xx other than 408, 425 and 429 (hookline dead-letters those at once)")
 	seed := fs.Int64("seed", 0, "seed of the fates, deterministic per event id and attempt (0: random, printed)")
 	script := fs.String("script", "", "JSON file of fates per event id: {\"<id>\": {\"transient_attempts\": [1,2]} | {\"permanent\": true}}")
-	record := fs.String("record", "", "append every request as a JSON line to this file")
+	record := fs.String("record", "", "append every request as a JSON line to this file (written out every second and at exit)")
 	interval := fs.Duration("interval", 0, "print the counts every interval (0: only at exit)")
 	if err := fs.parse(args); err != nil {
 		return err
