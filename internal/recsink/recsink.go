@@ -84,7 +84,9 @@ type Config struct {
 	// PermanentRate is the probability (0–1) that an event is answered with
 	// PermanentStatus on every attempt.
 	PermanentRate float64
-	// TransientStatus (default 503) and PermanentStatus (default 422).
+	// TransientStatus (default 503) must be one hookline's HTTP sink
+	// retries (408, 425, 429, 5xx) and PermanentStatus (default 422) a 4xx
+	// it dead-letters; New refuses others.
 	TransientStatus, PermanentStatus int
 	// Seed makes fates reproducible; 0 picks one at random (Sink.Seed).
 	Seed int64
