@@ -422,7 +422,9 @@ func retryAfterHeader(v string, now time.Time) time.Duration {
 		return time.Duration(min(max(secs, 0), 365*24*3600)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
+		// Up to a whole second: rounded to the nearest, an attempt could
+		// come up to half a second before the date the service gave.
+		return (t.Sub(now) + time.Second - 1).Truncate(time.Second)
 	}
 	return 0
 }

@@ -206,6 +206,28 @@ func TestHTTPSinkRetryAfter(t *testing.T) {
 	}
 }
 
+// An HTTP-date Retry-After is never shortened: the date has whole seconds,
+// and the wait runs to it or past it, never to half a second before.
+func TestRetryAfterDateIsNotEarly(t *testing.T) {
+	now := time.Date(2026, 11, 29, 15, 47, 35, 847e6, time.UTC)
+	for _, c := range []struct {
+		at   time.Time
+		want time.Duration
+	}{
+		{time.Date(2026, 11, 29, 15, 47, 38, 0, time.UTC), 3 * time.Second}, // 2.153 s away
+		{time.Date(2026, 11, 29, 15, 47, 36, 0, time.UTC), time.Second},     // 0.153 s away
+		{now.Truncate(time.Second).Add(2 * time.Second), 2 * time.Second},   // 1.153 s away
+	} {
+		got := retryAfterHeader(c.at.Format(http.TimeFormat), now)
+		if got != c.want || now.Add(got).Before(c.at) {
+			t.Errorf("Retry-After %s at %s: %s, want %s (not before the date)", c.at.Format(http.TimeFormat), now.Format(time.RFC3339Nano), got, c.want)
+		}
+	}
+	if got := retryAfterHeader(now.Add(-time.Second).Format(http.TimeFormat), now); got != 0 {
+		t.Errorf("a past date: %s, want 0", got)
+	}
+}
+
 // A user name alone may be an API token: errors show no user info at all.
 func TestHTTPSinkHidesUserInfo(t *testing.T) {
 	t.Parallel()
