@@ -1671,9 +1671,14 @@ func (c *Consumer) failed(l *lane, it *item, ev Event, herr error, onWorker bool
 	} else {
 		// Rate-limited per tier: a failing downstream shows up in the log
 		// within one interval, not once per event.
-		c.rl.Log(context.Background(), slog.LevelWarn, "retry:"+fwd.Topic, "handler failed; event sent to a retry tier",
-			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
-			"to", fwd.Topic, "due_at", headers.Value(fwd.Headers, headers.DueAt), "err", LogText(herr))
+		args := []any{"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
+			"to", fwd.Topic, "due_at", headers.Value(fwd.Headers, headers.DueAt), "err", LogText(herr)}
+		delays := c.cfg.Plan.RetryDelays
+		if ra, last := retryAfterOf(herr), delays[len(delays)-1]; ra > last {
+			// Without this, a due_at before the asked-for time reads as a bug.
+			args = append(args, "note", fmt.Sprintf("the service asked for %s (Retry-After), longer than the longest retry delay (%s), which is what it waits; raise the last --retry-delays entry to give it that", ra, last))
+		}
+		c.rl.Log(context.Background(), slog.LevelWarn, "retry:"+fwd.Topic, "handler failed; event sent to a retry tier", args...)
 	}
 	c.m.events.WithLabelValues(r.Topic, outcome).Inc()
 	c.finish(l, it, true, onWorker)

@@ -721,10 +721,29 @@ func TestRetryAfterSkipsToATierThatCoversIt(t *testing.T) {
 		return nil
 	})
 	e.produce(event("conv-a", "ev-short", 1), event("conv-b", "ev-mid", 1), event("conv-c", "ev-long", 1))
-	c, _ := e.start(Config{Handler: h})
+	var logs syncbuf.Buffer
+	c, _ := e.start(Config{Handler: h, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	eventually(t, 10*time.Second, "all three events retried", func() bool {
 		return c.eventsCount(e.plan.Names.Base, OutcomeRetried) == 3
 	})
+	// Only the wait that was cut says so (its due_at is before the asked-for time).
+	notes, longLines := 0, 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		noted := strings.Contains(l, "the service asked for 1h0m0s (Retry-After), longer than the longest retry delay (2s)")
+		long := strings.Contains(l, "event_id=ev-long")
+		if noted != long {
+			t.Errorf("the cut Retry-After note is on the wrong line: %s", l)
+		}
+		if long {
+			longLines++
+		}
+		if noted {
+			notes++
+		}
+	}
+	if notes != 1 || longLines != 1 {
+		t.Errorf("%d notes, %d lines about ev-long; want 1 of each:\n%s", notes, longLines, logs.String())
+	}
 	want := map[string]struct {
 		tier  int
 		delay time.Duration
