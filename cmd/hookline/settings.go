@@ -299,8 +299,8 @@ func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
 // routeStdLog sends what libraries write with the standard log package
 // (net/http's client and server do, e.g. "Unsolicited response received on
 // idle HTTP channel") through log as rate-limited warnings, cut short and
-// printable: unstructured lines would break --log-format json, and they
-// may quote downstream bytes. The log package's output is process-wide;
+// printable: unstructured lines would break --log-format json. The one that
+// quotes a downstream's bytes loses them. The log package's output is process-wide;
 // run, serve and consume set it once at start, and flush the returned
 // limiter when they stop.
 func routeStdLog(log *slog.Logger) *ratelog.Limiter {
@@ -312,12 +312,21 @@ func routeStdLog(log *slog.Logger) *ratelog.Limiter {
 
 type stdLogWriter struct{ rl *ratelog.Limiter }
 
+// unsolicited starts net/http's line about bytes on an idle connection.
+const unsolicited = "Unsolicited response received on idle HTTP channel"
+
 func (w stdLogWriter) Write(p []byte) (int, error) {
 	limit := 160
 	if bytes.HasPrefix(p, []byte("http: panic serving")) {
 		limit = 16 << 10 // keep the stack: a panic is a bug to report
 	}
 	msg := headers.Printable(headers.Cut(strings.TrimSpace(string(p)), limit))
+	if bytes.HasPrefix(p, []byte(unsolicited)) {
+		// Go quotes the stray bytes, often the service echoing the
+		// event it got: payload, which the log never holds. Say what
+		// it means instead.
+		msg = unsolicited + ": the handler's service sent bytes after a complete answer on a keep-alive connection (a body on a 204 or 304, or more than its Content-Length); the client closed that connection and the event's outcome stands. Fix the service's answer"
+	}
 	// Keyed by the first words: one key per kind of message.
 	words := strings.Fields(msg)
 	key := strings.Join(words[:min(3, len(words))], " ")
