@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -584,7 +585,10 @@ func (d *dedupState) restore(ctx context.Context, gen int, parts []int32) {
 	nowMs := time.Now().UnixMilli()
 	var tombs []tomb
 	scanned := map[int32]*restoreScan{}
+	var read, entries int64
+	var restored []int32
 	err = d.read(ctx, from, until, func(p int32, r *kgo.Record) bool {
+		read++
 		st := sts[p]
 		st.mu.Lock()
 		k, exp := st.apply(r, d.window, nowMs)
@@ -613,11 +617,19 @@ func (d *dedupState) restore(ctx context.Context, gen int, parts []int32) {
 		}
 		n := len(st.m)
 		st.mu.Unlock()
-		d.c.log.Debug("dedup state restored", "partition", p, "entries", n, "took", time.Since(start))
+		entries += int64(n)
+		restored = append(restored, p)
 		d.markReady(gen, p, time.Since(start))
 	})
 	if err != nil && ctx.Err() == nil {
 		d.c.log.Warn("dedup restore failed", "err", err)
+	}
+	if len(restored) > 0 {
+		// Once per assignment: after a restart it is the line that says
+		// what the consumer remembers before it handles anything.
+		slices.Sort(restored)
+		d.c.log.Info("dedup state restored", "topic", d.topic, "partitions", restored, "records_read", read,
+			"entries", entries, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	// An id handled again since the read (its partition is ready) has a
 	// live entry now: a tombstone written after its record would delete it.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/headers"
+	"github.com/hookline/hookline/internal/syncbuf"
 )
 
 // countingHandler counts calls per event id.
@@ -97,9 +99,15 @@ func TestDedupSurvivesRestart(t *testing.T) {
 	})
 	stop()
 
-	// A new consumer restores the state and skips the redelivered event.
-	c2, _ := e.start(Config{Handler: h, Group: "gr"})
+	// A new consumer restores the state and skips the redelivered event;
+	// one line says what it remembers.
+	var logs syncbuf.Buffer
+	c2, _ := e.start(Config{Handler: h, Group: "gr", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	eventually(t, 10*time.Second, "ready", func() bool { ok, _ := c2.Ready(); return ok })
+	if n, full := strings.Count(logs.String(), `level=INFO msg="dedup state restored"`),
+		strings.Count(logs.String(), `topic=`+e.plan.Names.Dedup+` partitions="[0 1 2]" records_read=1 entries=1 took=`); n != 1 || full != 1 {
+		t.Errorf("%d restore lines, %d with the counts, want 1:\n%s", n, full, logs.String())
+	}
 	e.produce(event("conv-r", "restart-event", 1), event("conv-r", "fresh-event", 2))
 	eventually(t, 10*time.Second, "fresh event processed", func() bool {
 		return c2.eventsCount(e.plan.Names.Base, OutcomeProcessed) == 1
