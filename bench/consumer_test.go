@@ -389,3 +389,86 @@ func BenchmarkSlowHandler(b *testing.B) {
 		consumer.DefaultMaxInFlight, consumer.DefaultMaxInFlightPerPartition)
 	b.ReportMetric(steady, "events/s")
 }
+
+// oneConvRecords is the backlog of BenchmarkOneConversation.
+const oneConvRecords = 300
+
+// BenchmarkOneConversation measures how fast one conversation's backlog
+// drains: its events run one at a time, each after its predecessor's dedup
+// record was acknowledged, so this is the ack latency the producer's linger
+// and the broker make, not handler concurrency. The baseline is the least a
+// consumer keeping the same order and dedup guarantee does: the raw group
+// consumer writing each event's dedup record with ProduceSync (linger 0)
+// before it takes the next.
+func BenchmarkOneConversation(b *testing.B) {
+	k := startBroker(b)
+	p := makePayloads(1)
+	fill := func(plan topics.Plan) {
+		prod := k.client(b, kgo.ProducerBatchCompression(kgo.NoCompression()))
+		now := time.Now()
+		produceAll(b, prod, func(yield func(*kgo.Record) bool) {
+			for i := range oneConvRecords {
+				if !yield(receiverRecord(plan.Names.Base, p.convs[0], p.bodies[0], eventID(plan.Names.Base, i), now)) {
+					return
+				}
+			}
+		})
+	}
+	hlPlan, rawPlan := k.pipeline(b, "oneconv", nil), k.pipeline(b, "oneconvraw", nil)
+	fill(hlPlan)
+	fill(rawPlan)
+	runtime.GC()
+	hl := hooklineConsume(b, k, hlPlan, "oneconv", oneConvRecords)
+	runtime.GC()
+	raw := rawSyncDedupConsume(b, k, rawPlan, oneConvRecords)
+	addRow(row{order: 22, metric: fmt.Sprintf("one conversation's backlog of %d events, no-op handler (events/s)", oneConvRecords),
+		hookline: num(hl.rate()), baseline: num(raw.rate()), ratio: ratio(hl.rate(), raw.rate()), target: "-", met: "-"})
+	addNote("2: one conversation: its events run one after another, each once its predecessor's dedup record is acknowledged "+
+		"(the dedup producer's 1 ms linger, which batches dedup records for throughput, plus the broker); baseline: the raw group "+
+		"consumer writing each event's dedup record with ProduceSync (linger 0) before the next. hookline %s in %s, baseline %s in %s.",
+		num(float64(oneConvRecords)), hl.span.Round(time.Millisecond), num(float64(oneConvRecords)), raw.span.Round(time.Millisecond))
+	b.ReportMetric(hl.rate(), "hookline-events/s")
+}
+
+// rawSyncDedupConsume reads n records of the main topic and, for each, writes
+// its dedup record and waits for the acknowledgement before the next.
+func rawSyncDedupConsume(b testing.TB, k *broker, plan topics.Plan, n int) consumeResult {
+	b.Helper()
+	cl := k.rawGroupConsumer(b, "bench-rawsync-"+runID, plan.Names.Base)
+	defer cl.Close()
+	opts, err := k.kafka.Opts()
+	if err != nil {
+		b.Fatal(err)
+	}
+	prod, err := kgo.NewClient(append(opts,
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prod.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	val := []byte(`{"outcome":"processed","at":0}`)
+	var first time.Time
+	got := 0
+	for got < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			b.Fatalf("raw consumer: %d of %d records after 120s", got, n)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if first.IsZero() {
+				first = time.Now()
+			}
+			d := &kgo.Record{Topic: plan.Names.Dedup, Partition: r.Partition, Key: []byte(headers.Value(r.Headers, headers.EventID)), Value: val}
+			if err := prod.ProduceSync(ctx, d).FirstErr(); err != nil {
+				b.Fatalf("dedup record: %v", err)
+			}
+			got++
+		})
+	}
+	return consumeResult{n: got, span: time.Since(first)}
+}
