@@ -120,6 +120,16 @@ func (fs *flagSet) noteMisspelledEnv() {
 	}
 	known := map[string]string{} // variable → flag
 	fs.VisitAll(func(f *flag.Flag) { known[fs.envName(f.Name)] = f.Name })
+	// A tool with its own prefix (send: HOOKLINE_SEND_URL) ignores the
+	// bare name (HOOKLINE_URL), which reads like the one to set.
+	bare := map[string]string{} // HOOKLINE_<FLAG> → the tool's own variable
+	if fs.ownPrefix != "" {
+		for k, f := range known {
+			if !fs.shared[f] {
+				bare[envName(f)] = k
+			}
+		}
+	}
 	var names []string
 	for _, kv := range fs.env.environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "HOOKLINE_") && known[name] == "" {
@@ -129,6 +139,12 @@ func (fs *flagSet) noteMisspelledEnv() {
 	slices.Sort(names)
 	candidates := slices.Sorted(maps.Keys(known))
 	for _, name := range names {
+		if k := bare[name]; k != "" {
+			if !fs.explicit[known[k]] { // else the setting it holds is not missed
+				fs.envNotes = append(fs.envNotes, fmt.Sprintf("hookline %s does not read %s; its %s comes from %s", fs.Name(), name, flagSpelling(known[k]), k))
+			}
+			continue
+		}
 		if k := nearest(name, "HOOKLINE_", candidates); k != "" {
 			fs.envNotes = append(fs.envNotes, fmt.Sprintf("hookline %s does not read %s; did you mean %s (%s)?", fs.Name(), name, k, flagSpelling(known[k])))
 		}

@@ -644,6 +644,23 @@ func TestMisspelledEnvironmentVariableIsNamed(t *testing.T) {
 	if !strings.Contains(errOut, "did you mean HOOKLINE_LISTEN (--listen)?") {
 		t.Errorf("serve: no note for HOOKLINE_LISTN:\n%s", errOut)
 	}
+	// The tools read HOOKLINE_<TOOL>_<FLAG>: the bare name is named, unless
+	// the setting came from the flag or the tool's own variable anyway.
+	bare := map[string]string{"HOOKLINE_URL": "http://127.0.0.1:1/x", "HOOKLINE_SECRET": "s"}
+	_, _, errOut = call(t, bare, "send", "--sample", "nope")
+	if !strings.Contains(errOut, "note: hookline send does not read HOOKLINE_URL; its --url comes from HOOKLINE_SEND_URL") ||
+		strings.Contains(errOut, "HOOKLINE_SECRET") {
+		t.Errorf("send with HOOKLINE_URL: no note, or one for the shared HOOKLINE_SECRET:\n%s", errOut)
+	}
+	for _, args := range [][]string{{"send", "--sample", "nope", "--url", "http://127.0.0.1:1/y"}} {
+		if _, _, errOut := call(t, bare, args...); strings.Contains(errOut, "HOOKLINE_URL") {
+			t.Errorf("%v: a note though --url was given:\n%s", args, errOut)
+		}
+	}
+	bare["HOOKLINE_SEND_URL"] = "http://127.0.0.1:1/z"
+	if _, _, errOut := call(t, bare, "send", "--sample", "nope"); strings.Contains(errOut, "HOOKLINE_URL") {
+		t.Errorf("a note though HOOKLINE_SEND_URL was set:\n%s", errOut)
+	}
 }
 
 func TestEditDistance(t *testing.T) {
