@@ -76,7 +76,7 @@ func BenchmarkConsumer(b *testing.B) {
 	// every event as a duplicate.
 	last := plans[len(plans)-1]
 	runtime.GC()
-	rawD := rawDedupConsume(b, k, last, consumeRecords)
+	rawD := rawDedupConsume(b, k, last, consumeRecords, false)
 
 	byRatio := slices.Clone(rounds)
 	slices.SortFunc(byRatio, func(x, y round) int { return cmp.Compare(x.hl/x.raw, y.hl/y.raw) })
@@ -197,9 +197,10 @@ func rawConsume(b testing.TB, k *broker, topic string, n int) consumeResult {
 }
 
 // rawDedupConsume reads n records of the main topic with a group consumer
-// that, for every polled batch, writes one dedup record per event and waits
-// for the acknowledgements before polling again.
-func rawDedupConsume(b testing.TB, k *broker, plan topics.Plan, n int) consumeResult {
+// that writes one dedup record per event and waits for the
+// acknowledgements: of every polled batch before polling again, or, with
+// perEvent, of each event's record before the next event.
+func rawDedupConsume(b testing.TB, k *broker, plan topics.Plan, n int, perEvent bool) consumeResult {
 	b.Helper()
 	opts, err := k.kafka.Opts()
 	if err != nil {
@@ -242,6 +243,9 @@ func rawDedupConsume(b testing.TB, k *broker, plan topics.Plan, n int) consumeRe
 				}
 				wg.Done()
 			})
+			if perEvent {
+				wg.Wait()
+			}
 			got++
 		})
 		wg.Wait()
@@ -398,8 +402,8 @@ const oneConvRecords = 300
 // record was acknowledged, so this is the ack latency the producer's linger
 // and the broker make, not handler concurrency. The baseline is the least a
 // consumer keeping the same order and dedup guarantee does: the raw group
-// consumer writing each event's dedup record with ProduceSync (linger 0)
-// before it takes the next.
+// consumer writing each event's dedup record (linger 0) and waiting for its
+// acknowledgement before it takes the next.
 func BenchmarkOneConversation(b *testing.B) {
 	k := startBroker(b)
 	p := makePayloads(1)
@@ -420,55 +424,12 @@ func BenchmarkOneConversation(b *testing.B) {
 	runtime.GC()
 	hl := hooklineConsume(b, k, hlPlan, "oneconv", oneConvRecords)
 	runtime.GC()
-	raw := rawSyncDedupConsume(b, k, rawPlan, oneConvRecords)
+	raw := rawDedupConsume(b, k, rawPlan, oneConvRecords, true)
 	addRow(row{order: 22, metric: fmt.Sprintf("one conversation's backlog of %d events, no-op handler (events/s)", oneConvRecords),
 		hookline: num(hl.rate()), baseline: num(raw.rate()), ratio: ratio(hl.rate(), raw.rate()), target: "-", met: "-"})
 	addNote("2: one conversation: its events run one after another, each once its predecessor's dedup record is acknowledged "+
 		"(the dedup producer's 1 ms linger, which batches dedup records for throughput, plus the broker); baseline: the raw group "+
-		"consumer writing each event's dedup record with ProduceSync (linger 0) before the next. hookline %s in %s, baseline %s in %s.",
+		"consumer writing each event's dedup record (linger 0) and waiting for its ack before the next. hookline %s in %s, baseline %s in %s.",
 		num(float64(oneConvRecords)), hl.span.Round(time.Millisecond), num(float64(oneConvRecords)), raw.span.Round(time.Millisecond))
 	b.ReportMetric(hl.rate(), "hookline-events/s")
-}
-
-// rawSyncDedupConsume reads n records of the main topic and, for each, writes
-// its dedup record and waits for the acknowledgement before the next.
-func rawSyncDedupConsume(b testing.TB, k *broker, plan topics.Plan, n int) consumeResult {
-	b.Helper()
-	cl := k.rawGroupConsumer(b, "bench-rawsync-"+runID, plan.Names.Base)
-	defer cl.Close()
-	opts, err := k.kafka.Opts()
-	if err != nil {
-		b.Fatal(err)
-	}
-	prod, err := kgo.NewClient(append(opts,
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
-	)...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer prod.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	val := []byte(`{"outcome":"processed","at":0}`)
-	var first time.Time
-	got := 0
-	for got < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			b.Fatalf("raw consumer: %d of %d records after 120s", got, n)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if first.IsZero() {
-				first = time.Now()
-			}
-			d := &kgo.Record{Topic: plan.Names.Dedup, Partition: r.Partition, Key: []byte(headers.Value(r.Headers, headers.EventID)), Value: val}
-			if err := prod.ProduceSync(ctx, d).FirstErr(); err != nil {
-				b.Fatalf("dedup record: %v", err)
-			}
-			got++
-		})
-	}
-	return consumeResult{n: got, span: time.Since(first)}
 }
