@@ -625,8 +625,9 @@ func (d *dedupState) restore(ctx context.Context, gen int, parts []int32) {
 		d.c.log.Warn("dedup restore failed", "err", err)
 	}
 	if len(restored) > 0 {
-		// Once per assignment: after a restart it is the line that says
-		// what the consumer remembers before it handles anything.
+		// Once per assignment, after the partitions were marked ready one
+		// by one: after a restart it is the line that says what the
+		// consumer remembers.
 		slices.Sort(restored)
 		d.c.log.Info("dedup state restored", "topic", d.topic, "partitions", restored, "records_read", read,
 			"entries", entries, "took", time.Since(start).Round(time.Millisecond).String())

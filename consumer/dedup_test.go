@@ -104,6 +104,8 @@ func TestDedupSurvivesRestart(t *testing.T) {
 	var logs syncbuf.Buffer
 	c2, _ := e.start(Config{Handler: h, Group: "gr", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	eventually(t, 10*time.Second, "ready", func() bool { ok, _ := c2.Ready(); return ok })
+	// Written after the last partition was marked ready.
+	eventually(t, 10*time.Second, "the restore line", func() bool { return strings.Contains(logs.String(), `msg="dedup state restored"`) })
 	if n, full := strings.Count(logs.String(), `level=INFO msg="dedup state restored"`),
 		strings.Count(logs.String(), `topic=`+e.plan.Names.Dedup+` partitions="[0 1 2]" records_read=1 entries=1 took=`); n != 1 || full != 1 {
 		t.Errorf("%d restore lines, %d with the counts, want 1:\n%s", n, full, logs.String())
