@@ -1682,10 +1682,13 @@ func (c *Consumer) failed(l *lane, it *item, ev Event, herr error, onWorker bool
 		// within one interval, not once per event.
 		args := []any{"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
 			"to", fwd.Topic, "due_at", headers.Value(fwd.Headers, headers.DueAt), "err", LogText(herr)}
-		delays := c.cfg.Plan.RetryDelays
-		if ra, last := retryAfterOf(herr), delays[len(delays)-1]; ra > last {
+		if ra := retryAfterOf(herr); ra > 0 {
 			// Without this, a due_at before the asked-for time reads as a bug.
-			args = append(args, "note", fmt.Sprintf("the service asked for %s (Retry-After), longer than the longest retry delay (%s), which is what it waits; raise the last --retry-delays entry to give it that", ra, last))
+			for k, d := range c.cfg.Plan.RetryDelays {
+				if c.names.Retry(k+1) == fwd.Topic && d < ra {
+					args = append(args, "note", fmt.Sprintf("the service asked for %s (Retry-After), longer than any retry delay from here on; the event waits %s, the delay of retry-%d. Raise the last --retry-delays entry to give it that", ra, d, k+1))
+				}
+			}
 		}
 		c.rl.Log(context.Background(), slog.LevelWarn, "retry:"+fwd.Topic, "handler failed; event sent to a retry tier", args...)
 	}

@@ -729,7 +729,7 @@ func TestRetryAfterSkipsToATierThatCoversIt(t *testing.T) {
 	// Only the wait that was cut says so (its due_at is before the asked-for time).
 	notes, longLines := 0, 0
 	for _, l := range strings.Split(logs.String(), "\n") {
-		noted := strings.Contains(l, "the service asked for 1h0m0s (Retry-After), longer than the longest retry delay (2s)")
+		noted := strings.Contains(l, "the service asked for 1h0m0s (Retry-After), longer than any retry delay from here on; the event waits 2s, the delay of retry-3")
 		long := strings.Contains(l, "event_id=ev-long")
 		if noted != long {
 			t.Errorf("the cut Retry-After note is on the wrong line: %s", l)
