@@ -387,6 +387,9 @@ func TestReplayAllLeavesOutMalformed(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "matched 0") || !strings.Contains(out, "--event-id mf- is shorter than 6 characters") {
 		t.Fatalf("short --event-id: exit %d\n%s%s", code, out, errOut)
 	}
+	if _, out, _ := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--event-id", "mf-...", "--dry-run"); !strings.Contains(out, "--event-id mf-... is shorter than 6 characters") {
+		t.Fatalf("a short --event-id copied with its ...: no note:\n%s", out)
+	}
 	if _, out, _ := call(t, nil, "replay", "--brokers", brokers, "--base", "t.events", "--event-id", "nothing-like-it", "--dry-run"); strings.Contains(out, "shorter than") {
 		t.Fatalf("a long --event-id that matches nothing got the short-prefix note:\n%s", out)
 	}

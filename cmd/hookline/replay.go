@@ -244,7 +244,7 @@ func runReplay(ctx context.Context, env *environment, args []string) error {
 	if res.Plan.Matched == 0 && err == nil {
 		fmt.Fprintf(env.stdout, "matched 0: no dead letters in %s match (%s)\n", names.DLQ, f)
 		for _, id := range f.EventIDs {
-			if len(strings.TrimRight(id, "…")) < dlq.MinPrefix {
+			if len(dlq.EventIDRef(id)) < dlq.MinPrefix {
 				fmt.Fprintf(env.stdout, "--event-id %s is shorter than %d characters, so it must be a whole event id; a prefix needs at least %d (dlq ls shows them)\n", id, dlq.MinPrefix, dlq.MinPrefix)
 			}
 		}
