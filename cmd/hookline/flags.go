@@ -121,11 +121,15 @@ func (fs *flagSet) noteMisspelledEnv() {
 	known := map[string]string{} // variable → flag
 	fs.VisitAll(func(f *flag.Flag) { known[fs.envName(f.Name)] = f.Name })
 	// A tool with its own prefix (send: HOOKLINE_SEND_URL) ignores the
-	// bare name (HOOKLINE_URL), which reads like the one to set.
+	// bare name (HOOKLINE_URL), which reads like the one to set. Not the
+	// names the pipeline's commands read (HOOKLINE_LISTEN): in a
+	// deployment's shell those are set on purpose, and the tool ignores
+	// them by design.
 	bare := map[string]string{} // HOOKLINE_<FLAG> → the tool's own variable
 	if fs.ownPrefix != "" {
+		deployed := pipelineEnvNames()
 		for k, f := range known {
-			if !fs.shared[f] {
+			if !fs.shared[f] && !deployed[envName(f)] {
 				bare[envName(f)] = k
 			}
 		}
@@ -149,6 +153,15 @@ func (fs *flagSet) noteMisspelledEnv() {
 			fs.envNotes = append(fs.envNotes, fmt.Sprintf("hookline %s does not read %s; did you mean %s (%s)?", fs.Name(), name, k, flagSpelling(known[k])))
 		}
 	}
+}
+
+// pipelineEnvNames returns the variables run, serve and consume read.
+func pipelineEnvNames() map[string]bool {
+	fs := newFlagSet(&environment{}, "run", "", "")
+	addAppFlags(fs, true, true)
+	names := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { names[fs.envName(f.Name)] = true })
+	return names
 }
 
 // nearest returns the candidate closest to name within a typo's reach, or

@@ -661,6 +661,11 @@ func TestMisspelledEnvironmentVariableIsNamed(t *testing.T) {
 	if _, _, errOut := call(t, bare, "send", "--sample", "nope"); strings.Contains(errOut, "HOOKLINE_URL") {
 		t.Errorf("a note though HOOKLINE_SEND_URL was set:\n%s", errOut)
 	}
+	// A deployment's own variables, which the tools ignore by design, get none.
+	deployed := map[string]string{"HOOKLINE_LISTEN": "127.0.0.1:1", "HOOKLINE_CONCURRENCY": "4", "HOOKLINE_SINK_SCRIPT": "/nonexistent"}
+	if _, _, errOut := call(t, deployed, "sink"); strings.Contains(errOut, "HOOKLINE_LISTEN") || strings.Contains(errOut, "HOOKLINE_CONCURRENCY") {
+		t.Errorf("sink noted a deployment variable:\n%s", errOut)
+	}
 }
 
 func TestEditDistance(t *testing.T) {
