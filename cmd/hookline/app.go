@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -172,14 +173,23 @@ func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger
 	for i, rep := range reps {
 		all.Topics = append(all.Topics, rep.Topics...)
 		fit := rep.MaxBodyBytes()
+		raise := raiseMaxMessageBytes(rep, a.maxBody, s.kafka.Brokers)
 		if fit < 1 {
+			if raise == "" {
+				raise = fmt.Sprintf("lower --max-body, and raise max.message.bytes of its topics above %d", topics.HeaderRoom)
+			}
 			return nil, fmt.Errorf("pipeline %s: its topics take records of at most %d bytes, no room for a body next to hookline's headers (%d bytes); next: %s",
-				s.pipelines[i].plan.Names.Base, fit+topics.HeaderRoom, topics.HeaderRoom, raiseMaxMessageBytes(rep, a.maxBody, s.kafka.Brokers))
+				s.pipelines[i].plan.Names.Base, fit+topics.HeaderRoom, topics.HeaderRoom, raise)
 		}
 		if fit < maxBody {
+			next := "lower --max-body to " + strconv.FormatInt(fit, 10)
+			if raise != "" {
+				next = raise + ", then restart; or " + next
+			} else {
+				next += " (with hookline's headers, --max-body is beyond what any Kafka record can be)"
+			}
 			log.Warn("--max-body is larger than the pipeline's topics can store: larger bodies get 413",
-				"pipeline", s.pipelines[i].plan.Names.Base, "max_body", a.maxBody, "accepted", fit,
-				"next", raiseMaxMessageBytes(rep, a.maxBody, s.kafka.Brokers)+", then restart; or lower --max-body to "+strconv.FormatInt(fit, 10))
+				"pipeline", s.pipelines[i].plan.Names.Base, "max_body", a.maxBody, "accepted", fit, "next", next)
 			maxBody = fit
 		}
 	}
@@ -256,9 +266,13 @@ func runAll(ctx context.Context, comps, after map[string]func(context.Context) e
 
 // raiseMaxMessageBytes says how to let the main, retry and DLQ topics of a
 // pipeline (rep) carry a body of maxBody bytes with hookline's headers: one
-// kafka-configs command per topic whose max.message.bytes is too small.
+// kafka-configs command per topic whose max.message.bytes is too small; ""
+// when no max.message.bytes is that large.
 func raiseMaxMessageBytes(rep topics.Report, maxBody int64, brokers []string) string {
 	need := maxBody + topics.HeaderRoom
+	if need > math.MaxInt32 {
+		return "" // beyond any max.message.bytes
+	}
 	bs := strings.Join(brokers, ",")
 	if bs == "" {
 		bs = "<brokers>"
@@ -269,5 +283,6 @@ func raiseMaxMessageBytes(rep topics.Report, maxBody int64, brokers []string) st
 			cmds = append(cmds, fmt.Sprintf("kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config max.message.bytes=%d", bs, st.Name, need))
 		}
 	}
-	return "raise max.message.bytes of its topics: " + strings.Join(cmds, "; ")
+	return "raise max.message.bytes of its topics: " + strings.Join(cmds, "; ") +
+		" (add --command-config with your TLS or SASL client properties where the cluster needs them)"
 }

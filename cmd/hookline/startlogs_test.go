@@ -67,27 +67,36 @@ func TestMaxBodyAboveTheTopicsLimitSaysHowToRaiseIt(t *testing.T) {
 	if code, out, errOut := call(t, nil, "topics", "create", "--brokers", brokers, "--base", "x.events", "--partitions", "1", "--retry-delays", "1s"); code != 0 {
 		t.Fatalf("topics create: %d %s %s", code, out, errOut)
 	}
-	out := &syncbuf.Buffer{}
-	env := &environment{stdout: out, stderr: out, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	listen := freeLocalAddr(t)
-	go func() {
-		done <- dispatch(ctx, env, []string{"serve", "--insecure-no-auth", "--listen", listen, "--brokers", brokers,
-			"--base", "x.events", "--partitions", "1", "--retry-delays", "1s", "--max-body", "2000000"})
-	}()
-	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "receiver listening on"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start:\n%s", out.String())
+	// serve starts with maxBody and returns its address and its warning.
+	serve := func(maxBody string) (listen, warn string) {
+		out := &syncbuf.Buffer{}
+		env := &environment{stdout: out, stderr: out, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		listen = freeLocalAddr(t)
+		go func() {
+			done <- dispatch(ctx, env, []string{"serve", "--insecure-no-auth", "--listen", listen, "--brokers", brokers,
+				"--base", "x.events", "--partitions", "1", "--retry-delays", "1s", "--max-body", maxBody})
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "receiver listening on"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("serve did not start:\n%s", out.String())
+			}
 		}
-	}
-	var warn string
-	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.Contains(l, "--max-body is larger") {
-			warn = l
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, "--max-body is larger") {
+				warn = l
+			}
 		}
+		return listen, warn
 	}
+	// Beyond any record size: no command could help.
+	if _, warn := serve("3000000000"); strings.Contains(warn, "kafka-configs") || !strings.Contains(warn, "lower --max-body to ") ||
+		!strings.Contains(warn, "beyond what any Kafka record can be") {
+		t.Errorf("a --max-body beyond any record size:\n%s", warn)
+	}
+	listen, warn := serve("2000000")
 	need := fmt.Sprint(2000000 + topics.HeaderRoom)
 	for _, topic := range []string{"x.events", "x.events.retry-1", "x.events.dlq"} {
 		cmd := "kafka-configs --bootstrap-server " + brokers + " --alter --entity-type topics --entity-name " + topic + " --add-config max.message.bytes=" + need
