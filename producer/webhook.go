@@ -231,8 +231,8 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 // request's headers likely caused it, said where the operator looks (the
 // 202 answer, dlq show): a Content-Encoding, a form instead of JSON, or a
 // charset other than UTF-8. The last two only for a body that is not JSON
-// in UTF-8: well-formed JSON refused for its shape (a top-level array) was
-// not mangled by either.
+// in UTF-8: well-formed JSON refused for its shape (a top-level array on a
+// genesys source) was not mangled by either.
 func explainMalformed(xerr error, h http.Header, body []byte) error {
 	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		xerr = fmt.Errorf("%w (the request had Content-Encoding: %s; hookline stores bodies as sent and does not decode them: have the sender send it uncompressed)", xerr, headers.Printable(headers.Cut(ce, maxContentTypeLen)))

@@ -61,7 +61,9 @@
 // # Generic bodies (KindGeneric)
 //
 // The body must be a JSON object or array (some senders post a batch of
-// events as one array; a pointer such as "/0/id" reaches into it). The
+// events as one array). Pointers reach into arrays ("/0/id"), but an id
+// taken from one element makes a whole batch one event for dedup: batch
+// sources are better left to the content hash. The
 // event id is the first usable value of the Rules.EventID pointers, else the
 // SHA-256 of the canonical JSON of the whole body; the conversation id is
 // the first usable value of the Rules.Key pointers, else empty. Shape is
