@@ -300,9 +300,9 @@ func (a *appFlags) logger(env *environment) (*slog.Logger, error) {
 // (net/http's client and server do, e.g. "Unsolicited response received on
 // idle HTTP channel") through log as rate-limited warnings, cut short and
 // printable: unstructured lines would break --log-format json. The one that
-// quotes a downstream's bytes loses them. The log package's output is process-wide;
-// run, serve and consume set it once at start, and flush the returned
-// limiter when they stop.
+// quotes a downstream's bytes loses them. The log package's output is
+// process-wide; run, serve and consume set it once at start, and flush the
+// returned limiter when they stop.
 func routeStdLog(log *slog.Logger) *ratelog.Limiter {
 	rl := ratelog.New(log, 10*time.Second)
 	stdlog.SetFlags(0)
