@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -193,49 +194,79 @@ func NewReader(ctx context.Context, c Config, extra ...kgo.Opt) (*kgo.Client, er
 
 // explain wraps a connection error with the likely fix.
 func (c Config) explain(err error) error {
+	brokers := strings.Join(c.Brokers, ",")
+	var unknownCA x509.UnknownAuthorityError
+	var badName x509.HostnameError
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return fmt.Errorf("kafka at %s refused the SASL %s credentials of user %q: check %s and %s: %w",
-			strings.Join(c.Brokers, ","), c.SASLMechanism, c.SASLUsername, EnvSASLUsername, EnvSASLPassword, err)
+			brokers, c.SASLMechanism, c.SASLUsername, EnvSASLUsername, EnvSASLPassword, err)
+	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
+		return fmt.Errorf("kafka at %s does not accept SASL %s: check --sasl-mechanism: %w", brokers, c.SASLMechanism, err)
+	case errors.Is(err, context.Canceled):
+		// Stopped while connecting: nothing is known to be wrong.
+		return fmt.Errorf("connecting to Kafka at %s: %w", brokers, err)
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("kafka at %s presents a TLS certificate from a CA this process does not trust: give that CA's PEM file with --tls-ca: %w", brokers, err)
+	case errors.As(err, &badName):
+		return fmt.Errorf("kafka at %s presents a TLS certificate for other names: put one of its names in --brokers, or set --tls-server-name: %w", brokers, err)
+	}
+	// TLS on one side only shows as a timeout, a closed connection or a
+	// garbled answer, depending on the broker (kfake and Apache Kafka
+	// differ): ask the listener itself. Not for a refused connection or
+	// an unknown host, which a probe cannot explain better.
+	if !errors.Is(err, syscall.ECONNREFUSED) && !errors.As(err, new(*net.DNSError)) {
+		if c.tlsOn() {
+			if b := c.seedThat(plaintextListener); b != "" {
+				return fmt.Errorf("kafka at %s accepts connections but does not speak TLS: it is a plaintext listener; drop --tls (and the other TLS settings) or give the broker's TLS port: %w", b, err)
+			}
+		} else if b := c.seedThat(tlsListener); b != "" {
+			return fmt.Errorf("kafka at %s speaks TLS: add --tls (and --tls-ca with the PEM file of its CA when that is a private one): %w", b, err)
+		}
+	}
+	switch {
 	case c.SASLMechanism != "" && errors.Is(err, io.EOF):
 		// Some brokers (and kfake) close the connection on a failed login
 		// instead of answering SaslAuthenticationFailed.
-		return fmt.Errorf("kafka at %s closed the connection during SASL %s login of user %q: the credentials were probably refused (check %s and %s), or TLS is needed (--tls): %w",
-			strings.Join(c.Brokers, ","), c.SASLMechanism, c.SASLUsername, EnvSASLUsername, EnvSASLPassword, err)
-	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
-		return fmt.Errorf("kafka at %s does not accept SASL %s: check --sasl-mechanism: %w", strings.Join(c.Brokers, ","), c.SASLMechanism, err)
-	case errors.Is(err, context.Canceled):
-		// Stopped while connecting: nothing is known to be wrong.
-		return fmt.Errorf("connecting to Kafka at %s: %w", strings.Join(c.Brokers, ","), err)
-	case c.tlsOn() && errors.Is(err, context.DeadlineExceeded):
-		// A plaintext listener waits for a Kafka request and never
-		// answers the TLS hello: the dial times out with no other clue.
-		if b := c.plaintextSeed(); b != "" {
-			return fmt.Errorf("kafka at %s accepts connections but does not answer a TLS handshake: it is a plaintext listener; drop --tls (and the other TLS settings) or give the broker's TLS port: %w", b, err)
+		return fmt.Errorf("kafka at %s closed the connection during SASL %s login of user %q: the credentials were probably refused (check %s and %s): %w",
+			brokers, c.SASLMechanism, c.SASLUsername, EnvSASLUsername, EnvSASLPassword, err)
+	case c.SASLMechanism == "" && errors.Is(err, io.EOF):
+		// A listener that requires SASL drops a request without it.
+		next := fmt.Sprintf("set --sasl-mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), with the credentials in %s and %s", EnvSASLUsername, EnvSASLPassword)
+		if c.SASLUsername != "" {
+			next = fmt.Sprintf("%s is set, but --sasl-mechanism is not: set it to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", EnvSASLUsername)
 		}
-		return fmt.Errorf("cannot reach Kafka at %s (is it running? are --brokers, TLS and SASL settings right?): %w", strings.Join(c.Brokers, ","), err)
-	case !c.tlsOn() && c.SASLMechanism == "" && errors.Is(err, io.EOF):
-		// A TLS listener drops a plaintext request (so does one that
-		// requires SASL).
-		return fmt.Errorf("kafka at %s closed the connection at the first request: does the listener need TLS (--tls) or SASL (--sasl-mechanism)? %w", strings.Join(c.Brokers, ","), err)
+		return fmt.Errorf("kafka at %s closed the connection at the first request: the listener likely requires SASL; %s: %w", brokers, next, err)
 	default:
-		return fmt.Errorf("cannot reach Kafka at %s (is it running? are --brokers, TLS and SASL settings right?): %w", strings.Join(c.Brokers, ","), err)
+		return fmt.Errorf("cannot reach Kafka at %s (is it running? are --brokers, TLS and SASL settings right?): %w", brokers, err)
 	}
 }
+
+// Secured reports whether c uses TLS or SASL: a command printed for an
+// operator to run then needs the same settings.
+func (c Config) Secured() bool { return c.tlsOn() || c.SASLMechanism != "" }
 
 func (c Config) tlsOn() bool {
 	return c.TLS || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != ""
 }
 
-// plaintextSeed returns a seed broker that accepts TCP connections but
-// sends nothing back to a TLS hello within a second (a plaintext Kafka
-// listener waits for a request), or "". Seeds are probed at once; this
-// runs only on a failure path and returns within about two seconds.
-func (c Config) plaintextSeed() string {
+// listenerKind is what a probe of a broker address found.
+type listenerKind int
+
+const (
+	unknownListener   listenerKind = iota
+	tlsListener                    // answered a TLS hello (a handshake or an alert)
+	plaintextListener              // accepted TCP, then timed out, closed or sent no TLS record
+)
+
+// seedThat returns a seed broker whose listener is of kind k, or "". Seeds
+// are probed at once; this runs only on a failure path and returns within
+// about 2.5 seconds.
+func (c Config) seedThat(k listenerKind) string {
 	found := make(chan string, len(c.Brokers))
 	for _, b := range c.Brokers {
 		go func() { // ends within its own 2 s of deadlines
-			if silentToTLS(b) {
+			if probeListener(b) == k {
 				found <- b
 				return
 			}
@@ -256,12 +287,14 @@ func (c Config) plaintextSeed() string {
 	return ""
 }
 
-// silentToTLS says whether addr accepts a TCP connection and then lets a
-// TLS handshake time out. A TLS listener answers (even with an alert).
-func silentToTLS(addr string) bool {
+// probeListener says whether addr speaks TLS. A TLS listener answers a TLS
+// hello, if only with an alert. A plaintext Kafka listener waits for a
+// request (kfake) or closes the connection when it reads the hello as a
+// request of absurd size (Apache Kafka).
+func probeListener(addr string) listenerKind {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return false
+		return unknownListener
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
@@ -269,7 +302,15 @@ func silentToTLS(addr string) bool {
 	// the peer's certificate does not matter here.
 	err = tls.Client(conn, &tls.Config{InsecureSkipVerify: true}).Handshake() //nolint:gosec // a probe, see above
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	var remote *net.OpError // crypto/tls reports a received alert as a "remote error"
+	var notTLS tls.RecordHeaderError
+	switch {
+	case err == nil, errors.As(err, &remote) && remote.Op == "remote error":
+		return tlsListener
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.As(err, &notTLS):
+		return plaintextListener
+	}
+	return unknownListener
 }
 
 // CertPool reads a PEM bundle of CA certificates (for Kafka, or for an HTTPS

@@ -165,15 +165,86 @@ func TestTLSMismatchSaysWhatToDo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_, err = NewClient(ctx, Config{Brokers: plainBroker.ListenAddrs(), CAFile: caPath})
-	if err == nil || !strings.Contains(err.Error(), "does not answer a TLS handshake") || !strings.Contains(err.Error(), "drop --tls") {
+	if err == nil || !strings.Contains(err.Error(), "does not speak TLS") || !strings.Contains(err.Error(), "drop --tls") {
 		t.Errorf("TLS client, plaintext listener: %v", err)
 	}
 
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel2()
 	_, err = NewClient(ctx2, Config{Brokers: tlsBroker.ListenAddrs()})
-	if err == nil || !strings.Contains(err.Error(), "does the listener need TLS (--tls)") {
+	if err == nil || !strings.Contains(err.Error(), "speaks TLS: add --tls") {
 		t.Errorf("plaintext client, TLS listener: %v", err)
+	}
+
+	// TLS on, but without the private CA: name the flag that fixes it.
+	_, err = NewClient(ctx2, Config{Brokers: tlsBroker.ListenAddrs(), TLS: true})
+	if err == nil || !strings.Contains(err.Error(), "from a CA this process does not trust: give that CA's PEM file with --tls-ca") {
+		t.Errorf("TLS client without the CA: %v", err)
+	}
+}
+
+// Apache Kafka answers a TLS mismatch unlike kfake: its plaintext listener
+// reads a TLS hello as a request of absurd size and closes the connection
+// (no timeout), and its TLS listener answers a plaintext request with an
+// alert record, which franz-go reads as an absurd response size. The
+// advice must be the same as with kfake.
+func TestTLSMismatchLikeApacheKafka(t *testing.T) {
+	serve := func(answer []byte) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer conn.Close()
+					buf := make([]byte, 512)
+					_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+					if _, err := conn.Read(buf); err == nil && answer != nil {
+						_, _ = conn.Write(answer)
+					}
+				}()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	closes := serve(nil)                                              // reads, then closes
+	alerts := serve([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28}) // a TLS handshake_failure alert
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := NewClient(ctx, Config{Brokers: []string{closes}, TLS: true, SASLMechanism: "SCRAM-SHA-512", SASLUsername: "u", SASLPassword: "p"})
+	if err == nil || !strings.Contains(err.Error(), "drop --tls") || strings.Contains(err.Error(), "credentials") {
+		t.Errorf("TLS client, a plaintext listener that closes: %v", err)
+	}
+	_, err = NewClient(ctx, Config{Brokers: []string{alerts}})
+	if err == nil || !strings.Contains(err.Error(), "speaks TLS: add --tls") {
+		t.Errorf("plaintext client, a TLS listener that alerts: %v", err)
+	}
+}
+
+// A listener that requires SASL, reached without --sasl-mechanism: say so,
+// and say that the credentials alone do not switch it on.
+func TestSASLMissingSaysWhatToSet(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("PLAIN", "u", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = NewClient(ctx, Config{Brokers: c.ListenAddrs()})
+	if err == nil || !strings.Contains(err.Error(), "likely requires SASL; set --sasl-mechanism") {
+		t.Errorf("no SASL at all: %v", err)
+	}
+	_, err = NewClient(ctx, Config{Brokers: c.ListenAddrs(), SASLUsername: "u", SASLPassword: "p"})
+	if err == nil || !strings.Contains(err.Error(), EnvSASLUsername+" is set, but --sasl-mechanism is not") {
+		t.Errorf("credentials without a mechanism: %v", err)
 	}
 }
 
