@@ -598,6 +598,9 @@ func New(cfg Config) (*Consumer, error) {
 		where += " --brokers " + strings.Join(cfg.Kafka.Brokers, ",")
 	}
 	c.dlqNext = "fix what err names, then `hookline dlq ls " + where + "` and `hookline replay " + where + " --event-id <id>` (or --since, --all)"
+	if cfg.Kafka.Secured() {
+		c.dlqNext += ", with the same TLS and SASL settings"
+	}
 	c.wake = sync.NewCond(&c.mu)
 	c.pollGate = max(2*c.maxAll, pollGateRecords)
 	c.maxTakers = max(runtime.GOMAXPROCS(0), 2)

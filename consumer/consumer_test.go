@@ -244,6 +244,19 @@ func TestAlwaysFailingIsExhausted(t *testing.T) {
 	if want := "`hookline dlq ls --base " + e.plan.Names.Base + " --brokers " + strings.Join(e.kafka.Brokers, ",") + "`"; !strings.Contains(logs.String(), want) {
 		t.Errorf("dead-letter line lacks %s:\n%.1500s", want, logs.String())
 	}
+	if strings.Contains(logs.String(), "same TLS and SASL settings") {
+		t.Errorf("a plaintext pipeline's dead-letter line asks for TLS and SASL settings")
+	}
+	// Against a secured cluster the commands need the same settings.
+	secured := e.kafka
+	secured.TLS = true
+	sc, err := New(Config{Kafka: secured, Plan: e.plan, Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(sc.dlqNext, ", with the same TLS and SASL settings") {
+		t.Errorf("TLS pipeline: dead-letter next %q", sc.dlqNext)
+	}
 	time.Sleep(200 * time.Millisecond)
 	if n := calls.Load(); n != 8*4 {
 		t.Errorf("handler called %d times, want %d (main + 3 tiers per event)", n, 8*4)

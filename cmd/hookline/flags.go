@@ -446,11 +446,11 @@ func addKafkaFlags(fs *flagSet) *kafkaFlags {
 	fs.StringVar(&k.brokers, "brokers", "", "comma-separated Kafka seed brokers host:port")
 	fs.StringVar(&k.cfg.ClientID, "client-id", kafkaconf.DefaultClientID, "Kafka client id")
 	fs.BoolVar(&k.cfg.TLS, "tls", false, "connect to Kafka with TLS (system roots unless --tls-ca)")
-	fs.StringVar(&k.cfg.CAFile, "tls-ca", "", "PEM file of CA certificates to trust for Kafka")
-	fs.StringVar(&k.cfg.CertFile, "tls-cert", "", "PEM client certificate for mutual TLS")
-	fs.StringVar(&k.cfg.KeyFile, "tls-key", "", "PEM client key for mutual TLS")
-	fs.StringVar(&k.cfg.ServerName, "tls-server-name", "", "server name to verify in the broker certificate")
-	fs.StringVar(&k.cfg.SASLMechanism, "sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; credentials from HOOKLINE_SASL_USERNAME and HOOKLINE_SASL_PASSWORD")
+	fs.StringVar(&k.cfg.CAFile, "tls-ca", "", "PEM file of CA certificates to trust for Kafka (turns TLS on)")
+	fs.StringVar(&k.cfg.CertFile, "tls-cert", "", "PEM client certificate for mutual TLS (turns TLS on)")
+	fs.StringVar(&k.cfg.KeyFile, "tls-key", "", "PEM client key for mutual TLS (turns TLS on)")
+	fs.StringVar(&k.cfg.ServerName, "tls-server-name", "", "server name to verify in the broker certificate (turns TLS on)")
+	fs.StringVar(&k.cfg.SASLMechanism, "sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (any case); credentials from HOOKLINE_SASL_USERNAME and HOOKLINE_SASL_PASSWORD")
 	return k
 }
 

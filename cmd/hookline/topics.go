@@ -161,7 +161,7 @@ func createCommand(fs *flagSet, kc kafkaconf.Config, pf *pipelineFlags, configPa
 		args = append(args, "--replication-factor", fmt.Sprint(pf.rf))
 	}
 	cmd := strings.Join(args, " ")
-	if kc.TLS || kc.CAFile != "" || kc.CertFile != "" || kc.SASLMechanism != "" {
+	if kc.Secured() {
 		cmd += " (with the same TLS and SASL settings)"
 	}
 	return cmd
