@@ -181,6 +181,10 @@ func TestTLSMismatchSaysWhatToDo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "from a CA this process does not trust: give that CA's PEM file with --tls-ca") {
 		t.Errorf("TLS client without the CA: %v", err)
 	}
+	_, err = NewClient(ctx2, Config{Brokers: tlsBroker.ListenAddrs(), CAFile: caPath, ServerName: "other.example"})
+	if err == nil || !strings.Contains(err.Error(), "certificate for other names: put one of its names in --brokers, or set --tls-server-name") {
+		t.Errorf("TLS client checking another name: %v", err)
+	}
 }
 
 // Apache Kafka answers a TLS mismatch unlike kfake: its plaintext listener
