@@ -276,6 +276,10 @@ type Consumer struct {
 	// memberLost is set from a lost session (the broker away, usually)
 	// until the next assignment: Ready says so instead of "ready".
 	memberLost atomic.Bool
+	// joined is set by the first assignment (franz-go calls onAssigned
+	// after every join, also with nothing assigned): before it the member
+	// is not in its group yet, and a rollout gated on Ready must wait.
+	joined atomic.Bool
 	// held is what the last assignment held back (see unpartnered); nil
 	// when this member holds nothing.
 	held atomic.Pointer[heldParts]
@@ -618,8 +622,9 @@ func New(cfg Config) (*Consumer, error) {
 }
 
 // Ready reports whether the consumer is handling events, with the reason
-// when it is not (for /readyz): "starting", "restoring dedup state",
-// "shutting down", "stopped".
+// when it is not (for /readyz): "starting", "joining the consumer group",
+// "restoring dedup state", "shutting down", "stopped". A member is ready
+// from its first assignment on, also when that gave it no partition.
 func (c *Consumer) Ready() (bool, string) {
 	switch c.phase.Load() {
 	case phaseNew:
@@ -630,6 +635,9 @@ func (c *Consumer) Ready() (bool, string) {
 		return false, "shutting down"
 	case phaseStopped:
 		return false, "stopped"
+	}
+	if !c.joined.Load() {
+		return false, "starting: joining the consumer group (a member that crashed moments ago is waited for until its session times out)"
 	}
 	if c.memberLost.Load() {
 		return false, "consumer group membership lost; rejoining (is Kafka reachable?)"
@@ -1987,6 +1995,7 @@ const ackChunk = 256
 // onAssigned creates lanes for new partitions and starts restoring their
 // dedup state.
 func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	defer c.joined.Store(true) // after the lanes and the dedup restore are set up
 	c.memberLost.Store(false)
 	unpartnered, why, err := c.unpartnered(cl)
 	if prev := c.held.Load(); err != nil && prev != nil {
@@ -2086,6 +2095,13 @@ func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 		}
 	}
 	if len(revokedParts) > 0 {
+		if c.phase.Load() == phaseStopping && c.cfg.InstanceID != "" {
+			// franz-go releases them locally on close, but a static
+			// member stays in the group: nobody else takes them yet.
+			c.log.Info("partitions released while stopping; as a static member (--instance-id) this process keeps them in the group until it is back or its session times out",
+				"partitions", sortedParts(revokedParts), "instance_id", c.cfg.InstanceID, "session_timeout", c.cfg.SessionTimeout.String())
+			return
+		}
 		c.log.Info("partitions revoked", "partitions", sortedParts(revokedParts), "owned", sortedParts(owned))
 	}
 }

@@ -576,3 +576,44 @@ func TestExtraRetryTiersAreDrained(t *testing.T) {
 		t.Errorf("%d records in retry-2; nothing may be written there", n)
 	}
 }
+
+// Until the member is in its group (its first assignment), Ready says it is
+// joining: a rollout gated on /readyz must not move on while it waits, for
+// instance for a crashed member's session to time out.
+func TestReadyWaitsForTheFirstAssignment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, 100*time.Millisecond)
+	release := make(chan struct{})
+	var held atomic.Bool
+	e.cluster.ControlKey(int16(kmsg.JoinGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		if held.CompareAndSwap(false, true) {
+			e.cluster.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	c, _ := e.start(Config{Handler: HandlerFunc(func(context.Context, Event) error { return nil })})
+	eventually(t, 10*time.Second, "the consumer to send its JoinGroup", held.Load)
+	time.Sleep(100 * time.Millisecond)
+	if ok, why := c.Ready(); ok || !strings.Contains(why, "joining the consumer group") {
+		t.Errorf("before the first assignment: Ready() = %v, %q", ok, why)
+	}
+	close(release)
+	eventually(t, 10*time.Second, "ready after the assignment", func() bool { ok, _ := c.Ready(); return ok })
+}
+
+// A static member that stops keeps its partitions in the group: its log says
+// so instead of "partitions revoked", which reads as if others took them.
+func TestStaticMemberStopSaysItKeepsItsPartitions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, 100*time.Millisecond)
+	var logs syncbuf.Buffer
+	c, stop := e.start(Config{Group: "gs", InstanceID: "pod-1", Handler: HandlerFunc(func(context.Context, Event) error { return nil }),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	eventually(t, 10*time.Second, "ready", func() bool { ok, _ := c.Ready(); return ok })
+	stop()
+	if out := logs.String(); !strings.Contains(out, "partitions released while stopping; as a static member (--instance-id)") ||
+		!strings.Contains(out, "instance_id=pod-1") || strings.Contains(out, `msg="partitions revoked"`) {
+		t.Errorf("static member's stop:\n%s", out)
+	}
+}
