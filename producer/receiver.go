@@ -237,6 +237,10 @@ func New(cfg Config) (*Receiver, error) {
 		if s.Verifier == nil {
 			return nil, fmt.Errorf("receiver: source %q has no verifier: configure one, or type none explicitly", s.Name)
 		}
+		if s.Topics.Base == "" || s.Topics.DLQ == "" {
+			// Else every webhook would get 503 "retry", blaming Kafka.
+			return nil, fmt.Errorf("receiver: source %q has no Topics: set it to the Names of its pipeline's plan (topics.NewPlan(...).Names)", s.Name)
+		}
 		if err := s.Rules.Validate(); err != nil {
 			return nil, fmt.Errorf("receiver: source %q: %w", s.Name, err)
 		}

@@ -529,6 +529,7 @@ func TestNewRejectsMisconfiguredSources(t *testing.T) {
 	cases := map[string][]Source{
 		"no verifier": {{Name: "a", Topics: names, Rules: extract.Rules{Kind: extract.KindGenesys}}},
 		"bad rules":   {{Name: "a", Topics: names, Rules: extract.Rules{Kind: "xml"}, Verifier: ver}},
+		"no topics":   {{Name: "a", Rules: extract.Rules{Kind: extract.KindGenesys}, Verifier: ver}},
 		"duplicate": {
 			{Name: "a", Topics: names, Rules: extract.Rules{Kind: extract.KindGenesys}, Verifier: ver},
 			{Name: "a", Topics: names, Rules: extract.Rules{Kind: extract.KindGenesys}, Verifier: ver},
@@ -538,6 +539,9 @@ func TestNewRejectsMisconfiguredSources(t *testing.T) {
 		_, err := New(Config{Kafka: kafkaconf.Config{Brokers: []string{"127.0.0.1:1"}}, Sources: srcs})
 		if err == nil || !strings.Contains(err.Error(), `"a"`) {
 			t.Errorf("%s: error %v should name the source", name, err)
+		}
+		if name == "no topics" && (err == nil || !strings.Contains(err.Error(), "has no Topics")) {
+			t.Errorf("no topics: %v", err)
 		}
 	}
 	// The metrics count requests to no source under "unknown".

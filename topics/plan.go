@@ -68,7 +68,7 @@ type Config struct {
 	Partitions        int32           // default DefaultPartitions
 	MaxMessageBytes   int32           // max.message.bytes of main, retry and DLQ topics; default DefaultMaxMessageBytes
 	ReplicationFactor int16           // default -1: the broker's default.replication.factor
-	RetryDelays       []time.Duration // default DefaultRetryDelays; its length is the tier count; each in (0, MaxRetryDelay]
+	RetryDelays       []time.Duration // nil: DefaultRetryDelays; its length is the tier count, so an empty non-nil slice means no retry tier (a retryable failure goes to the DLQ as exhausted); each in (0, MaxRetryDelay]
 	DedupWindow       time.Duration   // default DefaultDedupWindow
 	Retention         time.Duration   // main and retry topics; default DefaultRetention; at least MinRetention
 	DLQRetention      time.Duration   // default DefaultDLQRetention, or the dedup window + 48h if longer
