@@ -69,16 +69,9 @@ func TestMaxBodyAboveTheTopicsLimitSaysHowToRaiseIt(t *testing.T) {
 	}
 	// serve starts with maxBody and returns its address and its warning.
 	serve := func(maxBody string) (listen, warn string) {
-		out := &syncbuf.Buffer{}
-		env := &environment{stdout: out, stderr: out, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan int, 1)
 		listen = freeLocalAddr(t)
-		go func() {
-			done <- dispatch(ctx, env, []string{"serve", "--insecure-no-auth", "--listen", listen, "--brokers", brokers,
-				"--base", "x.events", "--partitions", "1", "--retry-delays", "1s", "--max-body", maxBody})
-		}()
-		t.Cleanup(func() { cancel(); <-done })
+		out := startCmd(t, nil, "serve", "--insecure-no-auth", "--listen", listen, "--brokers", brokers,
+			"--base", "x.events", "--partitions", "1", "--retry-delays", "1s", "--max-body", maxBody)
 		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "receiver listening on"); time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("serve did not start:\n%s", out.String())
