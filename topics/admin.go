@@ -750,6 +750,25 @@ func (r Report) MaxBodyBytes() int64 {
 	return int64(limit) - HeaderRoom
 }
 
+// RaiseForBody returns the kafka-configs commands that let every hop of the
+// pipeline carry a body of maxBody bytes: one per main, retry or DLQ topic
+// whose max.message.bytes is below maxBody + HeaderRoom, with bootstrap as
+// --bootstrap-server ("" writes <brokers>). Nil when no max.message.bytes
+// (an int32) is that large.
+func (r Report) RaiseForBody(maxBody int64, bootstrap string) []string {
+	need := maxBody + HeaderRoom
+	if need > math.MaxInt32 {
+		return nil
+	}
+	var cmds []string
+	for _, st := range r.Topics {
+		if st.Role != RoleDedup && int64(r.MaxMessageBytes(st.Name)) < need {
+			cmds = append(cmds, kafkaConfigsAlter(bootstrap, st.Name, maxMessageBytes, strconv.FormatInt(need, 10)))
+		}
+	}
+	return cmds
+}
+
 // ProducerBatchMaxBytes returns the franz-go option that caps produce
 // batches to each pipeline topic at its max.message.bytes as the broker
 // reported it (other topics, and topics whose limit is unknown: franz-go's

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -173,7 +172,11 @@ func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger
 	for i, rep := range reps {
 		all.Topics = append(all.Topics, rep.Topics...)
 		fit := rep.MaxBodyBytes()
-		raise := raiseMaxMessageBytes(rep, a.maxBody, s.kafka.Brokers)
+		raise := ""
+		if cmds := rep.RaiseForBody(a.maxBody, strings.Join(s.kafka.Brokers, ",")); cmds != nil {
+			raise = "raise max.message.bytes of its topics: " + strings.Join(cmds, "; ") +
+				" (add --command-config with your TLS or SASL client properties where the cluster needs them)"
+		}
 		if fit < 1 {
 			if raise == "" {
 				raise = fmt.Sprintf("lower --max-body, and raise max.message.bytes of its topics above %d", topics.HeaderRoom)
@@ -262,27 +265,4 @@ func runAll(ctx context.Context, comps, after map[string]func(context.Context) e
 	cancelLate()
 	lateWG.Wait()
 	return first
-}
-
-// raiseMaxMessageBytes says how to let the main, retry and DLQ topics of a
-// pipeline (rep) carry a body of maxBody bytes with hookline's headers: one
-// kafka-configs command per topic whose max.message.bytes is too small; ""
-// when no max.message.bytes is that large.
-func raiseMaxMessageBytes(rep topics.Report, maxBody int64, brokers []string) string {
-	need := maxBody + topics.HeaderRoom
-	if need > math.MaxInt32 {
-		return "" // beyond any max.message.bytes
-	}
-	bs := strings.Join(brokers, ",")
-	if bs == "" {
-		bs = "<brokers>"
-	}
-	var cmds []string
-	for _, st := range rep.Topics {
-		if st.Role != topics.RoleDedup && int64(rep.MaxMessageBytes(st.Name)) < need {
-			cmds = append(cmds, fmt.Sprintf("kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config max.message.bytes=%d", bs, st.Name, need))
-		}
-	}
-	return "raise max.message.bytes of its topics: " + strings.Join(cmds, "; ") +
-		" (add --command-config with your TLS or SASL client properties where the cluster needs them)"
 }
