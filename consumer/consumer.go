@@ -1693,12 +1693,10 @@ func (c *Consumer) failed(l *lane, it *item, ev Event, herr error, onWorker bool
 		// within one interval, not once per event.
 		args := []any{"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", ev.EventID,
 			"to", fwd.Topic, "due_at", headers.Value(fwd.Headers, headers.DueAt), "err", LogText(herr)}
-		if ra := retryAfterOf(herr); ra > 0 {
-			// Without this, a due_at before the asked-for time reads as a bug.
-			for k, d := range c.cfg.Plan.RetryDelays {
-				if c.names.Retry(k+1) == fwd.Topic && d < ra {
-					args = append(args, "note", fmt.Sprintf("the service asked for %s (Retry-After), longer than any retry delay from here on; the event waits %s, the delay of retry-%d. Raise the last --retry-delays entry to give it that", ra, d, k+1))
-				}
+		// Without this, a due_at before the asked-for time reads as a bug.
+		if _, k, _ := c.names.RoleOf(fwd.Topic); k >= 1 && k <= len(c.cfg.Plan.RetryDelays) {
+			if ra, d := retryAfterOf(herr), c.cfg.Plan.RetryDelays[k-1]; ra > d {
+				args = append(args, "note", fmt.Sprintf("the service asked for %s (Retry-After), longer than any retry delay from here on; the event waits %s, the delay of retry-%d. Raise the last --retry-delays entry to give it that", ra, d, k))
 			}
 		}
 		c.rl.Log(context.Background(), slog.LevelWarn, "retry:"+fwd.Topic, "handler failed; event sent to a retry tier", args...)
