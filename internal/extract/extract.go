@@ -56,7 +56,9 @@
 // (below) of the inner notification. Because the envelope is not
 // part of the hash, the same notification re-wrapped in a new EventBridge
 // envelope (new envelope id and time) or posted bare keeps its event id, so
-// redeliveries dedup.
+// redeliveries dedup. That holds for Genesys notifications; other
+// EventBridge events with equal details (a scheduled rule's "detail": {})
+// share one id, and want an EventID pointer ("/id", the envelope id).
 //
 // # Generic bodies (KindGeneric)
 //
@@ -72,12 +74,14 @@
 // # Usable ids
 //
 // A pointer or built-in field yields an id when it resolves to a string or a
-// number. Numbers are used as written (1.50 stays "1.50"). A string is
-// skipped, as if the field were absent, when it is empty or only white
-// space (Unicode), longer than [MaxIDLength] bytes, not valid UTF-8 (a lone
-// surrogate escape), or contains an ASCII control character: such a value
-// would be a poor Kafka key and an unsafe header or log field, and a blank
-// id would make distinct events one for dedup.
+// number. Numbers are used as written (1.50 stays "1.50"). A string loses
+// its leading and trailing white space (Unicode), which HTTP would drop from
+// the headers that carry the id to the handler anyway: " a " and "a" are one
+// id. It is then skipped, as if the field were absent, when it is empty,
+// longer than [MaxIDLength] bytes, not valid UTF-8 (a lone surrogate
+// escape), or contains an ASCII control character: such a value would be a
+// poor Kafka key and an unsafe header or log field, and a blank id would
+// make distinct events one for dedup.
 //
 // # Canonical JSON
 //
@@ -105,7 +109,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 )
 
 // Kind is the kind of a webhook source: which built-in rules apply.
@@ -351,17 +354,6 @@ func topicConversation(topic string) (id string, convs bool) {
 	return "", convs
 }
 
-// blank reports whether s is empty or only white space. It stops at the
-// first other rune, so an ordinary id costs one comparison.
-func blank(s string) bool {
-	for _, r := range s {
-		if !unicode.IsSpace(r) {
-			return false
-		}
-	}
-	return true
-}
-
 // isUUID reports whether s has the 8-4-4-4-12 hex form Genesys uses for ids
 // (any case, any version).
 func isUUID(s string) bool {
@@ -413,15 +405,21 @@ func (d *doc) id(n int32) string {
 			return s
 		}
 	case kString:
-		if s := d.str(nd.text); usableID(s) {
+		// HTTP drops surrounding white space from header values, so the
+		// handler would see "a" for " a " in X-Hookline-Event-Id and
+		// Idempotency-Key: two ids that differ only there are one id
+		// downstream, and a padded conversation id would split its
+		// conversation over two partitions.
+		if s := strings.TrimSpace(d.str(nd.text)); usableID(s) {
 			return s
 		}
 	}
 	return ""
 }
 
+// usableID reports whether s, trimmed, can serve as an id.
 func usableID(s string) bool {
-	if len(s) > MaxIDLength || blank(s) {
+	if len(s) > MaxIDLength || s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -251,12 +251,20 @@ func TestShapesAndFallbacks(t *testing.T) {
 			shape: ShapeGeneric, conv: "", eventID: "fine",
 		},
 		{
-			// A blank id would make every such event one for dedup.
-			name: "blank ids are skipped",
-			body: `{"sp":" ","nbsp":"\u00a0","mix":" \u2003\u3000","empty":"","id":" x ","conv":"\u00a0c"}`,
+			// A blank id would make every such event one for dedup; and
+			// HTTP drops surrounding white space from the headers that
+			// carry ids to the handler, so " x " must be the id "x".
+			name: "blank ids are skipped, padded ones trimmed",
+			body: `{"sp":" ","nbsp":"\u00a0","mix":" \u2003\u3000","empty":"","id":" x\t","conv":"\u00a0c "}`,
 			rules: Rules{Kind: KindGeneric,
 				EventID: []string{"/sp", "/nbsp", "/mix", "/empty", "/id"}, Key: []string{"/sp", "/nbsp", "/conv"}},
-			shape: ShapeGeneric, conv: "\u00a0c", eventID: " x ",
+			shape: ShapeGeneric, conv: "c", eventID: "x",
+		},
+		{
+			name:  "a padded Genesys conversationId keys the conversation",
+			body:  notif("v2.detail.events.conversation."+convID+".user.end", `{"conversationId":" `+convID+` "}`),
+			rules: genesys, shape: ShapeNotification, conv: convID,
+			topic: "v2.detail.events.conversation." + convID + ".user.end",
 		},
 		{
 			name:  "a blank Genesys conversationId falls through to the topic",
