@@ -127,6 +127,20 @@ func TestRefusalsBeforeTheBodyDoNotWaitForIt(t *testing.T) {
 		}
 	})
 
+	t.Run("404 and 405 for a wrong route", func(t *testing.T) {
+		h := newHarness(t, nil)
+		for _, c := range []struct{ line, want string }{
+			{"POST /webhooks/nosuch HTTP/1.1", "HTTP/1.1 404"},   // unknown source
+			{"POST /webhooks/genesys/ HTTP/1.1", "HTTP/1.1 404"}, // no such route
+			{"PUT /webhooks/genesys HTTP/1.1", "HTTP/1.1 405"},
+		} {
+			got := sendHead(t, h, c.line+"\r\nHost: x\r\nX-Hookline-Secret: "+testSecret+"\r\nContent-Length: 1000\r\n", "{", 3*time.Second)
+			if !strings.HasPrefix(got, c.want) {
+				t.Errorf("%s with a trickled body: first answer within 3s %q, want %s", c.line, got, c.want)
+			}
+		}
+	})
+
 	t.Run("413 for an announced body over the limit", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.MaxBodyBytes = 1000 })
 		got := sendHead(t, h, "POST /webhooks/genesys HTTP/1.1\r\nHost: x\r\nX-Hookline-Secret: "+testSecret+"\r\nContent-Length: 5000\r\n", "{", 3*time.Second)

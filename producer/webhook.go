@@ -41,6 +41,7 @@ func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprout
 		if near := r.sameFolded(name); near != "" {
 			msg += "; did you mean /webhooks/" + near + "? (source names are case-sensitive)"
 		}
+		closeUnreadBody(w, req)
 		writeError(w, http.StatusNotFound, msg)
 		return
 	}
@@ -118,6 +119,11 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 			writeError(w, http.StatusRequestTimeout, "request body not received within the read timeout; retry")
 			return http.StatusRequestTimeout
 		}
+		// A sender that hung up mid-body, or a broken chunked encoding: the
+		// reason is the transport's ("unexpected EOF", "invalid byte in
+		// chunk length"), never body bytes.
+		r.errs.Log(req.Context(), slog.LevelWarn, "badbody/"+src.Name, "webhook body could not be read; answered 400 (the sender closed the connection mid-body or sent a broken body: check its HTTP client or proxy)",
+			"source", src.Name, "remote", req.RemoteAddr, "reason", err.Error())
 		writeError(w, http.StatusBadRequest, "could not read the request body")
 		return http.StatusBadRequest
 	}
@@ -309,7 +315,7 @@ func (r *Receiver) unauthorized(w http.ResponseWriter, req *http.Request, src *S
 // close its HTTP/1 connection, which cannot carry another request with the
 // body still on the wire. Without it the server would first read and
 // discard up to 256 KiB of the body before writing the answer, so a sender
-// trickling its body would get its 401, 413 or 429 only at the read
+// trickling its body would get its 401, 404, 405, 413 or 429 only at the read
 // timeout: longer than EventBridge waits, and exactly when the receiver is
 // refusing work. (On HTTP/2 it would end the whole connection, other
 // senders' streams included; a stream's body is not in the way.)
