@@ -224,6 +224,32 @@ func TestBodyPastTheReadTimeoutAnswers408(t *testing.T) {
 	}
 }
 
+// A body that cannot be read (here a broken chunked encoding) is answered
+// 400 and logged, with the transport's reason and none of the body.
+func TestUnreadableBodyAnswers400AndLogsWhy(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	h := newHarness(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
+	got := sendHead(t, h, "POST /webhooks/genesys HTTP/1.1\r\nHost: x\r\nX-Hookline-Secret: "+testSecret+
+		"\r\nTransfer-Encoding: chunked\r\n", "5\r\n{\"a\":\r\nzz-not-a-chunk-size\r\n", 3*time.Second)
+	if !strings.HasPrefix(got, "HTTP/1.1 400") {
+		t.Fatalf("broken chunked body: first answer %q, want 400", got)
+	}
+	// Counted once the handler returned, just after the answer went out.
+	for i := 0; ; i++ {
+		got := h.metric(`hookline_receiver_requests_total{code="400",source="genesys"}`)
+		if strings.HasSuffix(got, " 1") {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("requests counted: %q, want 1 with code 400", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if l := logs.String(); !strings.Contains(l, "answered 400") || !strings.Contains(l, "chunk") || strings.Contains(l, `{"a"`) {
+		t.Fatalf("400 log line: want the reason and no body bytes:\n%s", l)
+	}
+}
+
 // padded is a valid EventBridge body of about n bytes.
 func padded(n int) []byte {
 	b := extract.Samples()["customer.start.eventbridge"]
