@@ -417,9 +417,13 @@ func retryAfterHeader(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
+	// Clamped a year out: beyond any tier, and no overflow. A number too
+	// large for int64 is still a (very long) delay, not an unparsable one.
+	const maxSecs = 365 * 24 * 3600
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		// Clamped a year out: beyond any tier, and no overflow.
-		return time.Duration(min(max(secs, 0), 365*24*3600)) * time.Second
+		return time.Duration(min(max(secs, 0), maxSecs)) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) && v[0] != '-' {
+		return maxSecs * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		// Up to a whole second: rounded to the nearest, an attempt could

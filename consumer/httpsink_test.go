@@ -228,6 +228,23 @@ func TestRetryAfterDateIsNotEarly(t *testing.T) {
 	}
 }
 
+// Delay-seconds are clamped a year out, also past int64: a service asking
+// for an absurd wait gets the longest tier, not the first (a parse failure
+// would read as no Retry-After at all).
+func TestRetryAfterSecondsClamped(t *testing.T) {
+	now := time.Now()
+	const year = 365 * 24 * time.Hour
+	for v, want := range map[string]time.Duration{
+		"120": 2 * time.Minute, " 7 ": 7 * time.Second, "0": 0, "-5": 0,
+		"99999999999": year, "99999999999999999999999": year, "-99999999999999999999999": 0,
+		"soon": 0, "": 0,
+	} {
+		if got := retryAfterHeader(v, now); got != want {
+			t.Errorf("Retry-After %q: %s, want %s", v, got, want)
+		}
+	}
+}
+
 // A user name alone may be an API token: errors show no user info at all.
 func TestHTTPSinkHidesUserInfo(t *testing.T) {
 	t.Parallel()
