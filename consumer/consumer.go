@@ -138,6 +138,9 @@ type Config struct {
 	// Group is the consumer group; default "hookline-" + Plan.Names.Base.
 	Group string
 	// Handler does the work. Required; see NewHTTPSink for the default one.
+	// When Run returns it calls the handler's CloseIdleConnections method,
+	// if it has one (the HTTP sink, an http.Client), so that no keep-alive
+	// connection outlives Run; a handler used again reconnects.
 	Handler Handler
 	// HandlerTimeout bounds one attempt; default 30s. An overrun is a
 	// retryable failure. Attempts starting close together share one
@@ -668,6 +671,12 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		c.idleW = 0
 		c.wake.Broadcast()
 		c.mu.Unlock()
+		// Idle keep-alive connections would otherwise stay open (with
+		// their goroutines) for the transport's idle timeout, 90 s for
+		// the HTTP sink, after Run returned.
+		if h, ok := c.cfg.Handler.(interface{ CloseIdleConnections() }); ok {
+			h.CloseIdleConnections()
+		}
 	}()
 
 	rep, err := c.checkTopics(ctx)

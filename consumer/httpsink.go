@@ -140,6 +140,9 @@ type httpSink struct {
 // corrected URL (--handler-url) fixes within the retry tiers. A request
 // whose connection closes before the answer is resent at most once per
 // attempt (for a keep-alive connection the service closed while idle).
+//
+// The Handler also has a CloseIdleConnections method, which [Consumer.Run]
+// calls when it returns; a sink used on its own can call it when done.
 func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
 	if err := CheckHandlerURL(cfg.URL); err != nil {
 		return nil, err
@@ -198,6 +201,9 @@ func NewHTTPSink(cfg HTTPSinkConfig) (Handler, error) {
 	}
 	return s, nil
 }
+
+// CloseIdleConnections closes the sink's idle keep-alive connections.
+func (s *httpSink) CloseIdleConnections() { s.client.CloseIdleConnections() }
 
 func (s *httpSink) Handle(ctx context.Context, ev Event) error {
 	if s.timeout > 0 {

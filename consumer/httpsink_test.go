@@ -620,3 +620,39 @@ func TestHTTPSinkConfigurationStatusesSayWhatToDo(t *testing.T) {
 		t.Errorf("401 to a signed event: %v, want a word on the forwarded signature", err)
 	}
 }
+
+// The sink's keep-alive connections do not outlive Run: a library user
+// starting and stopping consumers (in tests, say) would otherwise keep two
+// goroutines per connection for the transport's 90 s idle timeout.
+func TestRunClosesTheSinksIdleConnections(t *testing.T) {
+	t.Parallel()
+	var open atomic.Int32
+	var handled atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		handled.Add(1)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	h, err := NewHTTPSink(HTTPSinkConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, 2, time.Second)
+	e.produce(event("c1", "idle1", 0), event("c2", "idle2", 0))
+	_, stop := e.start(Config{Handler: h, Group: "gidle"})
+	eventually(t, 10*time.Second, "both events forwarded", func() bool { return handled.Load() == 2 })
+	if open.Load() == 0 {
+		t.Fatal("no connection open after forwarding: the test shows nothing")
+	}
+	stop()
+	eventually(t, 5*time.Second, "the sink's connections closed after Run returned", func() bool { return open.Load() == 0 })
+}
