@@ -438,6 +438,12 @@ func TestReplayUsesNewestDeadLetterOfAnEvent(t *testing.T) {
 	if err != nil || res.Replayed != 1 || res.SkippedDuplicate != 1 || steps[1].Pos.Offset != 3 || steps[1].Action != WouldReplay {
 		t.Fatalf("resume from 0:2: %+v %+v %v", res, steps, err)
 	}
+	// A partition the topic does not have (a typo, another pipeline's
+	// position) is an error, not a replay that quietly skips everything.
+	_, _, err = e.replay(ReplayConfig{ResumeFrom: &Position{7, 3}})
+	if err == nil || !strings.Contains(err.Error(), "there is no partition 7") {
+		t.Fatalf("resume from 7:3 on a 1-partition topic: %v, want an error naming partition 7", err)
+	}
 }
 
 func TestReplayLimitAndResume(t *testing.T) {

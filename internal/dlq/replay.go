@@ -266,6 +266,12 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if rf := cfg.ResumeFrom; rf != nil && int(rf.Partition) >= dlqParts {
+		// Everything would sort before it: the replay would quietly do
+		// nothing. A typo, or a position printed for another pipeline.
+		return res, fmt.Errorf("resume position %s: %s has %d partitions (0..%d), there is no partition %d; use the position the stopped replay of this pipeline printed",
+			rf, cfg.DLQ, dlqParts, dlqParts-1, rf.Partition)
+	}
 	toParts, err := c.partitions(ctx, cfg.To)
 	if err != nil {
 		return res, err
