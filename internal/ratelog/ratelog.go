@@ -2,7 +2,8 @@
 // of a kind is logged, and repeats within the interval are counted. When the
 // interval ends, the last repeat is logged with the count of the others, so
 // a burst that stops still says how big it was, and each line's text is its
-// own.
+// own. Such a delayed line is written when the interval ends and says when
+// its message happened ("last_at"), since the condition may be over by then.
 package ratelog
 
 import (
@@ -35,6 +36,7 @@ type message struct {
 	level slog.Level
 	msg   string
 	args  []any
+	at    time.Time // when it was logged
 }
 
 // New returns a Limiter writing to log (slog.Default() when nil) that lets one
@@ -52,7 +54,8 @@ func New(log *slog.Logger, interval time.Duration) *Limiter {
 // Log logs msg at level unless a message with the same key was logged within
 // the interval. The key is usually the message plus a bounded label such as
 // the source name. Repeats within the interval are dropped; when it ends,
-// the latest of them is logged with "suppressed": the number of the others.
+// the latest of them is logged with "suppressed": the number of the others,
+// and "last_at": when it was logged.
 // A message that gets through otherwise carries "suppressed" too, when
 // repeats were dropped since the last line.
 func (l *Limiter) Log(ctx context.Context, level slog.Level, key, msg string, args ...any) {
@@ -67,7 +70,7 @@ func (l *Limiter) Log(ctx context.Context, level slog.Level, key, msg string, ar
 		l.state[key] = e
 	} else if now.Sub(e.last) < l.interval {
 		e.suppressed++
-		e.pending = &message{level, msg, args}
+		e.pending = &message{level, msg, args, now}
 		if e.timer == nil {
 			e.gen++
 			gen := e.gen
@@ -84,7 +87,7 @@ func (l *Limiter) Log(ctx context.Context, level slog.Level, key, msg string, ar
 		e.timer = nil
 	}
 	l.mu.Unlock()
-	l.write(ctx, now, level, msg, args, n)
+	l.write(ctx, now, level, msg, args, n, time.Time{})
 }
 
 // Flush logs now, for every key, the latest repeat still waiting for its
@@ -115,7 +118,7 @@ func (l *Limiter) Flush() {
 	}
 	l.mu.Unlock()
 	for _, d := range out {
-		l.write(context.Background(), d.at, d.m.level, d.m.msg, d.m.args, d.n)
+		l.write(context.Background(), d.at, d.m.level, d.m.msg, d.m.args, d.n, d.m.at)
 	}
 }
 
@@ -123,13 +126,19 @@ func (l *Limiter) Flush() {
 // at, the time the limiter let it through: a clock read after that (as
 // slog.Logger.Log does) can put two lines of one key closer together than
 // the interval that separated them, when a goroutine is preempted between.
-func (l *Limiter) write(ctx context.Context, at time.Time, level slog.Level, msg string, args []any, suppressed int) {
+// A line held back until the interval ended has its own time as "last_at",
+// so that a reader does not take a condition that ended meanwhile (a lost
+// connection, since restored) for the current state.
+func (l *Limiter) write(ctx context.Context, at time.Time, level slog.Level, msg string, args []any, suppressed int, lastAt time.Time) {
 	h := l.log.Handler()
 	if !h.Enabled(ctx, level) {
 		return
 	}
 	if suppressed > 0 {
 		args = append(slices.Clip(args), "suppressed", suppressed)
+	}
+	if !lastAt.IsZero() {
+		args = append(slices.Clip(args), "last_at", lastAt.Round(time.Millisecond))
 	}
 	r := slog.NewRecord(at, level, msg, 0)
 	r.Add(args...)
@@ -149,5 +158,5 @@ func (l *Limiter) flush(key string, e *entry, gen int) {
 	e.last, e.suppressed, e.pending, e.timer = l.now(), 0, nil, nil
 	at := e.last
 	l.mu.Unlock()
-	l.write(context.Background(), at, m.level, m.msg, m.args, n)
+	l.write(context.Background(), at, m.level, m.msg, m.args, n, m.at)
 }

@@ -50,8 +50,22 @@ func TestBurstIsSummarisedWhenTheIntervalEnds(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], "msg=dead-lettered n=0") || strings.Contains(lines[0], "suppressed") ||
-		!strings.Contains(lines[1], `msg="another reason" n=5 suppressed=4`) {
-		t.Fatalf("want the first line, then the last repeat with suppressed=4:\n%s", buf.String())
+		!strings.Contains(lines[1], `msg="another reason" n=5 suppressed=4 last_at=`) || strings.Contains(lines[0], "last_at") {
+		t.Fatalf("want the first line, then the last repeat with suppressed=4 and its own time as last_at:\n%s", buf.String())
+	}
+	// last_at is when "another reason" happened, before the line's own
+	// time (the end of the interval).
+	var lineAt, lastAt time.Time
+	for f := range strings.FieldsSeq(lines[1]) {
+		if v, ok := strings.CutPrefix(f, "time="); ok {
+			lineAt, _ = time.Parse(time.RFC3339Nano, v)
+		}
+		if v, ok := strings.CutPrefix(f, "last_at="); ok {
+			lastAt, _ = time.Parse(time.RFC3339Nano, v)
+		}
+	}
+	if lastAt.IsZero() || lineAt.Sub(lastAt) < 50*time.Millisecond {
+		t.Fatalf("last_at %s, line written at %s: want the message's time, about 100ms before the line", lastAt, lineAt)
 	}
 	time.Sleep(250 * time.Millisecond) // nothing more to say
 	if n := strings.Count(strings.TrimSpace(buf.String()), "\n"); n != 1 {
@@ -108,7 +122,7 @@ func TestFlushSummarisesTheLastBurst(t *testing.T) {
 	l.Log(context.Background(), slog.LevelWarn, "quiet", "once")
 	l.Flush()
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 3 || !strings.Contains(buf.String(), "msg=dead-lettered n=3 suppressed=2") {
+	if len(lines) != 3 || !strings.Contains(buf.String(), "msg=dead-lettered n=3 suppressed=2 last_at=") {
 		t.Fatalf("want the first line, the other key, and the last repeat with suppressed=2 (the repeats between) at once:\n%s", buf.String())
 	}
 	time.Sleep(400 * time.Millisecond) // the stopped timer stays quiet
