@@ -2114,14 +2114,16 @@ func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 }
 
 // commitAndDrop commits what finished on ls (bounded to 10 s) and then
-// forgets the lanes.
-func (c *Consumer) commitAndDrop(ctx context.Context, ls []*lane) {
+// forgets the lanes. It returns the commit's error.
+func (c *Consumer) commitAndDrop(ctx context.Context, ls []*lane) error {
+	var err error
 	if len(ls) > 0 { // commit(nil) would mean every lane
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c.commit(cctx, ls)
+		err = c.commit(cctx, ls)
 		cancel()
 	}
 	c.dropLanes(ls)
+	return err
 }
 
 // unpartnered returns the partition numbers that exist on a consumed topic
@@ -2317,7 +2319,7 @@ func (c *Consumer) ownedParts() map[int32]bool {
 
 // commit commits the finished offsets of the given lanes, or of every live
 // lane when ls is nil.
-func (c *Consumer) commit(ctx context.Context, ls []*lane) {
+func (c *Consumer) commit(ctx context.Context, ls []*lane) error {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 	c.mu.Lock()
@@ -2343,7 +2345,7 @@ func (c *Consumer) commit(ctx context.Context, ls []*lane) {
 	}
 	c.mu.Unlock()
 	if len(sent) == 0 {
-		return
+		return nil
 	}
 	var cerr error
 	c.cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
@@ -2368,6 +2370,7 @@ func (c *Consumer) commit(ctx context.Context, ls []*lane) {
 		}
 		c.mu.Unlock()
 	}
+	return cerr
 }
 
 // tick commits periodically and refreshes the gauges.
@@ -2527,10 +2530,16 @@ func (c *Consumer) shutdown() {
 		ls = append(ls, l)
 	}
 	c.mu.Unlock()
-	c.commitAndDrop(context.Background(), ls)
+	cerr := c.commitAndDrop(context.Background(), ls)
 	c.dedup.stop()
 	c.cl.AllowRebalance()
 	c.cl.Close() // leaves the group
 	c.rl.Flush() // the last burst of warnings is summarised before the last line
-	c.log.Info("consumer stopped")
+	if cerr != nil {
+		// Nothing is lost: what finished is in the dedup state.
+		c.log.Warn("consumer stopped, but the final offset commit failed: after a restart the events since the last committed offsets are handed out again, and dedup skips the ones already processed",
+			"err", cerr)
+		return
+	}
+	c.log.Info("consumer stopped; offsets committed")
 }

@@ -617,3 +617,52 @@ func TestStaticMemberStopSaysItKeepsItsPartitions(t *testing.T) {
 		t.Errorf("static member's stop:\n%s", out)
 	}
 }
+
+// The consumer's last line says whether its final offset commit went
+// through: after a broker outage it may not, and "offsets committed" would
+// then be a claim the restart contradicts (it hands the events out again).
+func TestFinalCommitOutcomeIsLogged(t *testing.T) {
+	t.Parallel()
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, 1, time.Second)
+			logs := &syncbuf.Buffer{}
+			c, stop := e.start(Config{
+				Handler:        HandlerFunc(func(context.Context, Event) error { return nil }),
+				Group:          "gfinal",
+				CommitInterval: time.Hour, // only the final commit
+				Logger:         slog.New(slog.NewTextHandler(logs, nil)),
+			})
+			e.produce(event("c", "final1", 0))
+			eventually(t, 10*time.Second, "the event processed", func() bool {
+				return c.eventsCount(e.plan.Names.Base, OutcomeProcessed) == 1
+			})
+			if fail {
+				e.cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+					e.cluster.KeepControl()
+					r := req.(*kmsg.OffsetCommitRequest)
+					resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+					for _, t := range r.Topics {
+						rt := kmsg.NewOffsetCommitResponseTopic()
+						rt.Topic = t.Topic
+						for _, p := range t.Partitions {
+							rp := kmsg.NewOffsetCommitResponseTopicPartition()
+							rp.Partition, rp.ErrorCode = p.Partition, kerr.OffsetMetadataTooLarge.Code
+							rt.Partitions = append(rt.Partitions, rp)
+						}
+						resp.Topics = append(resp.Topics, rt)
+					}
+					return resp, nil, true
+				})
+			}
+			stop()
+			out := logs.String()
+			said := strings.Contains(out, "consumer stopped; offsets committed")
+			warned := strings.Contains(out, "final offset commit failed")
+			if said == fail || warned != fail {
+				t.Fatalf("final commit failing=%v: 'offsets committed' %v, 'final offset commit failed' %v:\n%s", fail, said, warned, out)
+			}
+		})
+	}
+}

@@ -220,8 +220,8 @@ func newReceiver(a *appFlags, s settings, reps []topics.Report, log *slog.Logger
 func sayStopped(env *environment, log *slog.Logger, cmd string, err *error) {
 	what := map[string]string{
 		"serve":   "webhooks in flight answered",
-		"consume": "handlers finished or their events left for redelivery, offsets committed",
-		"run":     "webhooks in flight answered, handlers finished or their events left for redelivery, offsets committed",
+		"consume": "handlers finished or their events left for redelivery",
+		"run":     "webhooks in flight answered, handlers finished or their events left for redelivery",
 	}[cmd]
 	env.atExit = append(env.atExit, func() {
 		if *err == nil {
