@@ -3,6 +3,8 @@ package producer
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -451,5 +453,29 @@ func TestLargeMaxBodyBytesIsAccepted(t *testing.T) {
 	}
 	if got := defaultBatchMaxBytes(64 << 10); got != 80<<10 {
 		t.Errorf("defaultBatchMaxBytes(64 KiB) = %d, want 80 KiB", got)
+	}
+}
+
+// A context deadline in a produce's outcome is said as the ack budget it
+// was: the webhook's own, or that of an earlier record of its partition
+// (franz-go fails the records behind a timed-out one with its error). The
+// log never shows a bare "context deadline exceeded".
+func TestAckErrorNamesTheBudget(t *testing.T) {
+	wrapped := fmt.Errorf("produce: %w", context.DeadlineExceeded)
+	other := errors.New("NOT_ENOUGH_REPLICAS")
+	for _, c := range []struct {
+		err  error
+		over bool
+		want error
+	}{
+		{context.DeadlineExceeded, true, errAckTimeout},
+		{wrapped, true, errAckTimeout},
+		{context.DeadlineExceeded, false, errBehindAckTimeout},
+		{other, true, other},
+		{nil, false, nil},
+	} {
+		if got := ackError(c.err, c.over); got != c.want {
+			t.Errorf("ackError(%v, %v) = %v, want %v", c.err, c.over, got, c.want)
+		}
 	}
 }

@@ -373,6 +373,23 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // errAckTimeout is the answer when the broker did not confirm in time.
 var errAckTimeout = errors.New("no acknowledgement within the ack budget")
 
+// errBehindAckTimeout: franz-go fails the records buffered behind one whose
+// context ended, with that record's error, so a webhook can fail with
+// another's deadline while its own budget still runs.
+var errBehindAckTimeout = errors.New("failed with an earlier record of its partition that got no acknowledgement within the ack budget")
+
+// ackError says a context deadline in a produce's outcome the way the log
+// should: the webhook's own ack budget (budgetOver) or another's.
+func ackError(err error, budgetOver bool) error {
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if budgetOver {
+		return errAckTimeout
+	}
+	return errBehindAckTimeout
+}
+
 // produce hands rec to the idempotent producer and waits for the broker's
 // acknowledgement at most the ack budget, counted from here: a slow upload
 // already spent its time under the server's read timeout. ProduceSync
@@ -393,12 +410,7 @@ func (r *Receiver) produce(ctx context.Context, rec *kgo.Record) error {
 	r.client.Produce(ctx, rec, func(_ *kgo.Record, err error) { done <- err })
 	select {
 	case err := <-done:
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-			// franz-go failed the record with the budget's own
-			// deadline: the same outcome, said the same way in the log.
-			return errAckTimeout
-		}
-		return err
+		return ackError(err, ctx.Err() != nil)
 	case <-ctx.Done():
 		return errAckTimeout
 	}
