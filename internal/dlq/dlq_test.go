@@ -538,9 +538,14 @@ func TestReplayPartialFailureAndResume(t *testing.T) {
 		}
 		return refusal(r), nil, true
 	})
-	res, _, err := e.replay(ReplayConfig{})
+	res, steps, err := e.replay(ReplayConfig{})
 	if err == nil || res.Stopped == nil {
 		t.Fatalf("want a partial failure: %+v %v", res, err)
+	}
+	// Progress counts what finished: a failed write is not done, so the
+	// last progress agrees with the summary's count.
+	if last := steps[len(steps)-1]; last.Done != res.Replayed+res.Skipped() {
+		t.Errorf("last step %s: done %d, but %d replayed and %d skipped", last.Action, last.Done, res.Replayed, res.Skipped())
 	}
 	if !strings.Contains(err.Error(), "write to "+e.names.Base+" failed") {
 		t.Errorf("error: %v", err)

@@ -114,7 +114,7 @@ type Step struct {
 	Pos         Position  // position in the dead-letter topic
 	ProcessedAt time.Time // SkippedProcessed: the "at" of the dedup record
 	Err         error     // Failed
-	Done, Total int       // selected dead letters finished so far, of Total
+	Done, Total int       // selected dead letters finished (not Failed) so far, of Total
 }
 
 // ReplayConfig says what to replay where.
@@ -672,7 +672,9 @@ func (r *replayer) reportLocked() {
 	n := 0
 	for ; n < len(r.queue) && r.queue[n].known; n++ {
 		s := r.queue[n].s
-		r.done++
+		if s.Action != Failed { // not finished: a resumed replay writes it
+			r.done++
+		}
 		switch s.Action {
 		case Replayed, WouldReplay:
 			r.res.Replayed++
