@@ -135,7 +135,7 @@ type Config struct {
 	// exist with one partition count (topics.Create makes them): Run
 	// refuses to start otherwise.
 	Plan topics.Plan
-	// Group is the consumer group; default "hookline-" + Plan.Names.Base.
+	// Group is the consumer group; default DefaultGroup(Plan.Names.Base).
 	Group string
 	// Handler does the work. Required; see NewHTTPSink for the default one.
 	// When Run returns it calls the handler's CloseIdleConnections method,
@@ -506,6 +506,10 @@ type laneMetrics struct {
 	latency              prometheus.Observer
 }
 
+// DefaultGroup is the consumer group of the pipeline with base topic base
+// when Config.Group is empty: "hookline-" + base.
+func DefaultGroup(base string) string { return "hookline-" + base }
+
 // New validates cfg and returns a Consumer. It does not contact Kafka; Run
 // does.
 func New(cfg Config) (*Consumer, error) {
@@ -522,7 +526,7 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, err
 	}
 	if cfg.Group == "" {
-		cfg.Group = "hookline-" + cfg.Plan.Names.Base
+		cfg.Group = DefaultGroup(cfg.Plan.Names.Base)
 	}
 	if cfg.Plan.DedupWindow <= 0 {
 		cfg.Plan.DedupWindow = topics.DefaultDedupWindow

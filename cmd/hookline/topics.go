@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/hookline/hookline/consumer"
 	"github.com/hookline/hookline/internal/kafkaconf"
 	"github.com/hookline/hookline/topics"
 )
@@ -21,8 +24,10 @@ const topicsExamples = `  # create the default pipeline (hookline.events, 12 par
   # check an existing pipeline; exits 1 and lists every problem on a mismatch
   HOOKLINE_BROKERS=127.0.0.1:9092 hookline topics check --base genesys.conversations
 
-  # show partitions and configs of each topic
+  # show partitions and configs of each topic, and the consumer group's lag per
+  # topic (read without joining the group; --group for one consume --group named)
   hookline topics describe --brokers 127.0.0.1:9092 --retry-delays 30s,5m
+  hookline topics describe --brokers 127.0.0.1:9092 --group crm-sync
 
   # create, then check, every pipeline of the file run/serve/consume read
   hookline topics create --config hookline.yaml
@@ -58,6 +63,10 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	pf := addPipelineFlags(fs)
 	configPath := fs.String("config", "", "YAML file of run/serve/consume: act on each of its pipelines, resolved as they resolve them (and use its brokers when --brokers is not set)")
 	timeout := fs.positiveDuration("timeout", 30*time.Second, "give up talking to Kafka after this long")
+	group := new(string)
+	if sub == "describe" {
+		group = fs.String("group", "", "consumer group whose committed offsets describe reads, without joining it (default hookline-<base>, as consume uses)")
+	}
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -82,6 +91,9 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 		if kc, plans, asked, err = filePlans(env, fs, kf, pf, *configPath); err != nil {
 			return err
 		}
+		if *group != "" && len(plans) > 1 {
+			return usagef("--group names one consumer group, but %s has %d pipelines, each with its own (hookline-<base>): leave --group out", *configPath, len(plans))
+		}
 	}
 	if err := needBrokers(kc); err != nil {
 		return err
@@ -95,7 +107,7 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	opt := pipelineOutput{createCmd: createCommand(fs, kc, pf, *configPath)}
+	opt := pipelineOutput{createCmd: createCommand(fs, kc, pf, *configPath), group: *group}
 	if len(plans) == 1 {
 		opt.explicitPartitions = asked[0]
 		return topicsPipeline(ctx, env, adm, sub, plans[0], opt)
@@ -130,6 +142,8 @@ type pipelineOutput struct {
 	// createCmd is the `hookline topics create` command that creates this
 	// pipeline's missing topics, as the operator would type it.
 	createCmd string
+	// group is describe's consumer group; "" for the pipeline's default.
+	group string
 }
 
 // createCommand returns the `hookline topics create` command that acts on
@@ -232,6 +246,9 @@ func topicsPipeline(ctx context.Context, env *environment, adm *kadm.Client, sub
 			fmt.Fprintf(env.stdout, "\n%s would create (a dry run: nothing was created):\n", opt.createCmd)
 			printPlanned(env, rep, plan)
 		}
+		if missing == 0 {
+			printGroup(ctx, env, adm, plan, rep, opt.group)
+		}
 		switch {
 		case missing > 0:
 			return exitCode{1, fmt.Sprintf("pipeline %s is not usable: %d of its %d topics are missing; `%s` creates them as shown above",
@@ -308,6 +325,94 @@ func printStates(env *environment, rep topics.Report) {
 			held = "records unknown"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t-\tbeyond the configured tiers: %s\n", x.Topic, "retry (extra)", x.Partitions, held)
+	}
+	tw.Flush()
+}
+
+// printGroup prints the pipeline's consumer group: its state and members,
+// and per consumed topic how many records lie past its committed offsets
+// (from the log start where a partition has no commit, as the consumer
+// starts there). It only reads: a Kafka tool that joins the group to show
+// its offsets (kcat -G) commits as it reads and skips unprocessed events.
+// A failure to read is printed, not returned: the topics were described.
+func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan topics.Plan, rep topics.Report, group string) {
+	joinWith := " and --group " + group
+	if group == "" {
+		group, joinWith = consumer.DefaultGroup(plan.Names.Base), ""
+	}
+	consumed := plan.Names.Consumed()
+	for _, x := range rep.ExtraRetryTiers {
+		consumed = append(consumed, x.Topic) // the consumer reads them too
+	}
+	fail := func(what string, err error) {
+		next := "the topics above are unaffected; an ACL on the group, or a slow broker: try a longer --timeout"
+		if errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.CoordinatorLoadInProgress) {
+			// A new cluster creates its offsets topic on first use.
+			next = "the broker's group coordinator is not ready yet, as on a new cluster: run describe again in a few seconds"
+		}
+		fmt.Fprintf(env.stdout, "\nconsumer group %s: could not %s: %v (%s)\n", group, what, err, next)
+	}
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		fail("describe it", err)
+		return
+	}
+	d := described[group]
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		fail("read its committed offsets", err)
+		return
+	}
+	if (d.State == "Dead" || errors.Is(d.Err, kerr.GroupIDNotFound)) && len(committed) == 0 {
+		fmt.Fprintf(env.stdout, "\nconsumer group %s: does not exist yet (no consumer has joined it; `hookline consume` or `run` with this --base%s does)\n", group, joinWith)
+		return
+	}
+	starts, err := adm.ListStartOffsets(ctx, consumed...)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		fail("list the topics' start offsets", err)
+		return
+	}
+	ends, err := adm.ListEndOffsets(ctx, consumed...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		fail("list the topics' end offsets", err)
+		return
+	}
+	state := d.State
+	if state == "" || state == "Dead" {
+		state = "no members"
+	}
+	members := fmt.Sprintf("%d members", len(d.Members))
+	if len(d.Members) == 1 {
+		members = "1 member"
+	}
+	fmt.Fprintf(env.stdout, "\nconsumer group %s: %s, %s (read without joining it)\n", group, state, members)
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tLAG\tPARTITIONS WITHOUT A COMMIT")
+	for _, t := range consumed {
+		var lag int64
+		uncommitted := 0
+		ends.Each(func(end kadm.ListedOffset) {
+			if end.Topic != t {
+				return
+			}
+			from := int64(0)
+			if s, ok := starts.Lookup(t, end.Partition); ok {
+				from = s.Offset
+			}
+			if c, ok := committed.Lookup(t, end.Partition); ok && c.Err == nil && c.At >= 0 {
+				from = max(from, c.At)
+			} else {
+				uncommitted++
+			}
+			lag += max(end.Offset-from, 0)
+		})
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", t, lag, uncommitted)
 	}
 	tw.Flush()
 }

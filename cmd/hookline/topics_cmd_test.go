@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookline/hookline/internal/kafkaconf"
 )
@@ -331,5 +332,81 @@ func TestTopicsSaysOnePartition(t *testing.T) {
 	code, out, errOut := call(t, map[string]string{"HOOKLINE_BROKERS": brokers}, "topics", "create", "--base", "single.events", "--partitions", "1")
 	if code != 0 || !strings.Contains(out, "ok: pipeline single.events has 6 topics with 1 partition each") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// describe shows the pipeline's consumer group and how far its commits are
+// behind, per consumed topic, without joining the group or moving its
+// offsets (kcat -G, the usual way to look, commits as it reads).
+func TestTopicsDescribeShowsTheGroupsLagWithoutJoining(t *testing.T) {
+	brokers, adm := topicsCluster(t)
+	args := []string{"--brokers", brokers, "--base", "lag.events", "--partitions", "2", "--retry-delays", "1s"}
+	if code, out, errOut := call(t, nil, append([]string{"topics", "create"}, args...)...); code != 0 {
+		t.Fatalf("create: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := call(t, nil, append([]string{"topics", "describe"}, args...)...)
+	if code != 0 {
+		t.Fatalf("describe: exit %d\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "describe before any consumer", out, "consumer group hookline-lag.events: does not exist yet")
+
+	ctx := context.Background()
+	cl, err := kafkaconf.NewClient(ctx, kafkaconf.Config{Brokers: strings.Split(brokers, ",")}, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// 5 records in each main partition, 3 in retry-1 partition 1.
+	for p := range int32(2) {
+		for range 5 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "lag.events", Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "lag.events.retry-1", Partition: 1, Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The group committed 4 of partition 0 and nothing of partition 1.
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "lag.events", Partition: 0, At: 4, LeaderEpoch: -1})
+	if _, err := adm.CommitOffsets(ctx, "hookline-lag.events", offs); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = call(t, nil, append([]string{"topics", "describe"}, args...)...)
+	if code != 0 {
+		t.Fatalf("describe: exit %d\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "describe", out, "consumer group hookline-lag.events: ", "0 members (read without joining it)")
+	lines := map[string]string{}
+	for l := range strings.Lines(out) {
+		if f := strings.Fields(l); len(f) == 3 {
+			lines[f[0]] = f[1] + " " + f[2]
+		}
+	}
+	// main: 1 left in partition 0, all 5 of the uncommitted partition 1.
+	for topic, want := range map[string]string{"lag.events": "6 1", "lag.events.retry-1": "3 2"} {
+		if lines[topic] != want {
+			t.Errorf("%s: lag and partitions without a commit %q, want %q\n%s", topic, lines[topic], want, out)
+		}
+	}
+	// Read only: the commit is where it was, and nothing else was committed.
+	got, err := adm.FetchOffsets(ctx, "hookline-lag.events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := got.Lookup("lag.events", 0); o.At != 4 || len(got.Offsets()["lag.events"]) != 1 || len(got.Offsets()) != 1 {
+		t.Errorf("committed offsets after describe: %v, want only lag.events[0] at 4", got.Offsets())
+	}
+
+	// Another group, named.
+	code, out, errOut = call(t, nil, append([]string{"topics", "describe", "--group", "crm-sync"}, args...)...)
+	if code != 0 || !strings.Contains(out, "consumer group crm-sync: does not exist yet") {
+		t.Errorf("describe --group crm-sync: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := call(t, nil, append([]string{"topics", "check", "--group", "x"}, args...)...); code != 2 {
+		t.Errorf("check --group: exit %d, want 2 (describe only)\n%s", code, errOut)
 	}
 }
