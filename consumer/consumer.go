@@ -2095,7 +2095,9 @@ func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 			}
 		}
 	}
-	c.commitAndDrop(ctx, ls)
+	if err := c.commitAndDrop(ctx, ls); err != nil {
+		c.rl.Log(context.Background(), slog.LevelWarn, "commit:revoked", "offset commit of revoked partitions failed: their next owner starts at the offsets committed before, and dedup skips the events already processed", "err", err)
+	}
 	cl.ResumeFetchPartitions(revoked)
 	owned := c.ownedParts()
 	c.dedup.revoked(owned)
@@ -2367,7 +2369,6 @@ func (c *Consumer) commit(ctx context.Context, ls []*lane) error {
 	})
 	if cerr != nil {
 		c.m.commitErrors.Inc()
-		c.rl.Log(context.Background(), slog.LevelWarn, "commit", "offset commit failed; the next commit covers it", "err", cerr)
 		c.mu.Lock()
 		for _, l := range sent {
 			l.dirty = true
@@ -2393,7 +2394,9 @@ func (c *Consumer) tick(ctx context.Context) {
 			return
 		case <-t.C:
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			c.commit(cctx, nil)
+			if err := c.commit(cctx, nil); err != nil {
+				c.rl.Log(context.Background(), slog.LevelWarn, "commit", "offset commit failed; the next commit covers it", "err", err)
+			}
 			cancel()
 		case <-gauges.C:
 			if refreshing.CompareAndSwap(false, true) {
@@ -2539,11 +2542,17 @@ func (c *Consumer) shutdown() {
 	c.cl.AllowRebalance()
 	c.cl.Close() // leaves the group
 	c.rl.Flush() // the last burst of warnings is summarised before the last line
-	if cerr != nil {
-		// Nothing is lost: what finished is in the dedup state.
+	// Nothing is lost when the final commit cannot be made: what finished
+	// is in the dedup state.
+	switch {
+	case !c.joined.Load():
+		c.log.Info("consumer stopped before it was assigned partitions; nothing to commit")
+	case c.memberLost.Load():
+		c.log.Warn("consumer stopped while its group membership was lost (Kafka unreachable?): nothing could be committed at stop; after a restart the events since the last committed offsets are handed out again, and dedup skips the ones already processed")
+	case cerr != nil:
 		c.log.Warn("consumer stopped, but the final offset commit failed: after a restart the events since the last committed offsets are handed out again, and dedup skips the ones already processed",
 			"err", cerr)
-		return
+	default:
+		c.log.Info("consumer stopped; offsets committed")
 	}
-	c.log.Info("consumer stopped; offsets committed")
 }

@@ -623,8 +623,8 @@ func TestStaticMemberStopSaysItKeepsItsPartitions(t *testing.T) {
 // then be a claim the restart contradicts (it hands the events out again).
 func TestFinalCommitOutcomeIsLogged(t *testing.T) {
 	t.Parallel()
-	for _, fail := range []bool{false, true} {
-		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
+	for _, tc := range []string{"committed", "commit refused", "membership lost"} {
+		t.Run(tc, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, 1, time.Second)
 			logs := &syncbuf.Buffer{}
@@ -632,13 +632,17 @@ func TestFinalCommitOutcomeIsLogged(t *testing.T) {
 				Handler:        HandlerFunc(func(context.Context, Event) error { return nil }),
 				Group:          "gfinal",
 				CommitInterval: time.Hour, // only the final commit
+				SessionTimeout: 6 * time.Second,
 				Logger:         slog.New(slog.NewTextHandler(logs, nil)),
 			})
 			e.produce(event("c", "final1", 0))
 			eventually(t, 10*time.Second, "the event processed", func() bool {
 				return c.eventsCount(e.plan.Names.Base, OutcomeProcessed) == 1
 			})
-			if fail {
+			want := "consumer stopped; offsets committed"
+			switch tc {
+			case "commit refused":
+				want = "the final offset commit failed"
 				e.cluster.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
 					e.cluster.KeepControl()
 					r := req.(*kmsg.OffsetCommitRequest)
@@ -655,13 +659,29 @@ func TestFinalCommitOutcomeIsLogged(t *testing.T) {
 					}
 					return resp, nil, true
 				})
+			case "membership lost":
+				// The coordinator forgets the member, and will not
+				// take it back: its partitions are lost, and what
+				// it finished since its last commit stays uncommitted.
+				want = "stopped while its group membership was lost"
+				e.cluster.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+					e.cluster.KeepControl()
+					resp := req.(*kmsg.HeartbeatRequest).ResponseKind().(*kmsg.HeartbeatResponse)
+					resp.ErrorCode = kerr.UnknownMemberID.Code
+					return resp, nil, true
+				})
+				e.cluster.ControlKey(int16(kmsg.JoinGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+					e.cluster.KeepControl()
+					resp := req.(*kmsg.JoinGroupRequest).ResponseKind().(*kmsg.JoinGroupResponse)
+					resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+					return resp, nil, true
+				})
+				eventually(t, 15*time.Second, "the partitions lost", func() bool { return strings.Contains(logs.String(), "partitions lost") })
 			}
 			stop()
 			out := logs.String()
-			said := strings.Contains(out, "consumer stopped; offsets committed")
-			warned := strings.Contains(out, "final offset commit failed")
-			if said == fail || warned != fail {
-				t.Fatalf("final commit failing=%v: 'offsets committed' %v, 'final offset commit failed' %v:\n%s", fail, said, warned, out)
+			if !strings.Contains(out, want) || (want != "consumer stopped; offsets committed" && strings.Contains(out, "offsets committed")) {
+				t.Fatalf("%s: want %q as the consumer's last word, and no claim of committed offsets otherwise:\n%s", tc, want, out)
 			}
 		})
 	}
