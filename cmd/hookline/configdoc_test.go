@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -70,7 +71,18 @@ func generateFlagDoc(t *testing.T) string {
 				continue
 			}
 		}
-		writeFlagTable(&b, title, helpFlags(t, path))
+		shared := helpFlags(t, path)
+		writeFlagTable(&b, title, shared)
+		if n == "topics" {
+			// describe has a few more than create and check.
+			var extra []docFlag
+			for _, f := range helpFlags(t, []string{n, "describe"}) {
+				if !slices.ContainsFunc(shared, func(g docFlag) bool { return g.name == f.name }) {
+					extra = append(extra, f)
+				}
+			}
+			writeFlagTable(&b, "hookline topics describe, besides those", extra)
+		}
 	}
 	b.WriteString(endFlags)
 	return b.String()

@@ -25,7 +25,7 @@ const topicsExamples = `  # create the default pipeline (hookline.events, 12 par
   HOOKLINE_BROKERS=127.0.0.1:9092 hookline topics check --base genesys.conversations
 
   # show partitions and configs of each topic, and the consumer group's lag per
-  # topic (read without joining the group; --group for one consume --group named)
+  # topic, read without joining the group (--group for a group set with consume --group)
   hookline topics describe --brokers 127.0.0.1:9092 --retry-delays 30s,5m
   hookline topics describe --brokers 127.0.0.1:9092 --group crm-sync
 
@@ -44,7 +44,7 @@ Exit codes:
 func runTopics(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(env.stdout, "Usage: hookline topics create|check|describe [flags]\n\nThe three take the same flags: see hookline topics create --help.\n\nExamples:\n%s\n", topicsExamples)
+			fmt.Fprintf(env.stdout, "Usage: hookline topics create|check|describe [flags]\n\nThe three take the same flags (see hookline topics create --help); describe also takes --group.\n\nExamples:\n%s\n", topicsExamples)
 			return nil
 		}
 		if len(args) > 0 {
@@ -65,7 +65,7 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 	timeout := fs.positiveDuration("timeout", 30*time.Second, "give up talking to Kafka after this long")
 	group := new(string)
 	if sub == "describe" {
-		group = fs.String("group", "", "consumer group whose committed offsets describe reads, without joining it (default hookline-<base>, as consume uses)")
+		group = fs.String("group", "", "consumer group whose committed offsets describe reads, without joining it; empty: hookline-<base>, the group consume uses")
 	}
 	if err := fs.parse(args); err != nil {
 		return err
@@ -358,6 +358,11 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 		return
 	}
 	d := described[group]
+	if d.Err != nil && !errors.Is(d.Err, kerr.GroupIDNotFound) {
+		// The group's own error code, which the call's error leaves out.
+		fail("describe it", d.Err)
+		return
+	}
 	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 		fail("read its committed offsets", err)
@@ -383,38 +388,61 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 		fail("list the topics' end offsets", err)
 		return
 	}
-	state := d.State
-	if state == "" || state == "Dead" {
-		state = "no members"
+	status := fmt.Sprintf("%s, %d members", d.State, len(d.Members))
+	switch {
+	case d.State == "" || d.State == "Dead":
+		status = "no members"
+	case len(d.Members) == 1:
+		status = d.State + ", 1 member"
 	}
-	members := fmt.Sprintf("%d members", len(d.Members))
-	if len(d.Members) == 1 {
-		members = "1 member"
-	}
-	fmt.Fprintf(env.stdout, "\nconsumer group %s: %s, %s (read without joining it)\n", group, state, members)
+	fmt.Fprintf(env.stdout, "\nconsumer group %s: %s (read without joining it)\n", group, status)
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tLAG\tPARTITIONS WITHOUT A COMMIT")
+	var notes []string
 	for _, t := range consumed {
 		var lag int64
 		uncommitted := 0
+		var pastEnd, belowStart []string
 		ends.Each(func(end kadm.ListedOffset) {
 			if end.Topic != t {
 				return
 			}
-			from := int64(0)
+			start := int64(0)
 			if s, ok := starts.Lookup(t, end.Partition); ok {
-				from = s.Offset
+				start = s.Offset
 			}
-			if c, ok := committed.Lookup(t, end.Partition); ok && c.Err == nil && c.At >= 0 {
-				from = max(from, c.At)
-			} else {
+			from := start
+			switch c, ok := committed.Lookup(t, end.Partition); {
+			case !ok || c.Err != nil || c.At < 0:
 				uncommitted++
+			case c.At > end.Offset:
+				// The consumer finds the offset out of range and
+				// starts over from the log start.
+				pastEnd = append(pastEnd, fmt.Sprint(end.Partition))
+			case c.At < start:
+				belowStart = append(belowStart, fmt.Sprint(end.Partition))
+			default:
+				from = c.At
 			}
 			lag += max(end.Offset-from, 0)
 		})
 		fmt.Fprintf(tw, "%s\t%d\t%d\n", t, lag, uncommitted)
+		if len(pastEnd) > 0 {
+			notes = append(notes, fmt.Sprintf("%s partitions %s: committed past the end (topic recreated or truncated?); the consumer starts them over from the log start, as counted",
+				t, strings.Join(pastEnd, ",")))
+		}
+		if len(belowStart) > 0 {
+			notes = append(notes, fmt.Sprintf("%s partitions %s: committed below the log start: retention deleted records the group had not read",
+				t, strings.Join(belowStart, ",")))
+		}
 	}
 	tw.Flush()
+	if len(plan.Names.Retries) > 0 {
+		notes = append(notes, "a retry tier's lag includes the records waiting for their due time")
+	}
+	for _, n := range notes {
+		fmt.Fprintf(env.stdout, "note: %s\n", n)
+	}
 }
 
 // partitionsText is "1 partition" or "n partitions".
