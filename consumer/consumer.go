@@ -139,8 +139,10 @@ type Config struct {
 	Group string
 	// Handler does the work. Required; see NewHTTPSink for the default one.
 	// When Run returns it calls the handler's CloseIdleConnections method,
-	// if it has one (the HTTP sink, an http.Client), so that no keep-alive
-	// connection outlives Run; a handler used again reconnects.
+	// if it has one (the HTTP sink has: it closes the idle connections of
+	// its client, also of an HTTPSinkConfig.Client shared with other code),
+	// so that no keep-alive connection outlives Run; a handler used again
+	// reconnects.
 	Handler Handler
 	// HandlerTimeout bounds one attempt; default 30s. An overrun is a
 	// retryable failure. Attempts starting close together share one

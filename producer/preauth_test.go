@@ -139,6 +139,15 @@ func TestRefusalsBeforeTheBodyDoNotWaitForIt(t *testing.T) {
 				t.Errorf("%s with a trickled body: first answer within 3s %q, want %s", c.line, got, c.want)
 			}
 		}
+		// Without a body (a health check's GET) the connection stays.
+		resp, err := http.Get(h.url + "/nope")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || resp.Close {
+			t.Errorf("GET /nope: %d, Connection: close %v; want 404 keeping the connection", resp.StatusCode, resp.Close)
+		}
 	})
 
 	t.Run("413 for an announced body over the limit", func(t *testing.T) {

@@ -41,7 +41,9 @@ func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprout
 		if near := r.sameFolded(name); near != "" {
 			msg += "; did you mean /webhooks/" + near + "? (source names are case-sensitive)"
 		}
-		closeUnreadBody(w, req)
+		if req.ContentLength != 0 {
+			closeUnreadBody(w, req)
+		}
 		writeError(w, http.StatusNotFound, msg)
 		return
 	}
@@ -122,7 +124,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request, src *Source,
 		// A sender that hung up mid-body, or a broken chunked encoding: the
 		// reason is the transport's ("unexpected EOF", "invalid byte in
 		// chunk length"), never body bytes.
-		r.errs.Log(req.Context(), slog.LevelWarn, "badbody/"+src.Name, "webhook body could not be read; answered 400 (the sender closed the connection mid-body or sent a broken body: check its HTTP client or proxy)",
+		r.errs.Log(req.Context(), slog.LevelWarn, "badbody/"+src.Name, "webhook body could not be read; answered 400 (the sender closed the connection mid-body or broke the body's framing, e.g. its chunked encoding: check its HTTP client or proxy)",
 			"source", src.Name, "remote", req.RemoteAddr, "reason", err.Error())
 		writeError(w, http.StatusBadRequest, "could not read the request body")
 		return http.StatusBadRequest

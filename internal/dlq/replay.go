@@ -269,8 +269,12 @@ func (c *Client) Replay(ctx context.Context, cfg ReplayConfig) (Result, error) {
 	if rf := cfg.ResumeFrom; rf != nil && int(rf.Partition) >= dlqParts {
 		// Everything would sort before it: the replay would quietly do
 		// nothing. A typo, or a position printed for another pipeline.
-		return res, fmt.Errorf("resume position %s: %s has %d partitions (0..%d), there is no partition %d; use the position the stopped replay of this pipeline printed",
-			rf, cfg.DLQ, dlqParts, dlqParts-1, rf.Partition)
+		have := fmt.Sprintf("%d partitions (0..%d)", dlqParts, dlqParts-1)
+		if dlqParts == 1 {
+			have = "1 partition (0)"
+		}
+		return res, fmt.Errorf("resume position %s: %s has %s, there is no partition %d; use the position the stopped replay of this pipeline printed",
+			rf, cfg.DLQ, have, rf.Partition)
 	}
 	toParts, err := c.partitions(ctx, cfg.To)
 	if err != nil {

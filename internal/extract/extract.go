@@ -75,9 +75,9 @@
 //
 // A pointer or built-in field yields an id when it resolves to a string or a
 // number. Numbers are used as written (1.50 stays "1.50"). A string loses
-// its leading and trailing white space (Unicode), which HTTP would drop from
-// the headers that carry the id to the handler anyway: " a " and "a" are one
-// id. It is then skipped, as if the field were absent, when it is empty,
+// its leading and trailing white space (Unicode; HTTP would drop the spaces
+// and tabs from the headers that carry the id to the handler anyway): " a "
+// and "a" are one id. It is then skipped, as if the field were absent, when it is empty,
 // longer than [MaxIDLength] bytes, not valid UTF-8 (a lone surrogate
 // escape), or contains an ASCII control character: such a value would be a
 // poor Kafka key and an unsafe header or log field, and a blank id would
@@ -405,11 +405,12 @@ func (d *doc) id(n int32) string {
 			return s
 		}
 	case kString:
-		// HTTP drops surrounding white space from header values, so the
-		// handler would see "a" for " a " in X-Hookline-Event-Id and
+		// HTTP drops surrounding spaces and tabs from header values, so
+		// the handler would see "a" for " a " in X-Hookline-Event-Id and
 		// Idempotency-Key: two ids that differ only there are one id
 		// downstream, and a padded conversation id would split its
-		// conversation over two partitions.
+		// conversation over two partitions. Unicode white space goes
+		// too: no sender means it as part of an id.
 		if s := strings.TrimSpace(d.str(nd.text)); usableID(s) {
 			return s
 		}
