@@ -372,20 +372,23 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 		fmt.Fprintf(env.stdout, "\nconsumer group %s: does not exist yet (no consumer has joined it; `hookline consume` or `run` with this --base%s does)\n", group, joinWith)
 		return
 	}
-	starts, err := adm.ListStartOffsets(ctx, consumed...)
-	if err == nil {
-		err = starts.Error()
+	list := func(which string, f func(context.Context, ...string) (kadm.ListedOffsets, error)) kadm.ListedOffsets {
+		offs, err := f(ctx, consumed...)
+		if err == nil {
+			err = offs.Error()
+		}
+		if err != nil {
+			fail("list the topics' "+which+" offsets", err)
+			return nil
+		}
+		return offs
 	}
-	if err != nil {
-		fail("list the topics' start offsets", err)
+	starts := list("start", adm.ListStartOffsets)
+	if starts == nil {
 		return
 	}
-	ends, err := adm.ListEndOffsets(ctx, consumed...)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		fail("list the topics' end offsets", err)
+	ends := list("end", adm.ListEndOffsets)
+	if ends == nil {
 		return
 	}
 	status := fmt.Sprintf("%s, %d members", d.State, len(d.Members))
