@@ -58,7 +58,8 @@
 // envelope (new envelope id and time) or posted bare keeps its event id, so
 // redeliveries dedup. That holds for Genesys notifications; other
 // EventBridge events with equal details (a scheduled rule's "detail": {})
-// share one id, and want an EventID pointer ("/id", the envelope id).
+// share one id, and want an EventID pointer ("/id": the detail's id, else
+// the envelope's).
 //
 // # Generic bodies (KindGeneric)
 //
@@ -77,11 +78,11 @@
 // number. Numbers are used as written (1.50 stays "1.50"). A string loses
 // its leading and trailing white space (Unicode; HTTP would drop the spaces
 // and tabs from the headers that carry the id to the handler anyway): " a "
-// and "a" are one id. It is then skipped, as if the field were absent, when it is empty,
-// longer than [MaxIDLength] bytes, not valid UTF-8 (a lone surrogate
-// escape), or contains an ASCII control character: such a value would be a
-// poor Kafka key and an unsafe header or log field, and a blank id would
-// make distinct events one for dedup.
+// and "a" are one id. It is then skipped, as if the field were absent, when
+// it is empty, longer than [MaxIDLength] bytes, not valid UTF-8 (a lone
+// surrogate escape), or contains an ASCII control character: such a value
+// would be a poor Kafka key and an unsafe header or log field, and a blank
+// id would make distinct events one for dedup.
 //
 // # Canonical JSON
 //
