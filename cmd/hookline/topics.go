@@ -91,9 +91,6 @@ func runTopics(ctx context.Context, env *environment, args []string) error {
 		if kc, plans, asked, err = filePlans(env, fs, kf, pf, *configPath); err != nil {
 			return err
 		}
-		if *group != "" && len(plans) > 1 {
-			return usagef("--group names one consumer group, but %s has %d pipelines, each with its own (hookline-<base>): leave --group out", *configPath, len(plans))
-		}
 	}
 	if err := needBrokers(kc); err != nil {
 		return err
@@ -345,6 +342,10 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 		consumed = append(consumed, x.Topic) // the consumer reads them too
 	}
 	fail := func(what string, err error) {
+		var se *kadm.ShardErrors
+		if errors.As(err, &se) && len(se.Errs) == 1 {
+			err = se.Errs[0].Err // the broker's error, without franz-go's wrapping
+		}
 		next := "the topics above are unaffected; an ACL on the group, or a slow broker: try a longer --timeout"
 		if errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.CoordinatorLoadInProgress) {
 			// A new cluster creates its offsets topic on first use.
@@ -368,10 +369,6 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 		fail("read its committed offsets", err)
 		return
 	}
-	if (d.State == "Dead" || errors.Is(d.Err, kerr.GroupIDNotFound)) && len(committed) == 0 {
-		fmt.Fprintf(env.stdout, "\nconsumer group %s: does not exist yet (no consumer has joined it; `hookline consume` or `run` with this --base%s does)\n", group, joinWith)
-		return
-	}
 	list := func(which string, f func(context.Context, ...string) (kadm.ListedOffsets, error)) kadm.ListedOffsets {
 		offs, err := f(ctx, consumed...)
 		if err == nil {
@@ -391,14 +388,17 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 	if ends == nil {
 		return
 	}
-	status := fmt.Sprintf("%s, %d members", d.State, len(d.Members))
+	status := fmt.Sprintf("%s, %d members (read without joining it)", d.State, len(d.Members))
 	switch {
+	case (d.State == "Dead" || errors.Is(d.Err, kerr.GroupIDNotFound)) && len(committed) == 0:
+		// Its backlog still counts: a consumer starts at the log start.
+		status = "does not exist yet (no consumer has joined it; `hookline consume` or `run` with this --base" + joinWith + " does, from the log start)"
 	case d.State == "" || d.State == "Dead":
-		status = "no members"
+		status = "no members (read without joining it)"
 	case len(d.Members) == 1:
-		status = d.State + ", 1 member"
+		status = d.State + ", 1 member (read without joining it)"
 	}
-	fmt.Fprintf(env.stdout, "\nconsumer group %s: %s (read without joining it)\n", group, status)
+	fmt.Fprintf(env.stdout, "\nconsumer group %s: %s\n", group, status)
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tLAG\tPARTITIONS WITHOUT A COMMIT")
 	var notes []string
@@ -430,13 +430,19 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 			lag += max(end.Offset-from, 0)
 		})
 		fmt.Fprintf(tw, "%s\t%d\t%d\n", t, lag, uncommitted)
+		parts := func(ps []string) string {
+			if len(ps) == 1 {
+				return "partition " + ps[0]
+			}
+			return "partitions " + strings.Join(ps, ",")
+		}
 		if len(pastEnd) > 0 {
-			notes = append(notes, fmt.Sprintf("%s partitions %s: committed past the end (topic recreated or truncated?); the consumer starts them over from the log start, as counted",
-				t, strings.Join(pastEnd, ",")))
+			notes = append(notes, fmt.Sprintf("%s %s: committed past the end (topic recreated or truncated?); the consumer starts over from the log start, as counted",
+				t, parts(pastEnd)))
 		}
 		if len(belowStart) > 0 {
-			notes = append(notes, fmt.Sprintf("%s partitions %s: committed below the log start: retention deleted records the group had not read",
-				t, strings.Join(belowStart, ",")))
+			notes = append(notes, fmt.Sprintf("%s %s: committed below the log start: retention deleted records the group had not read",
+				t, parts(belowStart)))
 		}
 	}
 	tw.Flush()
