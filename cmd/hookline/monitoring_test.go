@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -294,4 +295,30 @@ func TestAlertsWatchFailingHandlerAttempts(t *testing.T) {
 		}
 	}
 	t.Error("no alert rule watches hookline_consumer_events_total's failed attempts (outcome retried)")
+}
+
+// The alert rules evaluated by Prometheus's own engine: promtool checks
+// them and runs docs/monitoring/alerts_test.yaml (synthetic series, when
+// each alert fires and with which labels). promtool is not a Go module;
+// .ci/run installs it from the Debian archive, and elsewhere the test
+// skips unless HOOKLINE_REQUIRE_PROMTOOL is set.
+func TestAlertRulesUnderPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("HOOKLINE_REQUIRE_PROMTOOL") != "" {
+			t.Fatalf("promtool not on PATH but HOOKLINE_REQUIRE_PROMTOOL is set: %v", err)
+		}
+		t.Skip("promtool not on PATH (Debian: apt-get install prometheus); .ci/run installs it")
+	}
+	for _, args := range [][]string{
+		{"check", "rules", "alerts.yaml"},
+		{"test", "rules", "alerts_test.yaml"},
+	} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "../../docs/monitoring"
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
 }
