@@ -323,17 +323,13 @@ func New(cfg Config) (*Receiver, error) {
 				msg += "; did you mean " + p + "?"
 			}
 		}
-		if req.ContentLength != 0 { // a health check's GET keeps its connection
-			closeUnreadBody(w, req)
-		}
+		closeBodyOnWire(w, req)
 		writeError(w, http.StatusNotFound, msg)
 	})
 	// httprouter has set the Allow header.
 	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.metrics.requests.WithLabelValues(UnknownSource, "405").Inc()
-		if req.ContentLength != 0 {
-			closeUnreadBody(w, req)
-		}
+		closeBodyOnWire(w, req)
 		writeError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed here; allowed: "+w.Header().Get("Allow"))
 	})
 	r.router = rt

@@ -41,9 +41,7 @@ func (r *Receiver) webhook(w http.ResponseWriter, req *http.Request, ps httprout
 		if near := r.sameFolded(name); near != "" {
 			msg += "; did you mean /webhooks/" + near + "? (source names are case-sensitive)"
 		}
-		if req.ContentLength != 0 {
-			closeUnreadBody(w, req)
-		}
+		closeBodyOnWire(w, req)
 		writeError(w, http.StatusNotFound, msg)
 		return
 	}
@@ -324,6 +322,15 @@ func (r *Receiver) unauthorized(w http.ResponseWriter, req *http.Request, src *S
 func closeUnreadBody(w http.ResponseWriter, req *http.Request) {
 	if req.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
+	}
+}
+
+// closeBodyOnWire is closeUnreadBody for an answer that need not close a
+// connection with no body on it: a 404 or 405 to a health check's GET
+// keeps the connection. (Every 401 closes, body or not.)
+func closeBodyOnWire(w http.ResponseWriter, req *http.Request) {
+	if req.ContentLength != 0 {
+		closeUnreadBody(w, req)
 	}
 }
 
