@@ -809,7 +809,7 @@ func (c *Consumer) adoptExtraTiers(rep topics.Report) {
 	c.extra = map[string]int{}
 	c.maxTier = len(c.names.Retries)
 	for _, x := range rep.ExtraRetryTiers {
-		if len(rep.Topics) > 0 && x.Partitions != rep.Topics[0].Partitions {
+		if !rep.Consumable(x) {
 			c.log.Error("retry tier beyond the configured ones, with another partition count: its records are not handled",
 				"topic", x.Topic, "partitions", x.Partitions, "records", x.Records,
 				"next", "run with retry delays that include this tier, after giving it the pipeline's partition count (hookline topics check)")

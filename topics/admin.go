@@ -302,6 +302,13 @@ type ExtraTier struct {
 	Records int64
 }
 
+// Consumable reports whether the consumer reads extra tier x: only when it
+// has the pipeline's partition count, since its records must keep their
+// partition number on every hop (true when r has no topics to compare).
+func (r Report) Consumable(x ExtraTier) bool {
+	return len(r.Topics) == 0 || x.Partitions == r.Topics[0].Partitions
+}
+
 // OK reports whether no problem was found.
 func (r Report) OK() bool { return len(r.Problems) == 0 }
 

@@ -339,7 +339,9 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 	}
 	consumed := plan.Names.Consumed()
 	for _, x := range rep.ExtraRetryTiers {
-		consumed = append(consumed, x.Topic) // the consumer reads them too
+		if rep.Consumable(x) {
+			consumed = append(consumed, x.Topic) // the consumer reads them too
+		}
 	}
 	fail := func(what string, err error) {
 		var se *kadm.ShardErrors
@@ -402,6 +404,12 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tLAG\tPARTITIONS WITHOUT A COMMIT")
 	var notes []string
+	parts := func(ps []string) string {
+		if len(ps) == 1 {
+			return "partition " + ps[0]
+		}
+		return "partitions " + strings.Join(ps, ",")
+	}
 	for _, t := range consumed {
 		var lag int64
 		uncommitted := 0
@@ -430,12 +438,6 @@ func printGroup(ctx context.Context, env *environment, adm *kadm.Client, plan to
 			lag += max(end.Offset-from, 0)
 		})
 		fmt.Fprintf(tw, "%s\t%d\t%d\n", t, lag, uncommitted)
-		parts := func(ps []string) string {
-			if len(ps) == 1 {
-				return "partition " + ps[0]
-			}
-			return "partitions " + strings.Join(ps, ",")
-		}
 		if len(pastEnd) > 0 {
 			notes = append(notes, fmt.Sprintf("%s %s: committed past the end (topic recreated or truncated?); the consumer starts over from the log start, as counted",
 				t, parts(pastEnd)))
