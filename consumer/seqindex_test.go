@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -319,4 +320,33 @@ func TestStartedElsewhereIgnoresFinishedCopies(t *testing.T) {
 	main.finish(orig)
 	wantHeldBack(t, retry, cp, false, "main copy finished")
 	_ = other
+}
+
+// TestPackIDs: the packed ids read as the originals (an empty one stays
+// empty), no longer alias the fetched header bytes, and lie back to back in
+// one buffer, which is what spares the dedup producer its cache misses.
+func TestPackIDs(t *testing.T) {
+	hdr := []byte("id-one" + "id-two" + "three")
+	items := []item{
+		{ev: Event{EventID: bytesView(hdr[0:6])}},
+		{ev: Event{}},
+		{ev: Event{EventID: bytesView(hdr[6:12])}},
+		{ev: Event{EventID: bytesView(hdr[12:])}},
+	}
+	packIDs(items, len(hdr))
+	want := []string{"id-one", "", "id-two", "three"}
+	for i := range items {
+		if got := items[i].ev.EventID; got != want[i] {
+			t.Fatalf("item %d: id %q, want %q", i, got, want[i])
+		}
+	}
+	copy(hdr, "XXXXXXXXXXXXXXXXX")
+	if items[0].ev.EventID != "id-one" || items[3].ev.EventID != "three" {
+		t.Fatalf("ids still alias the header bytes: %q, %q", items[0].ev.EventID, items[3].ev.EventID)
+	}
+	first := unsafe.StringData(items[0].ev.EventID)
+	if unsafe.StringData(items[2].ev.EventID) != (*byte)(unsafe.Add(unsafe.Pointer(first), 6)) ||
+		unsafe.StringData(items[3].ev.EventID) != (*byte)(unsafe.Add(unsafe.Pointer(first), 12)) {
+		t.Fatal("ids are not packed back to back")
+	}
 }
