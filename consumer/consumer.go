@@ -106,14 +106,15 @@ const (
 	keepRecords = 8192
 )
 
-// The poll gate (see waitPollGate): about two fetches of 12 partitions of
-// 1 KiB events (franz-go fetches up to 1 MiB per partition), so that a
+// The poll gate (see waitPollGate): about two fetches (each at most
+// fetchMaxBytes, up to 1 MiB per partition) of 1 KiB events, so that a
 // fetch is in flight while the last one is worked through. At 2 ×
 // MaxInFlight (1,024 records) the consumer waited for fetches: make bench
 // row 2 ran at 230-270k events/s, at 32k records at 250-325k.
 const (
 	pollGateRecords = 16384
 	pollGateBytes   = 16 << 20
+	fetchMaxBytes   = 8 << 20
 )
 
 // attemptGranules: attempts of one partition that start within
@@ -753,6 +754,16 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		// consumer still costs well under 1 % of a core, and a due retry
 		// record starts within ~100 ms.
 		kgo.FetchMaxWait(100 * time.Millisecond),
+		// franz-go's default (50 MB) lets a fetch of 12 backlogged
+		// partitions reach 12 MiB. Every event of a fetch is touched again
+		// by prepare, the workers and the dedup producer, and at 8 MiB
+		// more of it is still in the cache: CPU per no-op event -11 to
+		// -17 % (make bench row 2 on kfake, A/B in one process, 3 × 16
+		// runs), events/s +0 to +9 %; against Apache Kafka 4.1.2 the
+		// same events/s or more (281k and 394k vs 276k and 366k). Each
+		// partition still gets up to 1 MiB, and the held records stay
+		// bounded by holdBytes.
+		kgo.FetchMaxBytes(fetchMaxBytes),
 	}
 	if c.cfg.InstanceID != "" {
 		groupOpts = append(groupOpts, kgo.InstanceID(c.cfg.InstanceID))
@@ -993,7 +1004,8 @@ func (c *Consumer) prepare(fp kgo.FetchTopicPartition) []item {
 // fetch buffer, one id per ~1 KB record, that read missed the cache: 6 %
 // of the no-op consumer's CPU went to copying the keys into produce
 // requests (make bench row 2 profile). Packed, consecutive ids share cache
-// lines; CPU per event fell ~3 % (A/B harness, docs/benchmarks.md).
+// lines: CPU per event -1 to -5 % in six A/B runs (docs/benchmarks.md),
+// events/s within the noise.
 func packIDs(items []item, n int) {
 	buf := make([]byte, 0, n)
 	for i := range items {
