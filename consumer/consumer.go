@@ -754,7 +754,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		// consumer still costs well under 1 % of a core, and a due retry
 		// record starts within ~100 ms.
 		kgo.FetchMaxWait(100 * time.Millisecond),
-		// franz-go's default (50 MB) lets a fetch of 12 backlogged
+		// franz-go's default (50 MiB) lets a fetch of 12 backlogged
 		// partitions reach 12 MiB. Every event of a fetch is touched again
 		// by prepare, the workers and the dedup producer, and at 8 MiB
 		// more of it is still in the cache: CPU per no-op event -11 to
